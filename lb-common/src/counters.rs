@@ -1,0 +1,99 @@
+//! Counter values and indices of the per-CPU statistics maps.
+
+/// Value of [`crate::MAP_BACKEND_STATS`] (per CPU; the agent sums the CPUs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Packets sent to this backend.
+    pub packets: u64,
+    /// Bytes of those packets before encapsulation.
+    pub bytes: u64,
+    /// Flows newly pinned to this backend (SYNs, first UDP packets, re-picks).
+    pub new_flows: u64,
+}
+
+/// Value of [`crate::MAP_SERVICE_STATS`] (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Packets to this service.
+    pub packets: u64,
+    /// Bytes of those packets before encapsulation.
+    pub bytes: u64,
+    /// New flows for this service that found no backend and were dropped.
+    pub no_backend: u64,
+}
+
+macro_rules! global_counters {
+    ($($(#[doc = $doc:literal])* $name:ident = $idx:literal => $label:literal,)*) => {
+        /// Indices of [`crate::MAP_GLOBAL_STATS`]: global datapath counters.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum GlobalCounter {
+            $($(#[doc = $doc])* $name = $idx,)*
+        }
+
+        impl GlobalCounter {
+            /// Every counter, in index order.
+            pub const ALL: &'static [GlobalCounter] = &[$(GlobalCounter::$name,)*];
+
+            /// Stable snake_case name (CLI, JSON and Prometheus label).
+            pub const fn label(self) -> &'static str {
+                match self { $(GlobalCounter::$name => $label,)* }
+            }
+        }
+    };
+}
+
+global_counters! {
+    /// A packet of a known flow found its connection-table entry.
+    ConntrackHit = 0 => "conntrack_hit",
+    /// A packet to a VIP found no (valid) connection-table entry.
+    ConntrackMiss = 1 => "conntrack_miss",
+    /// A TCP packet without SYN found no entry: its connection may have moved.
+    NonSynMiss = 2 => "non_syn_miss",
+    /// Passed: not addressed to a VIP (or not IP at all).
+    PassNotVip = 3 => "pass_not_vip",
+    /// Dropped: a packet to a VIP with truncated or inconsistent headers.
+    DropMalformed = 4 => "drop_malformed",
+    /// Dropped: an IPv4 fragment or IPv6 fragment header to a VIP.
+    DropFragment = 5 => "drop_fragment",
+    /// Dropped: too big once encapsulated (an ICMP error was sent when allowed).
+    DropTooBig = 6 => "drop_too_big",
+    /// Dropped: the service has no backend taking new flows.
+    DropNoBackend = 7 => "drop_no_backend",
+    /// Dropped: no encapsulation source address for the VIP's family.
+    DropNoSource = 8 => "drop_no_source",
+    /// Dropped: no next hop toward the backend (no FIB entry, no gateway MAC).
+    DropNoRoute = 9 => "drop_no_route",
+    /// Dropped: a helper failed (adjust_head, redirect).
+    DropInternal = 10 => "drop_internal",
+    /// Passed: to a VIP but a protocol the load balancer does not handle.
+    PassUnsupported = 11 => "pass_unsupported",
+    /// Sent back out the ingress interface (XDP_TX).
+    Tx = 12 => "tx",
+    /// Redirected to another interface (XDP_REDIRECT).
+    Redirect = 13 => "redirect",
+    /// ICMP/ICMPv6 echo requests to a VIP answered by the load balancer.
+    IcmpEchoReply = 14 => "icmp_echo_reply",
+    /// ICMP errors about a VIP flow forwarded to that flow's backend.
+    IcmpErrorForwarded = 15 => "icmp_error_forwarded",
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.
+    IcmpTooBigSent = 16 => "icmp_too_big_sent",
+}
+
+/// Number of [`GlobalCounter`] entries (the size of the global stats map).
+pub const GLOBAL_COUNTER_COUNT: u32 = 17;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_indices_are_dense() {
+        assert_eq!(GlobalCounter::ALL.len() as u32, GLOBAL_COUNTER_COUNT);
+        for (i, c) in GlobalCounter::ALL.iter().enumerate() {
+            assert_eq!(*c as u32, i as u32);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Types shared by the lb XDP datapath (`lb-ebpf`) and the agent (`lb-userspace`).
+//!
+//! Everything here is `no_std`, `#[repr(C)]` and free of padding surprises: these
+//! structs are the byte layout of the BPF maps, so both sides must agree on them
+//! exactly. Multi-byte address and port fields hold **network byte order** bytes
+//! as they appear on the wire; counters and ids are host order.
+#![no_std]
+
+pub mod counters;
+pub mod flow;
+pub mod maps;
+
+pub use counters::{BackendStats, GlobalCounter, ServiceStats};
+pub use flow::{FlowKey, flow_hash};
+pub use maps::*;

@@ -1,0 +1,225 @@
+//! Names, sizes and value types of the datapath's BPF maps.
+//!
+//! Map layout (all ids are host-order `u32`):
+//!
+//! | map | kind | key -> value |
+//! |---|---|---|
+//! | [`MAP_VIPS`] | hash | [`VipKey`] -> [`ServiceEntry`] |
+//! | [`MAP_MAGLEV_TABLES`] | array of arrays | table index -> inner `Array<u32>` of [`BackendId`]s, `table_size` long |
+//! | [`MAP_BACKENDS`] | array | [`BackendId`] -> [`BackendEntry`] |
+//! | [`MAP_CONNTRACK`] | LRU hash | [`crate::FlowKey`] -> [`FlowEntry`] |
+//! | [`MAP_SETTINGS`] | array (1) | 0 -> [`Settings`] |
+//! | [`MAP_BACKEND_STATS`] | per-CPU array | [`BackendId`] -> [`crate::BackendStats`] |
+//! | [`MAP_SERVICE_STATS`] | per-CPU array | service id -> [`crate::ServiceStats`] |
+//! | [`MAP_GLOBAL_STATS`] | per-CPU array | [`crate::GlobalCounter`] -> `u64` |
+//! | [`MAP_DECAP_ADDRS`] | hash | [`DecapKey`] -> `u32` (unused value) |
+//! | [`MAP_DECAP_STATS`] | per-CPU array | [`DecapCounter`] -> `u64` |
+//!
+//! Atomic table swap: a service's Maglev table is never written in place. The
+//! agent fills a fresh inner array, stores it at the service's *spare* table
+//! index (`2 * service_id + (1 - current parity)`), then replaces the service's
+//! [`ServiceEntry`] in [`MAP_VIPS`] (a hash-map update is an atomic pointer swap
+//! for readers), flipping `table_index` and `table_size` together.
+
+/// A backend's stable id: the index into [`MAP_BACKENDS`] and [`MAP_BACKEND_STATS`].
+pub type BackendId = u32;
+
+/// Name of the XDP load-balancer program in the object file.
+pub const PROG_LB: &str = "lb_xdp";
+/// Name of the backend-side decapsulation XDP program in the object file.
+pub const PROG_DECAP: &str = "lb_decap";
+
+/// VIP lookup map name.
+pub const MAP_VIPS: &str = "VIPS";
+/// Outer array of per-service Maglev tables.
+pub const MAP_MAGLEV_TABLES: &str = "MAGLEV_TABLES";
+/// Backend array name.
+pub const MAP_BACKENDS: &str = "BACKENDS";
+/// Connection table (LRU hash) name.
+pub const MAP_CONNTRACK: &str = "CONNTRACK";
+/// Global settings array name.
+pub const MAP_SETTINGS: &str = "SETTINGS";
+/// Per-backend counters name.
+pub const MAP_BACKEND_STATS: &str = "BACKEND_STATS";
+/// Per-service counters name.
+pub const MAP_SERVICE_STATS: &str = "SERVICE_STATS";
+/// Global counters name.
+pub const MAP_GLOBAL_STATS: &str = "GLOBAL_STATS";
+/// Local (outer destination) addresses the decapsulator accepts.
+pub const MAP_DECAP_ADDRS: &str = "DECAP_ADDRS";
+/// Decapsulator counters name.
+pub const MAP_DECAP_STATS: &str = "DECAP_STATS";
+
+/// Most services (VIP, port, protocol) the datapath holds.
+pub const MAX_SERVICES: u32 = 1024;
+/// Size of the outer Maglev array: two table slots (double buffer) per service.
+pub const MAX_MAGLEV_TABLES: u32 = 2 * MAX_SERVICES;
+/// Most backend ids (live, draining and removed-but-referenced together).
+pub const MAX_BACKENDS: u32 = 65536;
+/// Largest Maglev table size the datapath accepts.
+pub const MAX_TABLE_SIZE: u32 = 16_777_213;
+/// Default connection-table capacity (flows).
+pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 2_097_152;
+/// Most local addresses the decapsulator accepts.
+pub const MAX_DECAP_ADDRS: u32 = 64;
+/// `BPF_F_INNER_MAP`: inner Maglev arrays may differ in size.
+pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+
+/// Lookup key of [`MAP_VIPS`]: a service is a (VIP, port, protocol).
+/// `port == 0` is the wildcard service of the address (every port).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    /// VIP address, network order; IPv4 in word 0, other words zero.
+    pub addr: [u32; 4],
+    /// Port, network order as read from the header; 0 = every port.
+    pub port: u16,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// [`crate::flow::FAMILY_V4`] or [`crate::flow::FAMILY_V6`].
+    pub family: u8,
+}
+
+/// Value of [`MAP_VIPS`]: which service this is and which Maglev table is live.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// Index into [`MAP_SERVICE_STATS`] (stable for the life of the service).
+    pub service_id: u32,
+    /// Index of the live table in [`MAP_MAGLEV_TABLES`].
+    pub table_index: u32,
+    /// Number of slots of the live table (the Maglev `M`), or 0 when the service
+    /// has no backend that takes new flows (new flows are dropped and counted).
+    pub table_size: u32,
+    /// `SERVICE_*` flags.
+    pub flags: u32,
+}
+
+/// [`BackendEntry::flags`]: the id is in use; flows pinned to it keep going to it.
+pub const BACKEND_LIVE: u32 = 1;
+/// [`BackendEntry::flags`]: `next_hop_*` fields are filled (resolved by the agent).
+pub const BACKEND_HAS_NEXT_HOP: u32 = 2;
+
+/// Value of [`MAP_BACKENDS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendEntry {
+    /// Backend address, network order; IPv4 in word 0.
+    pub addr: [u32; 4],
+    /// Bumped by the agent every time this id is given to a new backend; a
+    /// connection-table entry with another generation is stale and re-picked.
+    pub generation: u32,
+    /// `BACKEND_*` flags. An entry without [`BACKEND_LIVE`] is removed: flows
+    /// pinned to it are re-picked by Maglev.
+    pub flags: u32,
+    /// Egress interface toward the backend (valid with [`BACKEND_HAS_NEXT_HOP`]).
+    pub next_hop_ifindex: u32,
+    /// MTU of that egress (0 = use [`Settings::mtu`]).
+    pub next_hop_mtu: u32,
+    /// Destination MAC of the next hop toward the backend.
+    pub next_hop_mac: [u8; 6],
+    /// Source MAC (the egress interface's own).
+    pub source_mac: [u8; 6],
+    /// [`crate::flow::FAMILY_V4`] or [`crate::flow::FAMILY_V6`].
+    pub family: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// Value of [`MAP_CONNTRACK`]: the backend a flow is pinned to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// The backend the flow is pinned to.
+    pub backend_id: BackendId,
+    /// [`BackendEntry::generation`] when the flow was pinned.
+    pub generation: u32,
+}
+
+/// [`Settings::flags`]: `source_v4` is set (IPv4 VIPs can be encapsulated).
+pub const SETTINGS_HAS_SOURCE_V4: u32 = 1;
+/// [`Settings::flags`]: `source_v6` is set (IPv6 VIPs can be encapsulated).
+pub const SETTINGS_HAS_SOURCE_V6: u32 = 2;
+/// [`Settings::flags`]: `gateway_mac` is a usable fallback next hop.
+pub const SETTINGS_HAS_GATEWAY: u32 = 4;
+/// [`Settings::flags`]: answer ICMP echo requests to VIPs.
+pub const SETTINGS_ANSWER_ECHO: u32 = 8;
+
+/// Value of [`MAP_SETTINGS`] (one entry, index 0): per-interface settings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Outer IPv4 source address, network order.
+    pub source_v4: u32,
+    /// Outer IPv6 source address, network order.
+    pub source_v6: [u32; 4],
+    /// `SETTINGS_*` flags.
+    pub flags: u32,
+    /// ifindex of the interface the program is attached to.
+    pub ifindex: u32,
+    /// MTU of that interface (the limit for XDP_TX'd encapsulated packets).
+    pub mtu: u32,
+    /// Fallback next-hop MAC when neither the backend entry nor the FIB knows one.
+    pub gateway_mac: [u8; 6],
+    /// MAC of the interface the program is attached to.
+    pub interface_mac: [u8; 6],
+}
+
+/// Key of [`MAP_DECAP_ADDRS`]: an address of this backend host.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DecapKey {
+    /// Address, network order; IPv4 in word 0.
+    pub addr: [u32; 4],
+    /// [`crate::flow::FAMILY_V4`] or [`crate::flow::FAMILY_V6`].
+    pub family: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// Indices of [`MAP_DECAP_STATS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecapCounter {
+    /// IPv4-in-IPv4 packets decapsulated.
+    DecapV4 = 0,
+    /// IPv6-in-IPv6 packets decapsulated.
+    DecapV6 = 1,
+    /// Encapsulated packets not addressed to this host, or malformed: passed unchanged.
+    Passed = 2,
+}
+
+/// Number of [`DecapCounter`] entries.
+pub const DECAP_COUNTER_COUNT: u32 = 3;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays,
+    // and have no implicit padding (sizes checked in the tests below).
+    unsafe impl aya::Pod for super::VipKey {}
+    unsafe impl aya::Pod for super::ServiceEntry {}
+    unsafe impl aya::Pod for super::BackendEntry {}
+    unsafe impl aya::Pod for super::FlowEntry {}
+    unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::DecapKey {}
+    unsafe impl aya::Pod for crate::FlowKey {}
+    unsafe impl aya::Pod for crate::BackendStats {}
+    unsafe impl aya::Pod for crate::ServiceStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<VipKey>(), 20);
+        assert_eq!(size_of::<ServiceEntry>(), 16);
+        assert_eq!(size_of::<BackendEntry>(), 52);
+        assert_eq!(size_of::<FlowEntry>(), 8);
+        assert_eq!(size_of::<Settings>(), 48);
+        assert_eq!(size_of::<DecapKey>(), 20);
+        assert_eq!(size_of::<crate::FlowKey>(), 40);
+    }
+}

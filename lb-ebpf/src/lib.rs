@@ -1,0 +1,5 @@
+//! The lb datapath's packet logic, as a `no_std` library.
+//!
+//! The XDP programs in `main.rs` are thin: they call into this library, which
+//! host unit tests exercise on real byte arrays.
+#![no_std]

@@ -1,0 +1,19 @@
+//! One module per subcommand; each has `Args` (clap) and `run`.
+
+pub mod check;
+pub mod decap;
+pub mod maglev;
+pub mod run;
+pub mod stats;
+pub mod stop;
+pub mod watch;
+
+/// Logs go to stderr through `tracing`; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

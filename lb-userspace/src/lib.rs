@@ -1,0 +1,10 @@
+//! The lb agent and CLI as a library: pure logic (config, Maglev, planning,
+//! health state) and a thin aya layer, so that tests can drive every part of it.
+//!
+//! - [`config`]: the YAML schema, parsing and validation (`lb check`).
+//! - [`maglev`]: weighted Maglev table building (pure).
+//! - [`object`]: the embedded XDP object.
+
+pub mod config;
+pub mod maglev;
+pub mod object;

@@ -1,0 +1,57 @@
+//! `lb`: the XDP load balancer's agent and CLI.
+//!
+//! Every subcommand lives in its own file under `cli/`; this file only parses
+//! arguments, sets up logging and dispatches.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An XDP layer-4 load balancer with weighted Maglev and direct server return.
+#[derive(Parser)]
+#[command(name = "lb", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file (no root needed).
+    Check(cli::check::Args),
+    /// Show each backend's share of the Maglev table.
+    Maglev(cli::maglev::Args),
+    /// Attach the load balancer to an interface and apply the config, live.
+    Run(cli::run::Args),
+    /// Detach the load balancer from an interface and remove its pinned state.
+    Stop(cli::stop::Args),
+    /// Print per-service and per-backend counters.
+    Stats(cli::stats::Args),
+    /// Show the counters live, refreshed every second.
+    Watch(cli::watch::Args),
+    /// Backend side: attach the decapsulating XDP program to an interface.
+    Decap(cli::decap::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging();
+    let result = match cli.command {
+        Command::Check(args) => cli::check::run(args),
+        Command::Maglev(args) => cli::maglev::run(args),
+        Command::Run(args) => cli::run::run(args),
+        Command::Stop(args) => cli::stop::run(args),
+        Command::Stats(args) => cli::stats::run(args),
+        Command::Watch(args) => cli::watch::run(args),
+        Command::Decap(args) => cli::decap::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
