@@ -1,1 +1,46 @@
-fn main() {}
+//! `cargo xtask`: the project's two commands (and the benchmarks).
+//!
+//! - `cargo xtask run`: build everything and start the lab (or `lb run` on a real
+//!   interface with `-- --iface IF --config FILE`).
+//! - `cargo xtask test`: every test, privileged ones included.
+//! - `cargo xtask bench`: the benchmarks (never part of `test`).
+//!
+//! Each first makes sure the toolchain pieces are installed (see `bootstrap`).
+
+mod bootstrap;
+mod cargo;
+mod run;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, run, test and benchmark lb")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build everything and run the product (the lab, or a real interface).
+    Run(run::Args),
+    /// Run every test: unit, BPF_PROG_TEST_RUN fixtures, namespace end-to-end.
+    Test(test::Args),
+    /// Only install what is missing (rust-src, LLVM dev package, bpf-linker, bpffs).
+    Bootstrap,
+}
+
+fn main() -> Result<()> {
+    // `cargo xtask run -- --iface IF` passes a literal `--` after the subcommand;
+    // the options behind it are ours, so drop it.
+    let args = std::env::args()
+        .enumerate()
+        .filter(|(i, a)| !(*i == 2 && a == "--"));
+    match Cli::parse_from(args.map(|(_, a)| a)).command {
+        Command::Run(args) => run::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Bootstrap => bootstrap::ensure_all(),
+    }
+}

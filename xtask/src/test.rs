@@ -1,0 +1,44 @@
+//! `cargo xtask test`: every test, privileged ones included, nothing skipped.
+
+use anyhow::Result;
+
+use crate::bootstrap;
+use crate::cargo::{cargo, run_checked, target_binary};
+
+/// Arguments of `cargo xtask test`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Extra arguments for `cargo test` (a test-name filter, `--nocapture`, ...).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cargo_test_args: Vec<String>,
+}
+
+/// Bootstraps, builds every target (so a broken eBPF build fails here), runs
+/// every test as root, then runs each benchmark once in a tiny configuration so
+/// the benchmark code cannot rot.
+pub fn run(args: Args) -> Result<()> {
+    bootstrap::ensure_all()?;
+    bootstrap::require_root("cargo xtask test")?;
+    run_checked(cargo().args(["build", "--workspace", "--all-targets"]))?;
+    let lb = target_binary("lb", false);
+    run_checked(
+        cargo()
+            .args(["test", "--workspace", "--"])
+            .args(&args.cargo_test_args)
+            .env("LB_BIN", &lb),
+    )?;
+    if args.cargo_test_args.is_empty() {
+        println!("xtask: benchmark smoke run (tiny configurations)");
+        run_checked(cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "lb-userspace",
+            "--example",
+            "maglev_bench",
+            "--",
+            "--quick",
+        ]))?;
+    }
+    Ok(())
+}
