@@ -6,5 +6,6 @@
 //! - [`object`]: the embedded XDP object.
 
 pub mod config;
+pub mod health;
 pub mod maglev;
 pub mod object;
