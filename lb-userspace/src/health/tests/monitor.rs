@@ -196,7 +196,7 @@ async fn all_down_then_one_up() {
     let (monitor, mut rx) = HealthMonitor::new(MonitorConfig::default());
     monitor.update_targets([svc("s", server_a.addr), svc("s", server_b.addr)]);
 
-    let mut down = vec![
+    let mut down = [
         next_event(&mut rx, Duration::from_secs(3)).await,
         next_event(&mut rx, Duration::from_secs(3)).await,
     ];
