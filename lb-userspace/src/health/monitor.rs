@@ -113,6 +113,26 @@ pub struct HealthEvent {
     pub reason: Option<String>,
 }
 
+impl std::fmt::Display for HealthEvent {
+    /// One log line: `backend 198.18.3.2 of service web: up -> down after 3
+    /// failed probes (connect failed: ...)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.transition {
+            Transition::UpToDown => "failed",
+            Transition::DownToUp => "successful",
+        };
+        write!(
+            f,
+            "backend {} of service {}: {} after {} {what} probes",
+            self.address, self.service, self.transition, self.consecutive
+        )?;
+        if let Some(reason) = &self.reason {
+            write!(f, " ({reason})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Current health of one target, for `lb stats` / `lb watch` / metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetStatus {
@@ -456,5 +476,80 @@ async fn probe_loop(
         // Fixed rate; after a probe that overran its slot (slow timeout,
         // queued on a cap) the next one starts at once.
         next = (next + jitter.round_delay(interval)).max(tokio::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_log_line() {
+        let mut event = HealthEvent {
+            service: "web".into(),
+            address: IpAddr::from([198, 18, 3, 2]),
+            transition: Transition::UpToDown,
+            at: Instant::now(),
+            consecutive: 3,
+            reason: Some("HTTP status 503".into()),
+        };
+        assert_eq!(
+            event.to_string(),
+            "backend 198.18.3.2 of service web: up -> down after 3 failed probes (HTTP status 503)"
+        );
+        event.transition = Transition::DownToUp;
+        event.consecutive = 2;
+        event.reason = None;
+        assert_eq!(
+            event.to_string(),
+            "backend 198.18.3.2 of service web: down -> up after 2 successful probes"
+        );
+    }
+
+    #[test]
+    fn targets_cover_checked_services_only() {
+        use crate::config::{BackendConfig, HealthCheckKind, Protocol};
+        let backend = |last: u8, drain: bool| BackendConfig {
+            address: IpAddr::from([198, 18, 3, last]),
+            weight: 1,
+            drain,
+        };
+        let check = HealthCheckConfig {
+            kind: HealthCheckKind::Http,
+            port: 8080,
+            path: "/healthz".into(),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
+        };
+        let service = |name: &str, check: Option<HealthCheckConfig>| ServiceConfig {
+            name: name.into(),
+            vip: IpAddr::from([198, 18, 0, 10]),
+            port: 80,
+            protocol: Protocol::Tcp,
+            backends: vec![backend(1, false), backend(2, true)],
+            health_check: check,
+            panic_threshold: 0.5,
+        };
+        let config = Config {
+            maglev_table_size: 65537,
+            conntrack_entries: 1024,
+            encapsulation: Default::default(),
+            services: vec![service("plain", None), service("web", Some(check.clone()))],
+        };
+        let targets = targets_from_config(&config);
+        let keys: Vec<_> = targets
+            .iter()
+            .map(|t| (t.service.as_str(), t.address))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("web", IpAddr::from([198, 18, 3, 1])),
+                ("web", IpAddr::from([198, 18, 3, 2])),
+            ]
+        );
+        assert!(targets.iter().all(|t| t.check == check));
     }
 }
