@@ -87,6 +87,9 @@ async fn http_backend_goes_down_and_comes_back() {
     assert_eq!((down.service.as_str(), down.address), ("web", LOCAL));
     assert_eq!(down.consecutive, 3);
     assert_eq!(down.reason.as_deref(), Some("HTTP status 500"));
+    eprintln!(
+        "measured: down {took:?} after the backend broke (interval {INTERVAL_MS} ms, fall 3)"
+    );
     assert!(took <= detection_bound(3), "down after {took:?}");
     assert_eq!(monitor.state("web", LOCAL), Some(HealthState::Down));
 
@@ -97,6 +100,9 @@ async fn http_backend_goes_down_and_comes_back() {
     assert_eq!(up.transition, Transition::DownToUp);
     assert_eq!(up.consecutive, 2);
     assert_eq!(up.reason, None);
+    eprintln!(
+        "measured: up {took:?} after the backend recovered (interval {INTERVAL_MS} ms, rise 2)"
+    );
     assert!(took <= detection_bound(2), "up after {took:?}");
 
     let status = monitor.status("web", LOCAL).unwrap();

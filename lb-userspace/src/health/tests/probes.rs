@@ -99,3 +99,18 @@ async fn probe_dispatches_on_kind_and_port() {
     let err = probe(server.addr.ip(), &check).await.unwrap_err();
     assert!(matches!(err, ProbeError::HttpStatus(500)), "{err}");
 }
+
+#[tokio::test]
+async fn probes_work_over_ipv6_loopback() {
+    let v6 = std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+    let state = HttpState::new(200);
+    let server = servers::http(v6, state.clone(), Duration::ZERO).await;
+    probe_tcp(server.addr, TIMEOUT).await.unwrap();
+    probe_http(server.addr, "/v6", TIMEOUT).await.unwrap();
+    let request = state.last_request.lock().unwrap().clone();
+    let host = format!("\r\nHost: [::1]:{}\r\n", server.addr.port());
+    assert!(request.contains(&host), "{request}");
+    state.set_status(503);
+    let err = probe_http(server.addr, "/v6", TIMEOUT).await.unwrap_err();
+    assert!(matches!(err, ProbeError::HttpStatus(503)), "{err}");
+}
