@@ -484,6 +484,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn monitor_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<HealthMonitor>();
+        shareable::<HealthEvent>();
+        shareable::<TargetStatus>();
+    }
+
+    #[test]
     fn event_log_line() {
         let mut event = HealthEvent {
             service: "web".into(),
