@@ -166,8 +166,12 @@ fn parse_v6(pkt: &Packet, out: &mut Parsed) {
             return;
         }
         // SAFETY: the fragment header is in bounds.
-        let (nh, off) =
-            unsafe { (load(addr_of!((*fh).next_hdr)), load(addr_of!((*fh).frag_off))) };
+        let (nh, off) = unsafe {
+            (
+                load(addr_of!((*fh).next_hdr)),
+                load(addr_of!((*fh).frag_off)),
+            )
+        };
         out.kind = Kind::Fragment;
         out.protocol = nh;
         if u16::from_be(off) & IP6_OFFSET == 0 {

@@ -87,7 +87,11 @@ fn ipv4_truncation_at_every_byte_never_reads_out_of_bounds() {
     let f = eth(0x0800, &ipv4(6, &[], 0, &tcp(0x10)));
     for cut in 0..f.len() {
         let p = run(&f[..cut]);
-        let want = if cut < 34 { Kind::NotIp } else { Kind::Malformed };
+        let want = if cut < 34 {
+            Kind::NotIp
+        } else {
+            Kind::Malformed
+        };
         assert_eq!(p.kind, want, "cut at {cut}");
     }
     assert_eq!(run(&f).kind, Kind::Tcp);
@@ -98,7 +102,11 @@ fn ipv6_truncation_at_every_byte_never_reads_out_of_bounds() {
     let f = eth(0x86dd, &ipv6(17, &udp(10)));
     for cut in 0..f.len() {
         let p = run(&f[..cut]);
-        let want = if cut < 54 { Kind::NotIp } else { Kind::Malformed };
+        let want = if cut < 54 {
+            Kind::NotIp
+        } else {
+            Kind::Malformed
+        };
         assert_eq!(p.kind, want, "cut at {cut}");
     }
     assert_eq!(run(&f).kind, Kind::Udp);
@@ -137,13 +145,28 @@ fn lying_ipv4_lengths_are_malformed() {
 fn lying_l4_lengths_are_malformed() {
     let mut t = tcp(0x10);
     t[12] = 0x40; // data offset 4 words
-    assert_eq!(run(&eth(0x0800, &ipv4(6, &[], 0, &t))).kind, Kind::Malformed);
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(6, &[], 0, &t))).kind,
+        Kind::Malformed
+    );
     let mut t = tcp(0x10);
     t[12] = 0x60; // data offset 24 bytes > 20 available
-    assert_eq!(run(&eth(0x0800, &ipv4(6, &[], 0, &t))).kind, Kind::Malformed);
-    assert_eq!(run(&eth(0x0800, &ipv4(17, &[], 0, &udp(7)))).kind, Kind::Malformed);
-    assert_eq!(run(&eth(0x0800, &ipv4(17, &[], 0, &udp(13)))).kind, Kind::Malformed);
-    assert_eq!(run(&eth(0x0800, &ipv4(17, &[], 0, &udp(12)))).kind, Kind::Udp);
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(6, &[], 0, &t))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(17, &[], 0, &udp(7)))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(17, &[], 0, &udp(13)))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(17, &[], 0, &udp(12)))).kind,
+        Kind::Udp
+    );
     let mut ip = ipv6(6, &tcp(0x02));
     ip[4..6].copy_from_slice(&21u16.to_be_bytes());
     assert_eq!(run(&eth(0x86dd, &ip)).kind, Kind::Malformed);
@@ -182,11 +205,23 @@ fn non_ip_frames_are_not_ip() {
 
 #[test]
 fn other_protocols_and_icmp() {
-    assert_eq!(run(&eth(0x0800, &ipv4(47, &[], 0, &[0; 8]))).kind, Kind::Other);
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(47, &[], 0, &[0; 8]))).kind,
+        Kind::Other
+    );
     assert_eq!(run(&eth(0x86dd, &ipv6(0, &[0; 8]))).kind, Kind::Other);
-    assert_eq!(run(&eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0, 0, 0, 0, 0]))).kind, Kind::Icmp);
-    assert_eq!(run(&eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0]))).kind, Kind::Malformed);
-    assert_eq!(run(&eth(0x86dd, &ipv6(58, &[128, 0, 0, 0, 0, 0, 0, 0]))).kind, Kind::Icmp);
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0, 0, 0, 0, 0]))).kind,
+        Kind::Icmp
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0]))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x86dd, &ipv6(58, &[128, 0, 0, 0, 0, 0, 0, 0]))).kind,
+        Kind::Icmp
+    );
 }
 
 #[test]
@@ -204,7 +239,10 @@ fn icmp_error_yields_the_client_to_vip_flow() {
     let (client, vip, cport, vport, proto) = embedded_flow(&pkt, &p).unwrap();
     assert_eq!(client[0].to_ne_bytes(), [198, 18, 0, 1]);
     assert_eq!(vip[0].to_ne_bytes(), [198, 18, 100, 1]);
-    assert_eq!((u16::from_be(cport), u16::from_be(vport), proto), (12345, 80, 6));
+    assert_eq!(
+        (u16::from_be(cport), u16::from_be(vport), proto),
+        (12345, 80, 6)
+    );
     // Cut inside the embedded ports: no flow.
     let pkt = Packet::from_slice(&f[..f.len() - 6]);
     assert!(embedded_flow(&pkt, &p).is_none());

@@ -31,20 +31,29 @@ impl Packet {
     /// Length of the frame in bytes.
     #[inline(always)]
     pub fn len(&self) -> usize {
-        self.end - self.start
+        self.end() - self.start
+    }
+
+    /// The end address, read so that the compiler cannot prove a bounds check
+    /// redundant from an earlier length-field check: the verifier needs every
+    /// access preceded by its own comparison with `data_end`.
+    #[inline(always)]
+    fn end(&self) -> usize {
+        // SAFETY: reading our own field.
+        unsafe { core::ptr::read_volatile(&self.end) }
     }
 
     /// Whether the frame is empty.
     #[inline(always)]
     pub fn is_empty(&self) -> bool {
-        self.start >= self.end
+        self.start >= self.end()
     }
 
     /// A pointer to a `T` at byte offset `off`, if the whole `T` lies inside the frame.
     #[inline(always)]
     pub fn ptr_at<T>(&self, off: usize) -> Option<*const T> {
         let p = self.start + off;
-        if p + size_of::<T>() > self.end {
+        if p + size_of::<T>() > self.end() {
             return None;
         }
         Some(p as *const T)
@@ -104,7 +113,10 @@ mod tests {
         assert!(p.ptr_at::<u32>(1).is_none());
         assert!(p.ptr_at::<u16>(2).is_some());
         assert!(p.ptr_at::<u16>(3).is_none());
-        assert_eq!(unsafe { load(p.ptr_at::<u16>(2).unwrap()) }, u16::from_ne_bytes([3, 4]));
+        assert_eq!(
+            unsafe { load(p.ptr_at::<u16>(2).unwrap()) },
+            u16::from_ne_bytes([3, 4])
+        );
     }
 
     #[test]
