@@ -185,13 +185,14 @@ fn parse_v6(pkt: &Packet, out: &mut Parsed) {
 /// Fills the ports of a first fragment when its TCP/UDP ports are present.
 #[inline(always)]
 fn read_ports(pkt: &Packet, out: &mut Parsed, off: usize, len: usize) {
-    if (out.protocol == PROTO_TCP || out.protocol == PROTO_UDP) && len >= 4 {
-        if let Some(ports) = pkt.ptr_at::<[u16; 2]>(off) {
-            // SAFETY: in bounds.
-            let ports = unsafe { load(ports) };
-            out.src_port = ports[0];
-            out.dst_port = ports[1];
-        }
+    if (out.protocol == PROTO_TCP || out.protocol == PROTO_UDP)
+        && len >= 4
+        && let Some(ports) = pkt.ptr_at::<[u16; 2]>(off)
+    {
+        // SAFETY: in bounds.
+        let ports = unsafe { load(ports) };
+        out.src_port = ports[0];
+        out.dst_port = ports[1];
     }
 }
 
@@ -248,11 +249,26 @@ fn parse_l4(pkt: &Packet, out: &mut Parsed, off: usize, len: usize, icmp_proto: 
     }
 }
 
+/// The client->VIP flow an ICMP error is about (all network order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddedFlow {
+    /// Client address (the embedded packet's destination).
+    pub client: [u32; 4],
+    /// VIP (the embedded packet's source).
+    pub vip: [u32; 4],
+    /// Client port.
+    pub client_port: u16,
+    /// VIP port.
+    pub vip_port: u16,
+    /// TCP or UDP.
+    pub protocol: u8,
+}
+
 /// The client->VIP flow that an ICMP error is about, from the packet header
 /// embedded in its payload (which is VIP->client: source and destination, and
-/// ports, are swapped back). Returns `(protocol, client, vip, client_port, vip_port)`.
+/// ports, are swapped back).
 #[inline(always)]
-pub fn embedded_flow(pkt: &Packet, p: &Parsed) -> Option<([u32; 4], [u32; 4], u16, u16, u8)> {
+pub fn embedded_flow(pkt: &Packet, p: &Parsed) -> Option<EmbeddedFlow> {
     let off = p.l4_off + ICMP_LEN;
     if p.family == FAMILY_V4 {
         let ip = pkt.ptr_at::<Ipv4Hdr>(off)?;
@@ -272,7 +288,13 @@ pub fn embedded_flow(pkt: &Packet, p: &Parsed) -> Option<([u32; 4], [u32; 4], u1
         let ports = pkt.ptr_at::<[u16; 2]>(off + ihl)?;
         // SAFETY: in bounds.
         let ports = unsafe { load(ports) };
-        Some(([dst, 0, 0, 0], [src, 0, 0, 0], ports[1], ports[0], protocol))
+        Some(EmbeddedFlow {
+            client: [dst, 0, 0, 0],
+            vip: [src, 0, 0, 0],
+            client_port: ports[1],
+            vip_port: ports[0],
+            protocol,
+        })
     } else {
         let ip = pkt.ptr_at::<Ipv6Hdr>(off)?;
         // SAFETY: in bounds.
@@ -289,7 +311,13 @@ pub fn embedded_flow(pkt: &Packet, p: &Parsed) -> Option<([u32; 4], [u32; 4], u1
         let ports = pkt.ptr_at::<[u16; 2]>(off + IPV6_LEN)?;
         // SAFETY: in bounds.
         let ports = unsafe { load(ports) };
-        Some((dst, src, ports[1], ports[0], protocol))
+        Some(EmbeddedFlow {
+            client: dst,
+            vip: src,
+            client_port: ports[1],
+            vip_port: ports[0],
+            protocol,
+        })
     }
 }
 

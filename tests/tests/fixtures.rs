@@ -740,7 +740,7 @@ fn icmp_echo_to_a_vip_is_answered_v4_and_v6() {
         CLIENT6,
         VIP6,
         63,
-        Icmpv6Type::EchoRequest(echo.clone()),
+        Icmpv6Type::EchoRequest(echo),
         b"ping6",
     );
     let (action, out) = lb.run(&req);

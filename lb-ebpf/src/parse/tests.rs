@@ -236,11 +236,15 @@ fn icmp_error_yields_the_client_to_vip_flow() {
     let pkt = Packet::from_slice(&f);
     let p = parse(&pkt);
     assert_eq!(p.kind, Kind::Icmp);
-    let (client, vip, cport, vport, proto) = embedded_flow(&pkt, &p).unwrap();
-    assert_eq!(client[0].to_ne_bytes(), [198, 18, 0, 1]);
-    assert_eq!(vip[0].to_ne_bytes(), [198, 18, 100, 1]);
+    let flow = embedded_flow(&pkt, &p).unwrap();
+    assert_eq!(flow.client[0].to_ne_bytes(), [198, 18, 0, 1]);
+    assert_eq!(flow.vip[0].to_ne_bytes(), [198, 18, 100, 1]);
     assert_eq!(
-        (u16::from_be(cport), u16::from_be(vport), proto),
+        (
+            u16::from_be(flow.client_port),
+            u16::from_be(flow.vip_port),
+            flow.protocol
+        ),
         (12345, 80, 6)
     );
     // Cut inside the embedded ports: no flow.

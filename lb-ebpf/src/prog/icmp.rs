@@ -76,14 +76,14 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
 /// the embedded packet is not a VIP flow.
 #[inline(always)]
 fn forward_error(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> Option<u32> {
-    let (client, vip, client_port, vip_port, protocol) = embedded_flow(pkt, p)?;
-    let svc = service(vip, vip_port, protocol, p.family)?;
+    let f = embedded_flow(pkt, p)?;
+    let svc = service(f.vip, f.vip_port, f.protocol, p.family)?;
     let key = FlowKey {
-        src: client,
-        dst: vip,
-        src_port: client_port,
-        dst_port: vip_port,
-        protocol,
+        src: f.client,
+        dst: f.vip,
+        src_port: f.client_port,
+        dst_port: f.vip_port,
+        protocol: f.protocol,
         family: p.family,
         pad: [0; 2],
     };
