@@ -223,7 +223,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<VipKey>(), 20);
         assert_eq!(size_of::<ServiceEntry>(), 16);
-        assert_eq!(size_of::<BackendEntry>(), 52);
+        assert_eq!(size_of::<BackendEntry>(), 48);
         assert_eq!(size_of::<FlowEntry>(), 8);
         assert_eq!(size_of::<Settings>(), 48);
         assert_eq!(size_of::<DecapKey>(), 20);
