@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(size_of::<ServiceEntry>(), 16);
         assert_eq!(size_of::<BackendEntry>(), 48);
         assert_eq!(size_of::<FlowEntry>(), 8);
-        assert_eq!(size_of::<Settings>(), 48);
+        assert_eq!(size_of::<Settings>(), 44);
         assert_eq!(size_of::<DecapKey>(), 20);
         assert_eq!(size_of::<crate::FlowKey>(), 40);
     }
