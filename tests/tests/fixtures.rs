@@ -1039,3 +1039,53 @@ fn decap_passes_packets_not_for_this_host_unchanged() {
     assert_eq!(lb.decap_counter(DecapCounter::Passed), 2);
     assert_eq!(lb.decap_counter(DecapCounter::DecapV4), 0);
 }
+
+#[test]
+fn icmp_error_about_a_non_vip_flow_passes_unchanged() {
+    let lb = setup();
+    // Embedded packet from another host: not a VIP flow, the host's own business.
+    let reply = tcp_v4(
+        OTHER4,
+        80,
+        CLIENT4,
+        40025,
+        Tcp::Ack,
+        b"response",
+        &V4::default(),
+    );
+    let err = icmp_v4(
+        LB_MAC,
+        CLIENT_MAC,
+        ROUTER4,
+        OTHER4,
+        63,
+        frag_needed(1400),
+        &ip_packet(&reply)[..28],
+    );
+    assert_passed_unchanged(&lb, &err);
+    // Embedded VIP packet on a port without a service: also not a VIP flow.
+    let reply = tcp_v4(
+        VIP4,
+        22,
+        CLIENT4,
+        40025,
+        Tcp::Ack,
+        b"response",
+        &V4::default(),
+    );
+    let err = icmp_v4(
+        LB_MAC,
+        CLIENT_MAC,
+        ROUTER4,
+        VIP4,
+        63,
+        frag_needed(1400),
+        &ip_packet(&reply)[..28],
+    );
+    let (action, out) = lb.run(&err);
+    assert_eq!((action, out), (XDP_PASS, err));
+    assert_eq!(
+        lb.nonzero_globals(),
+        vec![(G::PassNotVip, 1), (G::PassUnsupported, 1)]
+    );
+}
