@@ -6,7 +6,10 @@
 //! packet is never fragmented by us: too-big packets are answered instead);
 //! IPv6 outer version/traffic class/flow label word copied from the inner one.
 
-use core::{mem::size_of, ptr::addr_of};
+use core::{
+    mem::size_of,
+    ptr::{addr_of, addr_of_mut},
+};
 
 use aya_ebpf::{
     EbpfContext,
@@ -43,12 +46,23 @@ const BPF_FIB_LKUP_RET_FRAG_NEEDED: i64 = 8;
 
 /// Where an encapsulated packet leaves.
 struct NextHop {
-    dmac: [u8; 6],
-    smac: [u8; 6],
+    /// Destination then source MAC, as the first 12 bytes of the Ethernet
+    /// header (three words: copied with three loads and stores).
+    macs: [u32; 3],
     /// Egress ifindex; 0 = the ingress interface.
     ifindex: u32,
     /// Egress MTU; 0 = unchecked.
     mtu: u32,
+}
+
+/// The 12 bytes of a destination MAC followed by its source MAC, as words.
+///
+/// Both `BackendEntry::next_hop_mac` + `source_mac` and `Settings::gateway_mac`
+/// + `interface_mac` are adjacent and 4-byte aligned in their map values.
+#[inline(always)]
+fn mac_pair(dst_then_src: &[u8; 6]) -> [u32; 3] {
+    // SAFETY: the 12 bytes lie inside the same map value (see above).
+    unsafe { load(dst_then_src as *const [u8; 6] as *const [u32; 3]) }
 }
 
 /// Encapsulates the packet `p` toward backend `b` (id `id`) and sends it.
@@ -69,8 +83,7 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
     let overhead = if v4 { IPV4_LEN } else { IPV6_LEN };
     let nh = if b.flags & BACKEND_HAS_NEXT_HOP != 0 {
         NextHop {
-            dmac: b.next_hop_mac,
-            smac: b.source_mac,
+            macs: mac_pair(&b.next_hop_mac),
             ifindex: b.next_hop_ifindex,
             mtu: if b.next_hop_mtu != 0 {
                 b.next_hop_mtu
@@ -82,8 +95,7 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
         nh
     } else if settings.flags & SETTINGS_HAS_GATEWAY != 0 {
         NextHop {
-            dmac: settings.gateway_mac,
-            smac: settings.interface_mac,
+            macs: mac_pair(&settings.gateway_mac),
             ifindex: 0,
             mtu: settings.mtu,
         }
@@ -158,9 +170,15 @@ fn fib(
         )
     };
     if rc == BPF_FIB_LKUP_RET_SUCCESS {
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&params.dmac);
+        macs[6..].copy_from_slice(&params.smac);
         Some(NextHop {
-            dmac: params.dmac,
-            smac: params.smac,
+            macs: [
+                u32::from_ne_bytes([macs[0], macs[1], macs[2], macs[3]]),
+                u32::from_ne_bytes([macs[4], macs[5], macs[6], macs[7]]),
+                u32::from_ne_bytes([macs[8], macs[9], macs[10], macs[11]]),
+            ],
             ifindex: params.ifindex,
             mtu: settings.mtu,
         })
@@ -169,8 +187,7 @@ fn fib(
         // SAFETY: the kernel filled mtu_result.
         let mtu = unsafe { params.__bindgen_anon_1.mtu_result } as u32;
         Some(NextHop {
-            dmac: [0; 6],
-            smac: [0; 6],
+            macs: [0; 3],
             ifindex: 0,
             mtu: if mtu == 0 { 1 } else { mtu },
         })
@@ -228,14 +245,8 @@ fn push_v4(ctx: &XdpContext, pkt: &Packet, p: &Parsed, src: u32, dst: u32, nh: &
     };
     // SAFETY: both headers are in bounds.
     unsafe {
-        store(
-            eth,
-            EthHdr {
-                dst: nh.dmac,
-                src: nh.smac,
-                ether_type: ETH_P_IP.to_be(),
-            },
-        );
+        store(eth as *mut [u32; 3], nh.macs);
+        store(addr_of_mut!((*eth).ether_type), ETH_P_IP.to_be());
         store(ip, hdr);
     }
     true
@@ -276,14 +287,8 @@ fn push_v6(
     };
     // SAFETY: both headers are in bounds.
     unsafe {
-        store(
-            eth,
-            EthHdr {
-                dst: nh.dmac,
-                src: nh.smac,
-                ether_type: ETH_P_IPV6.to_be(),
-            },
-        );
+        store(eth as *mut [u32; 3], nh.macs);
+        store(addr_of_mut!((*eth).ether_type), ETH_P_IPV6.to_be());
         store(ip, hdr);
     }
     true
