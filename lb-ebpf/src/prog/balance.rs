@@ -6,7 +6,9 @@ use lb_common::{
     flow_hash,
 };
 use lb_ebpf::{
-    Kind, Packet, Parsed, parse,
+    Kind, Packet, Parsed,
+    keys::flow_key,
+    parse,
     wire::tcp::{TCP_ACK, TCP_SYN},
 };
 
@@ -82,15 +84,7 @@ fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
             (*s).bytes += frame_len;
         }
     }
-    let key = FlowKey {
-        src: p.src,
-        dst: p.dst,
-        src_port: p.src_port,
-        dst_port: p.dst_port,
-        protocol: p.protocol,
-        family: p.family,
-        pad: [0; 2],
-    };
+    let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
     let syn = tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let Some((id, backend)) = pick(&key, &svc, syn, tcp, true) else {

@@ -10,10 +10,11 @@ use aya_ebpf::{
     },
     programs::XdpContext,
 };
-use lb_common::{FlowKey, GlobalCounter, flow::FAMILY_V4};
+use lb_common::{GlobalCounter, flow::FAMILY_V4};
 use lb_ebpf::{
     Kind, Packet, Parsed,
     checksum::{fold, update16},
+    keys::flow_key,
     parse::embedded_flow,
     wire::{
         ethernet::{ETH_LEN, EthHdr},
@@ -78,15 +79,14 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
 fn forward_error(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> Option<u32> {
     let f = embedded_flow(pkt, p)?;
     let svc = service(f.vip, f.vip_port, f.protocol, p.family)?;
-    let key = FlowKey {
-        src: f.client,
-        dst: f.vip,
-        src_port: f.client_port,
-        dst_port: f.vip_port,
-        protocol: f.protocol,
-        family: p.family,
-        pad: [0; 2],
-    };
+    let key = flow_key(
+        &f.client,
+        &f.vip,
+        f.client_port,
+        f.vip_port,
+        f.protocol,
+        p.family,
+    );
     let Some((id, backend)) = pick(&key, &svc, false, false, false) else {
         return Some(xdp_action::XDP_DROP);
     };
