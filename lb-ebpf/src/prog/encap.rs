@@ -121,7 +121,13 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
     if !ok {
         return drop(GlobalCounter::DropInternal);
     }
-    let ingress = ctx.ingress_ifindex() as u32;
+    // The interface the program is attached to, from the settings already in
+    // cache: ctx->rxq->dev->ifindex is a pointer chase that misses the cache.
+    let ingress = if settings.ifindex != 0 {
+        settings.ifindex
+    } else {
+        ctx.ingress_ifindex() as u32
+    };
     if nh.ifindex == 0 || nh.ifindex == ingress {
         count(GlobalCounter::Tx);
         xdp_action::XDP_TX
