@@ -80,6 +80,15 @@ pub struct VipKey {
     pub family: u8,
 }
 
+/// [`VipKey::protocol`] of a VIP's *address marker*: the agent stores one entry
+/// (VIP, port 0, protocol 0, family) per VIP address (any [`ServiceEntry`] value;
+/// it is never used to forward). It lets the datapath recognise the address for
+/// packets that match no service by port: ICMP echo requests (always answered),
+/// non-first fragments and malformed packets (dropped and counted rather than
+/// passed). Without a marker the datapath falls back to the TCP/UDP port-0
+/// wildcard services of the address.
+pub const VIP_ADDRESS_MARKER_PROTOCOL: u8 = 0;
+
 /// Value of [`MAP_VIPS`]: which service this is and which Maglev table is live.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,8 +151,6 @@ pub const SETTINGS_HAS_SOURCE_V4: u32 = 1;
 pub const SETTINGS_HAS_SOURCE_V6: u32 = 2;
 /// [`Settings::flags`]: `gateway_mac` is a usable fallback next hop.
 pub const SETTINGS_HAS_GATEWAY: u32 = 4;
-/// [`Settings::flags`]: answer ICMP echo requests to VIPs.
-pub const SETTINGS_ANSWER_ECHO: u32 = 8;
 
 /// Value of [`MAP_SETTINGS`] (one entry, index 0): per-interface settings.
 #[repr(C)]
@@ -216,9 +223,9 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<VipKey>(), 20);
         assert_eq!(size_of::<ServiceEntry>(), 16);
-        assert_eq!(size_of::<BackendEntry>(), 52);
+        assert_eq!(size_of::<BackendEntry>(), 48);
         assert_eq!(size_of::<FlowEntry>(), 8);
-        assert_eq!(size_of::<Settings>(), 48);
+        assert_eq!(size_of::<Settings>(), 44);
         assert_eq!(size_of::<DecapKey>(), 20);
         assert_eq!(size_of::<crate::FlowKey>(), 40);
     }

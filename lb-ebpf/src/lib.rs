@@ -3,3 +3,11 @@
 //! The XDP programs in `main.rs` are thin: they call into this library, which
 //! host unit tests exercise on real byte arrays.
 #![no_std]
+
+pub mod checksum;
+pub mod keys;
+pub mod parse;
+pub mod wire;
+
+pub use parse::{Kind, Parsed, parse};
+pub use wire::packet::Packet;

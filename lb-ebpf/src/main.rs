@@ -4,31 +4,23 @@
 
 #[cfg(target_arch = "bpf")]
 mod maps;
+#[cfg(target_arch = "bpf")]
+mod prog;
 
 #[cfg(target_arch = "bpf")]
 mod xdp {
-    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+    use aya_ebpf::{macros::xdp, programs::XdpContext};
 
     /// The load balancer.
     #[xdp]
-    pub fn lb_xdp(_ctx: XdpContext) -> u32 {
-        let _ = crate::maps::VIPS.get_ptr(lb_common::VipKey::default());
-        let _ = crate::maps::MAGLEV_TABLES.get_value(0, &0);
-        let _ = crate::maps::BACKENDS.get(0);
-        let _ = crate::maps::CONNTRACK.get_ptr(lb_common::FlowKey::default());
-        let _ = crate::maps::SETTINGS.get(0);
-        let _ = crate::maps::BACKEND_STATS.get(0);
-        let _ = crate::maps::SERVICE_STATS.get(0);
-        let _ = crate::maps::GLOBAL_STATS.get(0);
-        xdp_action::XDP_PASS
+    pub fn lb_xdp(ctx: XdpContext) -> u32 {
+        crate::prog::balance::run(&ctx)
     }
 
     /// Backend-side decapsulation.
     #[xdp]
-    pub fn lb_decap(_ctx: XdpContext) -> u32 {
-        let _ = crate::maps::DECAP_ADDRS.get_ptr(lb_common::DecapKey::default());
-        let _ = crate::maps::DECAP_STATS.get(0);
-        xdp_action::XDP_PASS
+    pub fn lb_decap(ctx: XdpContext) -> u32 {
+        crate::prog::decap::run(&ctx)
     }
 
     #[panic_handler]

@@ -1,0 +1,253 @@
+//! Host tests of [`super::parse`] on real byte arrays.
+
+use super::*;
+
+extern crate std;
+use std::vec::Vec;
+
+const MAC: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+
+fn eth(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = MAC.to_vec();
+    f.extend_from_slice(&ether_type.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// IPv4 header (checksum left zero: the parser does not verify it) + payload.
+fn ipv4(protocol: u8, options: &[u8], frag_off: u16, payload: &[u8]) -> Vec<u8> {
+    let ihl = (20 + options.len()) / 4;
+    let tot = (20 + options.len() + payload.len()) as u16;
+    let mut h = std::vec![0x40 | ihl as u8, 0];
+    h.extend_from_slice(&tot.to_be_bytes());
+    h.extend_from_slice(&[0, 0]);
+    h.extend_from_slice(&frag_off.to_be_bytes());
+    h.extend_from_slice(&[64, protocol, 0, 0, 198, 18, 0, 1, 198, 18, 100, 1]);
+    h.extend_from_slice(options);
+    h.extend_from_slice(payload);
+    h
+}
+
+fn ipv6(next_hdr: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = std::vec![0x60, 0, 0, 0];
+    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    h.extend_from_slice(&[next_hdr, 64]);
+    h.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    h.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    h.extend_from_slice(payload);
+    h
+}
+
+fn tcp(flags: u8) -> Vec<u8> {
+    let mut t = std::vec![0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags];
+    t.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    t
+}
+
+fn udp(len: u16) -> Vec<u8> {
+    let mut u = std::vec![0x30, 0x39, 0, 53];
+    u.extend_from_slice(&len.to_be_bytes());
+    u.extend_from_slice(&[0, 0, 1, 2, 3, 4]);
+    u
+}
+
+fn run(frame: &[u8]) -> Parsed {
+    parse(&Packet::from_slice(frame))
+}
+
+#[test]
+fn ipv4_tcp_syn_is_parsed() {
+    let f = eth(0x0800, &ipv4(6, &[], 0x4000, &tcp(0x02)));
+    let p = run(&f);
+    assert_eq!(p.kind, Kind::Tcp);
+    assert_eq!(p.family, FAMILY_V4);
+    assert_eq!(p.src[0].to_ne_bytes(), [198, 18, 0, 1]);
+    assert_eq!(p.dst[0].to_ne_bytes(), [198, 18, 100, 1]);
+    assert_eq!(u16::from_be(p.src_port), 12345);
+    assert_eq!(u16::from_be(p.dst_port), 80);
+    assert_eq!(p.tcp_flags, 0x02);
+    assert_eq!(p.l4_off, 34);
+    assert_eq!(p.ip_len, 40);
+}
+
+#[test]
+fn ipv4_options_are_skipped_for_every_valid_ihl() {
+    for words in 0..=10usize {
+        let opts = std::vec![1u8; words * 4]; // NOPs
+        let f = eth(0x0800, &ipv4(6, &opts, 0, &tcp(0x10)));
+        let p = run(&f);
+        assert_eq!(p.kind, Kind::Tcp, "ihl {}", 5 + words);
+        assert_eq!(p.l4_off, 34 + words * 4);
+        assert_eq!(u16::from_be(p.dst_port), 80);
+    }
+}
+
+#[test]
+fn ipv4_truncation_at_every_byte_never_reads_out_of_bounds() {
+    let f = eth(0x0800, &ipv4(6, &[], 0, &tcp(0x10)));
+    for cut in 0..f.len() {
+        let p = run(&f[..cut]);
+        let want = if cut < 34 {
+            Kind::NotIp
+        } else {
+            Kind::Malformed
+        };
+        assert_eq!(p.kind, want, "cut at {cut}");
+    }
+    assert_eq!(run(&f).kind, Kind::Tcp);
+}
+
+#[test]
+fn ipv6_truncation_at_every_byte_never_reads_out_of_bounds() {
+    let f = eth(0x86dd, &ipv6(17, &udp(10)));
+    for cut in 0..f.len() {
+        let p = run(&f[..cut]);
+        let want = if cut < 54 {
+            Kind::NotIp
+        } else {
+            Kind::Malformed
+        };
+        assert_eq!(p.kind, want, "cut at {cut}");
+    }
+    assert_eq!(run(&f).kind, Kind::Udp);
+}
+
+#[test]
+fn lying_ipv4_lengths_are_malformed() {
+    // IHL below 5.
+    let mut ip = ipv4(6, &[], 0, &tcp(0x10));
+    ip[0] = 0x44;
+    assert_eq!(run(&eth(0x0800, &ip)).kind, Kind::Malformed);
+    // IHL beyond total length.
+    let mut ip = ipv4(6, &[], 0, &tcp(0x10));
+    ip[0] = 0x4f;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    assert_eq!(run(&eth(0x0800, &ip)).kind, Kind::Malformed);
+    // Total length beyond the frame.
+    let mut ip = ipv4(6, &[], 0, &tcp(0x10));
+    ip[2..4].copy_from_slice(&41u16.to_be_bytes());
+    assert_eq!(run(&eth(0x0800, &ip)).kind, Kind::Malformed);
+    // Total length shorter than the TCP header.
+    let mut ip = ipv4(6, &[], 0, &tcp(0x10));
+    ip[2..4].copy_from_slice(&39u16.to_be_bytes());
+    assert_eq!(run(&eth(0x0800, &ip)).kind, Kind::Malformed);
+    // Wrong version.
+    let mut ip = ipv4(6, &[], 0, &tcp(0x10));
+    ip[0] = 0x65;
+    assert_eq!(run(&eth(0x0800, &ip)).kind, Kind::Malformed);
+    // Trailing Ethernet padding is fine.
+    let mut f = eth(0x0800, &ipv4(6, &[], 0, &tcp(0x10)));
+    f.extend_from_slice(&[0; 6]);
+    assert_eq!(run(&f).kind, Kind::Tcp);
+}
+
+#[test]
+fn lying_l4_lengths_are_malformed() {
+    let mut t = tcp(0x10);
+    t[12] = 0x40; // data offset 4 words
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(6, &[], 0, &t))).kind,
+        Kind::Malformed
+    );
+    let mut t = tcp(0x10);
+    t[12] = 0x60; // data offset 24 bytes > 20 available
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(6, &[], 0, &t))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(17, &[], 0, &udp(7)))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(17, &[], 0, &udp(13)))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(17, &[], 0, &udp(12)))).kind,
+        Kind::Udp
+    );
+    let mut ip = ipv6(6, &tcp(0x02));
+    ip[4..6].copy_from_slice(&21u16.to_be_bytes());
+    assert_eq!(run(&eth(0x86dd, &ip)).kind, Kind::Malformed);
+    let mut ip = ipv6(6, &tcp(0x02));
+    ip[4..6].copy_from_slice(&0u16.to_be_bytes());
+    assert_eq!(run(&eth(0x86dd, &ip)).kind, Kind::Malformed);
+}
+
+#[test]
+fn fragments_are_recognised_with_first_fragment_ports() {
+    let p = run(&eth(0x0800, &ipv4(6, &[], 0x2000, &tcp(0x10))));
+    assert_eq!(p.kind, Kind::Fragment);
+    assert_eq!(u16::from_be(p.dst_port), 80);
+    let p = run(&eth(0x0800, &ipv4(6, &[], 0x0003, &[0; 16])));
+    assert_eq!(p.kind, Kind::Fragment);
+    assert_eq!(p.dst_port, 0);
+    let mut fh = std::vec![6, 0, 0, 1, 0, 0, 0, 7];
+    fh.extend_from_slice(&tcp(0x02));
+    let p = run(&eth(0x86dd, &ipv6(44, &fh)));
+    assert_eq!(p.kind, Kind::Fragment);
+    assert_eq!(p.protocol, 6);
+    assert_eq!(u16::from_be(p.dst_port), 80);
+    let fh = std::vec![6, 0, 0, 8, 0, 0, 0, 7, 1, 2, 3, 4];
+    let p = run(&eth(0x86dd, &ipv6(44, &fh)));
+    assert_eq!((p.kind, p.dst_port), (Kind::Fragment, 0));
+}
+
+#[test]
+fn non_ip_frames_are_not_ip() {
+    assert_eq!(run(&eth(0x0806, &[0; 28])).kind, Kind::NotIp);
+    let mut vlan = std::vec![0, 10, 0x08, 0x00];
+    vlan.extend_from_slice(&ipv4(6, &[], 0, &tcp(0x02)));
+    assert_eq!(run(&eth(0x8100, &vlan)).kind, Kind::NotIp);
+    assert_eq!(run(&[0u8; 13]).kind, Kind::NotIp);
+}
+
+#[test]
+fn other_protocols_and_icmp() {
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(47, &[], 0, &[0; 8]))).kind,
+        Kind::Other
+    );
+    assert_eq!(run(&eth(0x86dd, &ipv6(0, &[0; 8]))).kind, Kind::Other);
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0, 0, 0, 0, 0]))).kind,
+        Kind::Icmp
+    );
+    assert_eq!(
+        run(&eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0]))).kind,
+        Kind::Malformed
+    );
+    assert_eq!(
+        run(&eth(0x86dd, &ipv6(58, &[128, 0, 0, 0, 0, 0, 0, 0]))).kind,
+        Kind::Icmp
+    );
+}
+
+#[test]
+fn icmp_error_yields_the_client_to_vip_flow() {
+    // Embedded packet: VIP 198.18.100.1:80 -> client 198.18.0.1:12345.
+    let mut emb = ipv4(6, &[], 0, &[0, 80, 0x30, 0x39, 0, 0, 0, 0]);
+    emb[12..16].copy_from_slice(&[198, 18, 100, 1]);
+    emb[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    let mut icmp = std::vec![3, 4, 0, 0, 0, 0, 5, 0xdc];
+    icmp.extend_from_slice(&emb);
+    let f = eth(0x0800, &ipv4(1, &[], 0, &icmp));
+    let pkt = Packet::from_slice(&f);
+    let p = parse(&pkt);
+    assert_eq!(p.kind, Kind::Icmp);
+    let flow = embedded_flow(&pkt, &p).unwrap();
+    assert_eq!(flow.client[0].to_ne_bytes(), [198, 18, 0, 1]);
+    assert_eq!(flow.vip[0].to_ne_bytes(), [198, 18, 100, 1]);
+    assert_eq!(
+        (
+            u16::from_be(flow.client_port),
+            u16::from_be(flow.vip_port),
+            flow.protocol
+        ),
+        (12345, 80, 6)
+    );
+    // Cut inside the embedded ports: no flow.
+    let pkt = Packet::from_slice(&f[..f.len() - 6]);
+    assert!(embedded_flow(&pkt, &p).is_none());
+}

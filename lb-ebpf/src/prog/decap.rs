@@ -1,0 +1,123 @@
+//! `lb_decap`: strips the outer IPv4/IPv6 header of IPv4-in-IPv4 / IPv6-in-IPv6
+//! packets addressed to this host and passes the inner packet up the stack.
+
+use core::ptr::addr_of;
+
+use aya_ebpf::{
+    bindings::xdp_action, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
+};
+use lb_common::{
+    DecapCounter, DecapKey,
+    flow::{FAMILY_V4, FAMILY_V6},
+};
+use lb_ebpf::{
+    Packet,
+    wire::{
+        ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ipv4::{IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
+        ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
+        packet::{load, store},
+    },
+};
+
+use crate::{maps::DECAP_ADDRS, prog::counters::count_decap};
+
+/// Entry point of `lb_decap`.
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> u32 {
+    let pkt = Packet::new(ctx.data(), ctx.data_end());
+    let Some(eth) = pkt.ptr_at::<EthHdr>(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: in bounds.
+    let e = unsafe { load(eth) };
+    let ether_type = u16::from_be(e.ether_type);
+    if ether_type == ETH_P_IP {
+        let Some(ip) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
+            return xdp_action::XDP_PASS;
+        };
+        // SAFETY: in bounds.
+        let (vihl, protocol, dst) = unsafe {
+            (
+                load(addr_of!((*ip).version_ihl)),
+                load(addr_of!((*ip).protocol)),
+                load(addr_of!((*ip).dst)),
+            )
+        };
+        if protocol != IPPROTO_IPIP {
+            return xdp_action::XDP_PASS;
+        }
+        let key = DecapKey {
+            addr: [dst, 0, 0, 0],
+            family: FAMILY_V4,
+            pad: [0; 3],
+        };
+        let ihl = ((vihl & 0x0f) as usize) * 4;
+        if DECAP_ADDRS.get_ptr(key).is_none()
+            || vihl >> 4 != 4
+            || ihl < IPV4_LEN
+            || pkt.ptr_at::<Ipv4Hdr>(ETH_LEN + ihl).is_none()
+        {
+            count_decap(DecapCounter::Passed);
+            return xdp_action::XDP_PASS;
+        }
+        strip(ctx, &pkt, &e, ihl, ETH_P_IP, DecapCounter::DecapV4)
+    } else if ether_type == ETH_P_IPV6 {
+        let Some(ip) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
+            return xdp_action::XDP_PASS;
+        };
+        // SAFETY: in bounds.
+        let (next_hdr, dst) =
+            unsafe { (load(addr_of!((*ip).next_hdr)), load(addr_of!((*ip).dst))) };
+        if next_hdr != IPPROTO_IPV6 {
+            return xdp_action::XDP_PASS;
+        }
+        let key = DecapKey {
+            addr: dst,
+            family: FAMILY_V6,
+            pad: [0; 3],
+        };
+        if DECAP_ADDRS.get_ptr(key).is_none() || pkt.ptr_at::<Ipv6Hdr>(ETH_LEN + IPV6_LEN).is_none()
+        {
+            count_decap(DecapCounter::Passed);
+            return xdp_action::XDP_PASS;
+        }
+        strip(ctx, &pkt, &e, IPV6_LEN, ETH_P_IPV6, DecapCounter::DecapV6)
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// Writes the Ethernet header just before the inner packet (`outer_len` bytes
+/// in) and moves the frame start there.
+#[inline(always)]
+fn strip(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    e: &EthHdr,
+    outer_len: usize,
+    inner_type: u16,
+    counter: DecapCounter,
+) -> u32 {
+    let Some(new_eth) = pkt.ptr_mut_at::<EthHdr>(outer_len) else {
+        count_decap(DecapCounter::Passed);
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: in bounds.
+    unsafe {
+        store(
+            new_eth,
+            EthHdr {
+                dst: e.dst,
+                src: e.src,
+                ether_type: inner_type.to_be(),
+            },
+        )
+    };
+    // SAFETY: plain helper call.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, outer_len as i32) } != 0 {
+        return xdp_action::XDP_DROP;
+    }
+    count_decap(counter);
+    xdp_action::XDP_PASS
+}

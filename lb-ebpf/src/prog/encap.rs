@@ -1,0 +1,301 @@
+//! Direct-server-return encapsulation: IPv4-in-IPv4 / IPv6-in-IPv6 toward the
+//! backend, with the next hop's MACs, out XDP_TX or XDP_REDIRECT.
+//!
+//! Outer header choices: TTL / hop limit 64; DSCP+ECN (IPv4 `tos`) copied from
+//! the inner header; IPv4 id 0 with DF copied from the inner header (the outer
+//! packet is never fragmented by us: too-big packets are answered instead);
+//! IPv6 outer version/traffic class/flow label word copied from the inner one.
+
+use core::{
+    mem::size_of,
+    ptr::{addr_of, addr_of_mut},
+};
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::{bpf_fib_lookup, xdp_action},
+    helpers::generated::{bpf_fib_lookup as fib_lookup_helper, bpf_redirect, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
+use lb_common::{
+    BACKEND_HAS_NEXT_HOP, BackendEntry, BackendId, GlobalCounter, SETTINGS_HAS_GATEWAY,
+    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, Settings, flow::FAMILY_V4,
+};
+use lb_ebpf::{
+    Packet, Parsed,
+    checksum::fold,
+    wire::{
+        ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ipv4::{IP_DF, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
+        ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
+        packet::{load, store},
+    },
+};
+
+use crate::{
+    maps::{BACKEND_STATS, SETTINGS},
+    prog::{balance::drop, counters::count, icmp},
+};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+/// Output lookup, as for a locally generated packet (ip_forward need not be on).
+const BPF_FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
+const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
+const BPF_FIB_LKUP_RET_FRAG_NEEDED: i64 = 8;
+
+/// Where an encapsulated packet leaves.
+struct NextHop {
+    /// Destination then source MAC, as the first 12 bytes of the Ethernet
+    /// header (three words: copied with three loads and stores).
+    macs: [u32; 3],
+    /// Egress ifindex; 0 = the ingress interface.
+    ifindex: u32,
+    /// Egress MTU; 0 = unchecked.
+    mtu: u32,
+}
+
+/// The 12 bytes of a destination MAC followed by its source MAC, as words.
+///
+/// Both `BackendEntry::next_hop_mac` + `source_mac` and `Settings::gateway_mac`
+/// + `interface_mac` are adjacent and 4-byte aligned in their map values.
+#[inline(always)]
+fn mac_pair(dst_then_src: &[u8; 6]) -> [u32; 3] {
+    // SAFETY: the 12 bytes lie inside the same map value (see above).
+    unsafe { load(dst_then_src as *const [u8; 6] as *const [u32; 3]) }
+}
+
+/// Encapsulates the packet `p` toward backend `b` (id `id`) and sends it.
+#[inline(always)]
+pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &BackendEntry) -> u32 {
+    let Some(settings) = SETTINGS.get(0) else {
+        return drop(GlobalCounter::DropInternal);
+    };
+    let v4 = p.family == FAMILY_V4;
+    let source_flag = if v4 {
+        SETTINGS_HAS_SOURCE_V4
+    } else {
+        SETTINGS_HAS_SOURCE_V6
+    };
+    if settings.flags & source_flag == 0 {
+        return drop(GlobalCounter::DropNoSource);
+    }
+    let overhead = if v4 { IPV4_LEN } else { IPV6_LEN };
+    let nh = if b.flags & BACKEND_HAS_NEXT_HOP != 0 {
+        NextHop {
+            macs: mac_pair(&b.next_hop_mac),
+            ifindex: b.next_hop_ifindex,
+            mtu: if b.next_hop_mtu != 0 {
+                b.next_hop_mtu
+            } else {
+                settings.mtu
+            },
+        }
+    } else if let Some(nh) = fib(ctx, p, b, settings, overhead) {
+        nh
+    } else if settings.flags & SETTINGS_HAS_GATEWAY != 0 {
+        NextHop {
+            macs: mac_pair(&settings.gateway_mac),
+            ifindex: 0,
+            mtu: settings.mtu,
+        }
+    } else {
+        return drop(GlobalCounter::DropNoRoute);
+    };
+    if nh.mtu != 0 && p.ip_len + overhead > nh.mtu as usize {
+        count(GlobalCounter::DropTooBig);
+        return icmp::too_big(ctx, pkt, p, nh.mtu - overhead as u32);
+    }
+    if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
+        // SAFETY: this CPU's slot.
+        unsafe {
+            (*s).packets += 1;
+            (*s).bytes += pkt.len() as u64;
+        }
+    }
+    let ok = if v4 {
+        push_v4(ctx, pkt, p, settings.source_v4, b.addr[0], &nh)
+    } else {
+        push_v6(ctx, pkt, p, &settings.source_v6, &b.addr, &nh)
+    };
+    if !ok {
+        return drop(GlobalCounter::DropInternal);
+    }
+    // The interface the program is attached to, from the settings already in
+    // cache: ctx->rxq->dev->ifindex is a pointer chase that misses the cache.
+    let ingress = if settings.ifindex != 0 {
+        settings.ifindex
+    } else {
+        ctx.ingress_ifindex() as u32
+    };
+    if nh.ifindex == 0 || nh.ifindex == ingress {
+        count(GlobalCounter::Tx);
+        xdp_action::XDP_TX
+    } else {
+        // SAFETY: plain helper call.
+        let rc = unsafe { bpf_redirect(nh.ifindex, 0) };
+        if rc as u32 == xdp_action::XDP_REDIRECT {
+            count(GlobalCounter::Redirect);
+            xdp_action::XDP_REDIRECT
+        } else {
+            drop(GlobalCounter::DropInternal)
+        }
+    }
+}
+
+/// Next hop toward the backend from the kernel FIB (and its MTU verdict).
+#[inline(always)]
+fn fib(
+    ctx: &XdpContext,
+    p: &Parsed,
+    b: &BackendEntry,
+    settings: &Settings,
+    overhead: usize,
+) -> Option<NextHop> {
+    // SAFETY: an all-zero bpf_fib_lookup is valid.
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    params.l4_protocol = p.protocol;
+    params.__bindgen_anon_1.tot_len = (p.ip_len + overhead) as u16;
+    params.ifindex = ctx.ingress_ifindex() as u32;
+    if p.family == FAMILY_V4 {
+        params.family = AF_INET;
+        params.__bindgen_anon_3.ipv4_src = settings.source_v4;
+        params.__bindgen_anon_4.ipv4_dst = b.addr[0];
+    } else {
+        params.family = AF_INET6;
+        params.__bindgen_anon_3.ipv6_src = settings.source_v6;
+        params.__bindgen_anon_4.ipv6_dst = b.addr;
+    }
+    // SAFETY: params is a valid, writable bpf_fib_lookup.
+    let rc = unsafe {
+        fib_lookup_helper(
+            ctx.as_ptr(),
+            &mut params,
+            size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_OUTPUT,
+        )
+    };
+    if rc == BPF_FIB_LKUP_RET_SUCCESS {
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&params.dmac);
+        macs[6..].copy_from_slice(&params.smac);
+        Some(NextHop {
+            macs: [
+                u32::from_ne_bytes([macs[0], macs[1], macs[2], macs[3]]),
+                u32::from_ne_bytes([macs[4], macs[5], macs[6], macs[7]]),
+                u32::from_ne_bytes([macs[8], macs[9], macs[10], macs[11]]),
+            ],
+            ifindex: params.ifindex,
+            mtu: settings.mtu,
+        })
+    } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED {
+        // The route's MTU is too small: make the caller answer "too big".
+        // SAFETY: the kernel filled mtu_result.
+        let mtu = unsafe { params.__bindgen_anon_1.mtu_result } as u32;
+        Some(NextHop {
+            macs: [0; 3],
+            ifindex: 0,
+            mtu: if mtu == 0 { 1 } else { mtu },
+        })
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+fn push_v4(ctx: &XdpContext, pkt: &Packet, p: &Parsed, src: u32, dst: u32, nh: &NextHop) -> bool {
+    let Some(inner) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
+        return false;
+    };
+    // SAFETY: in bounds.
+    let (tos, frag_off) = unsafe {
+        (
+            load(addr_of!((*inner).tos)),
+            load(addr_of!((*inner).frag_off)),
+        )
+    };
+    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(IPV4_LEN as i32)) } != 0 {
+        return false;
+    }
+    let pkt = Packet::new(ctx.data(), ctx.data_end());
+    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
+        return false;
+    };
+    let Some(ip) = pkt.ptr_mut_at::<Ipv4Hdr>(ETH_LEN) else {
+        return false;
+    };
+    let tot_len = ((p.ip_len + IPV4_LEN) as u16).to_be();
+    let frag_off = frag_off & IP_DF.to_be();
+    let w0 = u16::from_ne_bytes([0x45, tos]);
+    let w4 = u16::from_ne_bytes([64, IPPROTO_IPIP]);
+    let sum = u64::from(w0)
+        + u64::from(tot_len)
+        + u64::from(frag_off)
+        + u64::from(w4)
+        + u64::from(src & 0xffff)
+        + u64::from(src >> 16)
+        + u64::from(dst & 0xffff)
+        + u64::from(dst >> 16);
+    let hdr = Ipv4Hdr {
+        version_ihl: 0x45,
+        tos,
+        tot_len,
+        id: 0,
+        frag_off,
+        ttl: 64,
+        protocol: IPPROTO_IPIP,
+        check: !fold(sum),
+        src,
+        dst,
+    };
+    // SAFETY: both headers are in bounds.
+    unsafe {
+        store(eth as *mut [u32; 3], nh.macs);
+        store(addr_of_mut!((*eth).ether_type), ETH_P_IP.to_be());
+        store(ip, hdr);
+    }
+    true
+}
+
+#[inline(always)]
+fn push_v6(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    p: &Parsed,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+    nh: &NextHop,
+) -> bool {
+    let Some(inner) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
+        return false;
+    };
+    // SAFETY: in bounds.
+    let first = unsafe { load(addr_of!((*inner).version_tc_flow)) };
+    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(IPV6_LEN as i32)) } != 0 {
+        return false;
+    }
+    let pkt = Packet::new(ctx.data(), ctx.data_end());
+    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
+        return false;
+    };
+    let Some(ip) = pkt.ptr_mut_at::<Ipv6Hdr>(ETH_LEN) else {
+        return false;
+    };
+    let hdr = Ipv6Hdr {
+        version_tc_flow: first,
+        payload_len: (p.ip_len as u16).to_be(),
+        next_hdr: IPPROTO_IPV6,
+        hop_limit: 64,
+        src: *src,
+        dst: *dst,
+    };
+    // SAFETY: both headers are in bounds.
+    unsafe {
+        store(eth as *mut [u32; 3], nh.macs);
+        store(addr_of_mut!((*eth).ether_type), ETH_P_IPV6.to_be());
+        store(ip, hdr);
+    }
+    true
+}

@@ -1,0 +1,41 @@
+//! The XDP programs' logic: map lookups and packet rewrites around the
+//! `lb_ebpf` packet library.
+//!
+//! Decisions worth knowing (the fixture suite in `tests/tests/fixtures.rs`
+//! checks each of them):
+//!
+//! - **Not a VIP** (non-IP, VLAN-tagged, ARP, IP too short to hold a
+//!   destination, no service for (dst, port, proto) nor its port-0 wildcard):
+//!   `XDP_PASS`, unchanged, `PassNotVip`.
+//! - **VIP address** questions that no port can answer (ICMP echo, non-first
+//!   fragments, malformed or unsupported packets) use the agent's address
+//!   marker entry (`VIP_ADDRESS_MARKER_PROTOCOL`), else the TCP/UDP wildcard
+//!   services of the address. Malformed to a VIP: `DropMalformed`; fragment to
+//!   a VIP: `DropFragment` (the load balancer does not reassemble, and a
+//!   non-first fragment has no ports to pick a backend with); other protocols
+//!   to a VIP: `PassUnsupported`.
+//! - **Connection table**: a TCP SYN (without ACK) always takes a fresh Maglev
+//!   pick and overwrites; other packets use a valid entry (backend LIVE and same
+//!   generation: `ConntrackHit`), else re-pick (`ConntrackMiss`, plus
+//!   `NonSynMiss` for TCP) and insert. ICMP errors look up but never insert.
+//! - **Encapsulation**: outer TTL/hop limit 64, IPv4 id 0, DF and DSCP/ECN
+//!   copied from the inner header; the IPv6 outer version/class/flow-label word
+//!   is the inner one. Egress: the backend's configured next hop, else
+//!   `bpf_fib_lookup` (output lookup), else the settings' gateway MAC, else
+//!   `DropNoRoute`. `XDP_TX` (`Tx`) when the egress is the ingress (or 0), else
+//!   `bpf_redirect` (`Redirect`).
+//! - **Too big** (IP length + 20/40 > egress MTU, 0 = unchecked): `DropTooBig`;
+//!   IPv4 with DF and IPv6 get an ICMP "fragmentation needed" / "packet too
+//!   big" from the VIP to the client with MTU - 20 / MTU - 40, quoting the
+//!   IPv4 header (options included) + 8 bytes, or the IPv6 header + 8 bytes
+//!   (`IcmpTooBigSent`, out `XDP_TX`). IPv4 without DF is only dropped.
+//! - **Counters**: service packets/bytes for every packet matched to a service;
+//!   backend packets/bytes (frame length before encapsulation) for every packet
+//!   sent to it; backend `new_flows` on every fresh pick.
+
+pub mod balance;
+pub mod counters;
+pub mod decap;
+pub mod encap;
+pub mod icmp;
+pub mod vip;

@@ -1,0 +1,36 @@
+//! Service lookup and the "is this address a VIP at all" question.
+
+use lb_common::{
+    ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL,
+    flow::{PROTO_TCP, PROTO_UDP},
+};
+
+use lb_ebpf::keys::vip_key;
+
+use crate::maps::VIPS;
+
+/// The service of (addr, port, protocol), else the port-0 wildcard of the address.
+#[inline(always)]
+pub fn service(addr: [u32; 4], port: u16, protocol: u8, family: u8) -> Option<ServiceEntry> {
+    if let Some(s) = VIPS.get_ptr(&vip_key(&addr, port, protocol, family)) {
+        // SAFETY: a map value pointer; the entry is replaced, never written in place.
+        return Some(unsafe { *s });
+    }
+    // SAFETY: as above.
+    VIPS.get_ptr(&vip_key(&addr, 0, protocol, family))
+        .map(|s| unsafe { *s })
+}
+
+/// Whether `addr` is a VIP address (cold paths: ICMP echo, fragments, malformed
+/// packets): the agent's address marker entry, else a TCP/UDP wildcard service.
+#[inline(always)]
+pub fn is_vip_address(addr: [u32; 4], family: u8) -> bool {
+    VIPS.get_ptr(&vip_key(&addr, 0, VIP_ADDRESS_MARKER_PROTOCOL, family))
+        .is_some()
+        || VIPS
+            .get_ptr(&vip_key(&addr, 0, PROTO_TCP, family))
+            .is_some()
+        || VIPS
+            .get_ptr(&vip_key(&addr, 0, PROTO_UDP, family))
+            .is_some()
+}
