@@ -9,3 +9,4 @@ pub mod config;
 pub mod health;
 pub mod maglev;
 pub mod object;
+pub mod state;

@@ -1,0 +1,215 @@
+//! The agent's persisted view of what it applied to an interface: names, ids and
+//! settings that the BPF maps alone do not carry.
+//!
+//! The agent writes it atomically (temporary file + rename) after every
+//! successful apply to `<state_dir>/<ifname>.json` (default state dir
+//! [`DEFAULT_STATE_DIR`]); `lb stats`, `lb watch` and the metrics endpoint read
+//! it together with the pinned maps, so they work with or without an agent.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default root of the per-interface bpffs pin directories (outside `/sys`, so
+/// pins survive `ip netns exec`, whose private `/sys` vanishes with the process).
+pub const DEFAULT_PIN_ROOT: &str = "/run/lb/bpffs";
+/// Default directory of the per-interface state files.
+pub const DEFAULT_STATE_DIR: &str = "/run/lb/state";
+
+/// A backend's state as shown to users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    /// Takes new flows (has table slots, or would if its weight were > 0).
+    Active,
+    /// `drain: true` or weight 0: no new flows, pinned flows continue.
+    Draining,
+    /// Failed its health check: out of the table, pinned flows re-picked.
+    Down,
+}
+
+/// One backend of a service as applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedBackend {
+    /// Backend address.
+    pub address: IpAddr,
+    /// Its id in the BACKENDS / BACKEND_STATS maps.
+    pub id: u32,
+    /// Its generation (BackendEntry::generation).
+    pub generation: u32,
+    /// Configured weight.
+    pub weight: u32,
+    /// Configured drain flag.
+    pub drain: bool,
+    /// Shown state.
+    pub state: BackendState,
+    /// Slots it holds in the live Maglev table.
+    pub slots: u32,
+}
+
+/// One service as applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedService {
+    /// Service name.
+    pub name: String,
+    /// VIP.
+    pub vip: IpAddr,
+    /// Port (0 = every port).
+    pub port: u16,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// Index into SERVICE_STATS; tables live at `2 * service_id + parity`.
+    pub service_id: u32,
+    /// Parity (0 or 1) of the live table index.
+    pub table_parity: u32,
+    /// Size of the live table (0 = no backend takes new flows).
+    pub table_size: u32,
+    /// True while the service is in panic mode (too few healthy backends).
+    pub panic: bool,
+    /// Backends in config order.
+    pub backends: Vec<AppliedBackend>,
+}
+
+/// A backend id no longer in the config but kept (LIVE cleared) so that its
+/// pinned flows are re-picked; reusable with a bumped generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetiredBackend {
+    /// Backend id.
+    pub id: u32,
+    /// Last generation used with this id.
+    pub generation: u32,
+}
+
+/// Everything the agent applied to one interface.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index when applied (a different index = a different interface).
+    pub ifindex: u32,
+    /// bpffs directory holding this interface's pinned maps and link.
+    pub pin_dir: PathBuf,
+    /// Config file applied.
+    pub config_path: PathBuf,
+    /// Wall-clock time of the last apply, Unix milliseconds.
+    pub applied_at_unix_ms: u64,
+    /// XDP mode live: "native" or "skb".
+    pub xdp_mode: String,
+    /// Maglev table size.
+    pub maglev_table_size: u32,
+    /// Services in config order.
+    pub services: Vec<AppliedService>,
+    /// Retired backend ids.
+    pub retired_backends: Vec<RetiredBackend>,
+}
+
+/// Errors reading or writing a state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// I/O on the state file.
+    #[error("state file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state file is not valid JSON of this shape.
+    #[error("state file {path} is corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+/// Path of the state file of `ifname` under `state_dir`.
+pub fn state_path(state_dir: &Path, ifname: &str) -> PathBuf {
+    state_dir.join(format!("{ifname}.json"))
+}
+
+impl AppliedState {
+    /// Reads a state file; `Ok(None)` when it does not exist.
+    pub fn read(path: &Path) -> Result<Option<Self>, StateError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.into(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| StateError::Corrupt {
+                path: path.into(),
+                source,
+            })
+    }
+
+    /// Writes the state file atomically (temporary file, fsync, rename).
+    pub fn write(&self, path: &Path) -> Result<(), StateError> {
+        use std::io::Write as _;
+        let io = |source| StateError::Io {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).expect("state serializes");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(&text).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = std::env::temp_dir().join(format!("lb-state-test-{}", std::process::id()));
+        let path = state_path(&dir, "veth0");
+        let state = AppliedState {
+            ifname: "veth0".into(),
+            ifindex: 7,
+            pin_dir: "/run/lb/bpffs/veth0".into(),
+            config_path: "/etc/lb.yaml".into(),
+            applied_at_unix_ms: 1,
+            xdp_mode: "native".into(),
+            maglev_table_size: 65537,
+            services: vec![AppliedService {
+                name: "web".into(),
+                vip: "198.18.100.1".parse().unwrap(),
+                port: 80,
+                protocol: "tcp".into(),
+                service_id: 0,
+                table_parity: 1,
+                table_size: 65537,
+                panic: false,
+                backends: vec![AppliedBackend {
+                    address: "198.18.3.2".parse().unwrap(),
+                    id: 0,
+                    generation: 1,
+                    weight: 1,
+                    drain: false,
+                    state: BackendState::Active,
+                    slots: 65537,
+                }],
+            }],
+            retired_backends: vec![RetiredBackend { id: 4, generation: 2 }],
+        };
+        assert_eq!(AppliedState::read(&path).unwrap(), None);
+        state.write(&path).unwrap();
+        assert_eq!(AppliedState::read(&path).unwrap(), Some(state));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
