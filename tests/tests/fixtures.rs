@@ -5,8 +5,6 @@
 
 #[path = "fixtures/check.rs"]
 mod check;
-#[path = "fixtures/harness.rs"]
-mod harness;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -24,8 +22,9 @@ use lb_tests::frames::{
 };
 
 use check::{encapsulated_ok, icmpv4_ok, icmpv6_ok};
-use harness::{
-    Lb, TEST_RUN_INGRESS, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, backend_entry, flow_key,
+use lb_tests::harness::{
+    LB_SOURCE_V4, LB_SOURCE_V6, Lb, TEST_RUN_INGRESS, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX,
+    backend_entry, flow_key,
 };
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
@@ -33,14 +32,10 @@ const VIP4_WILDCARD: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 2);
 const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const ROUTER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 const OTHER4: Ipv4Addr = Ipv4Addr::new(198, 18, 50, 50);
-/// The load balancer's IPv4 encapsulation source.
-pub const LB_SOURCE_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0x100, 1);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
 const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xfe);
 const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0x50, 0x50);
-/// The load balancer's IPv6 encapsulation source.
-pub const LB_SOURCE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0x1, 1);
 
 /// Maglev table size of the fixtures (prime).
 const M: usize = 13;
