@@ -1,0 +1,2 @@
+//! Nothing here: the programs are the `bench-ebpf` binary (built for bpfel by `lb-bench`'s build script).
+#![no_std]

@@ -1,0 +1,185 @@
+//! Baselines and the measuring wrapper for `cargo xtask bench`.
+//!
+//! - `bench_pass`: XDP_PASS, nothing else (the floor).
+//! - `bench_macswap`: swap the Ethernet addresses, XDP_TX (the forwarding ceiling).
+//! - `bench_encap`: IPv4-in-IPv4 encapsulation only, fixed outer header, XDP_TX
+//!   (the ceiling for our rewrite).
+//! - `bench_restore`: BPF_PROG_TEST_RUN with repeat > 1 runs every pass on the
+//!   same buffer, so a program that encapsulates would see its own output from
+//!   the second pass on. This wrapper undoes any growth of the frame, rewrites
+//!   the template frame (optionally with a per-pass flow), then tail-calls the
+//!   program under test in `TARGET[0]`.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod progs {
+    use aya_ebpf::{
+        bindings::xdp_action,
+        btf_maps::{Array, PerCpuArray, ProgramArray},
+        helpers::bpf_xdp_adjust_head,
+        macros::{btf_map, xdp},
+        programs::XdpContext,
+    };
+
+    /// Length of the template frame (64-byte frames, as the issue asks).
+    const FRAME_LEN: usize = 64;
+
+    /// The frame the wrapper restores before every pass.
+    #[repr(C)]
+    pub struct Template {
+        /// Bytes of the frame.
+        pub frame: [u8; FRAME_LEN],
+        /// 0: same flow every pass; N > 0: cycle the client over N flows;
+        /// u32::MAX: a new flow every pass.
+        pub flows: u32,
+        /// Zero.
+        pub pad: u32,
+    }
+
+    #[btf_map]
+    static TEMPLATE: Array<Template, 1> = Array::new();
+
+    #[btf_map]
+    static PASSES: PerCpuArray<u64, 1> = PerCpuArray::new();
+
+    #[btf_map]
+    static TARGET: ProgramArray<1> = ProgramArray::new();
+
+    /// Outer addresses for `bench_encap`: [source, destination], network order.
+    #[btf_map]
+    static ENCAP_ADDRS: Array<[u32; 2], 1> = Array::new();
+
+    #[xdp]
+    pub fn bench_pass(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_PASS
+    }
+
+    #[xdp]
+    pub fn bench_macswap(ctx: XdpContext) -> u32 {
+        let start = ctx.data();
+        if start + 12 > ctx.data_end() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let eth = start as *mut [u8; 12];
+        // SAFETY: bounds checked above.
+        unsafe {
+            let e = &mut *eth;
+            let mut swapped = [0u8; 12];
+            swapped[..6].copy_from_slice(&e[6..]);
+            swapped[6..].copy_from_slice(&e[..6]);
+            *e = swapped;
+        }
+        xdp_action::XDP_TX
+    }
+
+    #[xdp]
+    pub fn bench_encap(ctx: XdpContext) -> u32 {
+        // SAFETY: the helper checks the headroom itself.
+        if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
+            return xdp_action::XDP_ABORTED;
+        }
+        let start = ctx.data();
+        if start + 54 > ctx.data_end() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let Some(addrs) = ENCAP_ADDRS.get(0) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        // SAFETY: 54 bytes are in bounds (checked above).
+        unsafe {
+            let p = start as *mut u8;
+            // The old Ethernet header now sits at 20..34; move it to the front.
+            core::ptr::copy(p.add(20), p, 14);
+            let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
+            let ip = p.add(14) as *mut [u16; 10];
+            let mut h = [0u16; 10];
+            h[0] = u16::to_be(0x4500);
+            h[1] = u16::to_be(inner_len + 20);
+            h[3] = u16::to_be(0x4000);
+            h[4] = u16::to_be(0x4004);
+            let s = addrs[0].to_ne_bytes();
+            let d = addrs[1].to_ne_bytes();
+            h[6] = u16::from_ne_bytes([s[0], s[1]]);
+            h[7] = u16::from_ne_bytes([s[2], s[3]]);
+            h[8] = u16::from_ne_bytes([d[0], d[1]]);
+            h[9] = u16::from_ne_bytes([d[2], d[3]]);
+            let mut sum = 0u32;
+            for w in h {
+                sum += u32::from(w);
+            }
+            sum = (sum & 0xffff) + (sum >> 16);
+            sum = (sum & 0xffff) + (sum >> 16);
+            h[5] = !(sum as u16);
+            *ip = h;
+            // Ethernet type stays IPv4; swap MACs so the frame goes back.
+            let eth = p as *mut [u8; 12];
+            let e = &mut *eth;
+            let mut swapped = [0u8; 12];
+            swapped[..6].copy_from_slice(&e[6..]);
+            swapped[6..].copy_from_slice(&e[..6]);
+            *e = swapped;
+        }
+        xdp_action::XDP_TX
+    }
+
+    #[xdp]
+    pub fn bench_restore(ctx: XdpContext) -> u32 {
+        let grown = (ctx.data_end() - ctx.data()) as i32 - FRAME_LEN as i32;
+        if grown > 0 && grown <= 64 {
+            // SAFETY: shrinking by what the previous pass added.
+            if unsafe { bpf_xdp_adjust_head(ctx.ctx, grown) } != 0 {
+                return xdp_action::XDP_ABORTED;
+            }
+        }
+        let start = ctx.data();
+        if start + FRAME_LEN > ctx.data_end() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let Some(template) = TEMPLATE.get(0) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        // SAFETY: FRAME_LEN bytes are in bounds (checked above).
+        unsafe { *(start as *mut [u8; FRAME_LEN]) = template.frame };
+        if template.flows != 0 {
+            let Some(passes) = PASSES.get_ptr_mut(0) else {
+                return xdp_action::XDP_ABORTED;
+            };
+            // SAFETY: this CPU's counter.
+            let n = unsafe {
+                *passes += 1;
+                *passes
+            };
+            let flow = if template.flows == u32::MAX {
+                n as u32
+            } else {
+                (n % u64::from(template.flows)) as u32
+            };
+            // Client = 198.18.(16 + flow >> 24).(flow >> 16) port (flow & 0xffff):
+            // bytes 28..30 of the IPv4 source and 34..36 (TCP/UDP source port).
+            // SAFETY: in bounds (FRAME_LEN = 64).
+            unsafe {
+                let p = start as *mut u8;
+                *p.add(28) = 16 + (flow >> 24) as u8;
+                *p.add(29) = (flow >> 16) as u8;
+                *p.add(34) = (flow >> 8) as u8;
+                *p.add(35) = flow as u8;
+            }
+        }
+        // SAFETY: TARGET holds an XDP program; on failure we fall through.
+        let _ = unsafe { TARGET.tail_call(&ctx, 0) };
+        xdp_action::XDP_ABORTED
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

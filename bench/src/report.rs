@@ -1,0 +1,115 @@
+//! The benchmark table and its JSON form.
+
+use serde_json::{Value, json};
+
+/// One measured figure.
+pub struct Row {
+    /// Section (per-packet, control plane).
+    pub section: &'static str,
+    /// What was measured.
+    pub name: String,
+    /// The figure.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Target, when the issue sets one (lower is better).
+    pub target: Option<f64>,
+    /// Free-form comparison against the baselines of the same run.
+    pub versus: String,
+}
+
+/// Everything one run measured.
+pub struct Report {
+    quick: bool,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(quick: bool) -> Self {
+        Self {
+            quick,
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn push(&mut self, row: Row) {
+        eprintln!("lb-bench: {} {:.1} {}", row.name, row.value, row.unit);
+        self.rows.push(row);
+    }
+
+    /// Adds a methodology note printed under the table.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// The table as text.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "lb-bench{} — {}\n\n{:<14} {:<44} {:>12}  {:<9} {}\n",
+            if self.quick {
+                " --quick (smoke run, numbers meaningless)"
+            } else {
+                ""
+            },
+            machine(),
+            "section",
+            "figure",
+            "value",
+            "target",
+            "versus baselines (same run)"
+        );
+        for r in &self.rows {
+            let target = r.target.map_or(String::new(), |t| {
+                let verdict = if r.value <= t { "ok" } else { "MISSED" };
+                format!("<={t} {verdict}")
+            });
+            s += &format!(
+                "{:<14} {:<44} {:>9.1} {:<2}  {:<9} {}\n",
+                r.section, r.name, r.value, r.unit, target, r.versus
+            );
+        }
+        s += "\n";
+        for n in &self.notes {
+            s += &format!("- {n}\n");
+        }
+        s
+    }
+
+    /// The table as JSON.
+    pub fn json(&self) -> Value {
+        json!({
+            "quick": self.quick,
+            "machine": machine(),
+            "unix_time": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            "rows": self.rows.iter().map(|r| json!({
+                "section": r.section,
+                "name": r.name,
+                "value": r.value,
+                "unit": r.unit,
+                "target": r.target,
+                "met": r.target.map(|t| r.value <= t),
+                "versus": r.versus,
+            })).collect::<Vec<_>>(),
+            "notes": self.notes,
+        })
+    }
+}
+
+/// Kernel, CPU model and core count.
+fn machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("Linux {}, {model}, {cores} cores", kernel.trim())
+}
