@@ -5,8 +5,11 @@
 //! - [`maglev`]: weighted Maglev table building (pure).
 //! - [`object`]: the embedded XDP object.
 
+pub mod agent;
 pub mod config;
+pub mod datapath;
 pub mod health;
 pub mod maglev;
 pub mod object;
+pub mod plan;
 pub mod state;
