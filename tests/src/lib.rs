@@ -1,3 +1,4 @@
 //! Shared helpers of the privileged tests.
 
 pub mod frames;
+pub mod netns;
