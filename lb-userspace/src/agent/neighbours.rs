@@ -15,8 +15,14 @@ fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-fn read_sys(dev: &str, what: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/sys/class/net/{dev}/{what}")).ok()
+/// (MAC, MTU) of `dev`, from `ip -j link` (not /sys, which may belong to
+/// another network namespace than the calling thread's).
+fn link_info(dev: &str) -> Option<([u8; 6], u32)> {
+    let link = ip_json(&["-j", "link", "show", "dev", dev])?;
+    let link = link.get(0)?;
+    let mac = link["address"].as_str().and_then(parse_mac)?;
+    let mtu = link["mtu"].as_u64().unwrap_or(0) as u32;
+    Some((mac, mtu))
 }
 
 /// Resolves the next hop toward `backend`; `None` when the route or MAC is not
@@ -49,10 +55,7 @@ pub fn resolve(backend: IpAddr) -> Option<NextHop> {
         nudge(gateway);
         return None;
     };
-    let source_mac = read_sys(&dev, "address").and_then(|s| parse_mac(&s))?;
-    let mtu = read_sys(&dev, "mtu")
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let (source_mac, mtu) = link_info(&dev)?;
     Some(NextHop {
         ifindex: ifindex(&dev)?,
         mtu,
