@@ -28,11 +28,21 @@ pub struct Args {
     /// Directory of the per-interface state files.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Runs `lb run`: attaches, applies, and follows the config until SIGINT/SIGTERM.
 /// The datapath stays attached after exit; `lb stop` detaches it.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let metrics = args.metrics.map(|addr| {
+        (
+            addr,
+            lb::datapath::pin_dir(&args.pin_root, &args.iface),
+            lb::state::state_path(&args.state_dir, &args.iface),
+        )
+    });
     let opts = AgentOptions {
         config_path: args.config,
         ifname: args.iface,
@@ -45,6 +55,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run_agent(opts))?;
+    rt.block_on(async move {
+        if let Some((addr, pin_dir, state_path)) = metrics {
+            tokio::spawn(async move {
+                if let Err(e) = lb::metrics::serve(addr, pin_dir, state_path).await {
+                    tracing::error!("metrics endpoint on {addr}: {e}");
+                }
+            });
+            tracing::info!("serving metrics on http://{addr}/metrics");
+        }
+        run_agent(opts).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }
