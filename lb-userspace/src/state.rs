@@ -205,7 +205,10 @@ mod tests {
                     slots: 65537,
                 }],
             }],
-            retired_backends: vec![RetiredBackend { id: 4, generation: 2 }],
+            retired_backends: vec![RetiredBackend {
+                id: 4,
+                generation: 2,
+            }],
         };
         assert_eq!(AppliedState::read(&path).unwrap(), None);
         state.write(&path).unwrap();
