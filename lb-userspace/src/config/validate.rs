@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use lb_common::maps::{DEFAULT_CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_SERVICES, MAX_TABLE_SIZE};
 use serde_yaml::Value;
 
+use crate::maglev::is_prime;
+
 use super::fields::{Ctx, Field, MapView, describe};
 use super::lines::Block;
 use super::{
@@ -279,18 +281,18 @@ fn service(
             for (i, item) in items.iter().enumerate() {
                 let block = (blocks.len() == items.len()).then(|| blocks[i]);
                 let backend = backend(ctx, &location, i, item, block, backends_line, vip);
-                if let Some((backend, line, backend_location)) = &backend {
-                    if let Some(first) = seen.insert(backend.address, i) {
-                        ctx.report(
-                            *line,
-                            backend_location.clone(),
-                            format!(
-                                "duplicate backend {} (also backend #{} of this service)",
-                                backend.address,
-                                first + 1
-                            ),
-                        );
-                    }
+                if let Some((backend, line, backend_location)) = &backend
+                    && let Some(first) = seen.insert(backend.address, i)
+                {
+                    ctx.report(
+                        *line,
+                        backend_location.clone(),
+                        format!(
+                            "duplicate backend {} (also backend #{} of this service)",
+                            backend.address,
+                            first + 1
+                        ),
+                    );
                 }
                 match (backend, all.as_mut()) {
                     (Some((b, _, _)), Some(all)) => all.push(b),
@@ -378,18 +380,18 @@ fn backend(
     {
         Some(text) => match text.parse::<IpAddr>() {
             Ok(address) => {
-                if let Some(vip) = vip {
-                    if vip.is_ipv4() != address.is_ipv4() {
-                        view.report_on_line_of(
-                            ctx,
-                            "address",
-                            format!(
-                                "backend {address} is {} but the VIP {vip} is {}",
-                                family(address),
-                                family(vip)
-                            ),
-                        );
-                    }
+                if let Some(vip) = vip
+                    && vip.is_ipv4() != address.is_ipv4()
+                {
+                    view.report_on_line_of(
+                        ctx,
+                        "address",
+                        format!(
+                            "backend {address} is {} but the VIP {vip} is {}",
+                            family(address),
+                            family(vip)
+                        ),
+                    );
                 }
                 Some(address)
             }
@@ -479,14 +481,15 @@ fn health_check(
     if timeout_ms == Some(0) {
         view.report(ctx, "timeout_ms", "timeout_ms must be at least 1");
     }
-    if let (Some(interval), Some(timeout)) = (interval_ms, timeout_ms) {
-        if interval > 0 && timeout >= interval {
-            view.report(
-                ctx,
-                "timeout_ms",
-                format!("timeout_ms ({timeout}) must be less than interval_ms ({interval})"),
-            );
-        }
+    if let (Some(interval), Some(timeout)) = (interval_ms, timeout_ms)
+        && interval > 0
+        && timeout >= interval
+    {
+        view.report(
+            ctx,
+            "timeout_ms",
+            format!("timeout_ms ({timeout}) must be less than interval_ms ({interval})"),
+        );
     }
     let rise = view.uint(ctx, "rise", u64::from(u32::MAX)).or_default(2);
     let fall = view.uint(ctx, "fall", u64::from(u32::MAX)).or_default(3);
@@ -563,23 +566,4 @@ fn cross_checks(ctx: &mut Ctx<'_>, top: &MapView<'_>, services: &[Option<ReadSer
             format!("{backends} backends in total, the datapath holds at most {MAX_BACKENDS}"),
         );
     }
-}
-
-/// True when `n` is prime (trial division; `n` is at most a few million).
-pub(crate) fn is_prime(n: u32) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n % 2 == 0 {
-        return n == 2;
-    }
-    let n = u64::from(n);
-    let mut d = 3u64;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
 }

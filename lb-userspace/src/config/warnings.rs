@@ -26,13 +26,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
                 service.name
             ));
         }
-        if let Some(hc) = &service.health_check {
-            if hc.kind == HealthCheckKind::Tcp && hc.path != "/" {
-                out.push(format!(
-                    "services[{}].health_check: path {:?} is ignored by tcp checks (set kind: http)",
-                    service.name, hc.path
-                ));
-            }
+        if let Some(hc) = &service.health_check
+            && hc.kind == HealthCheckKind::Tcp
+            && hc.path != "/"
+        {
+            out.push(format!(
+                "services[{}].health_check: path {:?} is ignored by tcp checks (set kind: http)",
+                service.name, hc.path
+            ));
         }
     }
     out
