@@ -223,7 +223,7 @@ fn check_maps(dir: &Path, st: &AppliedState) {
 }
 
 fn yaml(services: &[(&str, &str, u16, &[(&str, u32, bool)])]) -> String {
-    let mut s = String::from("maglev_table_size: 251\nservices:\n");
+    let mut s = String::from("maglev_table_size: 251\nconntrack_entries: 4096\nservices:\n");
     for (name, vip, port, backends) in services {
         s += &format!(
             "  - name: {name}\n    vip: {vip}\n    port: {port}\n    protocol: tcp\n    backends:\n"
