@@ -303,12 +303,23 @@ fn scale_events_invalid_config_and_restart() {
         &dir,
         2 * st.services[0].service_id + st.services[0].table_parity,
     );
-    for (o, n) in old_table.iter().zip(&new_table) {
-        assert!(
-            o == n || *n == id4,
-            "slot moved between old backends: {o} -> {n}"
-        );
-    }
+    // Maglev moves slots mostly to the new backend; a few may shuffle between
+    // the old ones (established flows stay through the connection table).
+    let to_new = old_table
+        .iter()
+        .zip(&new_table)
+        .filter(|(o, n)| o != n && **n == id4)
+        .count();
+    let between_old = old_table
+        .iter()
+        .zip(&new_table)
+        .filter(|(o, n)| o != n && **n != id4)
+        .count();
+    assert_eq!(to_new as u32, backend_of(&st, "web", "198.18.3.4").slots);
+    assert!(
+        between_old * 20 <= old_table.len(),
+        "{between_old} slots moved between old backends"
+    );
     assert!(backend_of(&st, "web", "198.18.3.4").slots > 0);
 
     // 3. Drain 198.18.3.3 (in place): no slots, still LIVE.
@@ -441,4 +452,5 @@ fn scale_events_invalid_config_and_restart() {
     assert!(!dir.exists());
     assert!(!setup.state_file().exists());
     assert!(!xdp_attached(&setup.net), "still attached after lb stop");
+    eprintln!("agent log:\n{}", setup.log_text());
 }
