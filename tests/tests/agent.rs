@@ -454,3 +454,48 @@ fn scale_events_invalid_config_and_restart() {
     assert!(!xdp_attached(&setup.net), "still attached after lb stop");
     eprintln!("agent log:\n{}", setup.log_text());
 }
+
+#[test]
+fn decap_attaches_pins_and_detaches() {
+    let net = NetNsPair::new("decap");
+    let fs = TestBpffs::new("decap");
+    let run = |extra: &[&str]| {
+        let out = net
+            .exec_in_lb(lb_bin().to_str().unwrap())
+            .args(["decap", "--iface", &net.lb_if, "--skb"])
+            .arg("--pin-root")
+            .arg(&fs.root)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["--address", "198.18.100.1"]);
+    let dir = fs.root.join(format!("decap-{}", net.lb_if));
+    assert!(dir.join("link").exists());
+    assert!(
+        xdp_attached(&net),
+        "decap not attached after the command exited"
+    );
+    let addrs: HashMap<MapData, lb_common::DecapKey, u32> =
+        HashMap::try_from(Map::HashMap(open(&dir, lb_common::MAP_DECAP_ADDRS))).unwrap();
+    // IPv4 keys (the interface's IPv6 link-local address is there too).
+    let mut got: Vec<u32> = addrs
+        .keys()
+        .map(|k| k.unwrap())
+        .filter(|k| k.family == lb_common::flow::FAMILY_V4)
+        .map(|k| k.addr[0])
+        .collect();
+    got.sort();
+    let mut want = vec![v4("198.18.200.1"), v4("198.18.100.1")];
+    want.sort();
+    assert_eq!(got, want);
+    drop(addrs);
+    run(&["--detach"]);
+    assert!(!dir.exists());
+    assert!(!xdp_attached(&net));
+}

@@ -113,7 +113,9 @@ impl Agent {
         state_path(&self.opts.state_dir, &self.opts.ifname)
     }
 
-    fn refresh_neighbours(&mut self, config: &Config) {
+    /// Resolves next hops; with `only_unknown`, only for addresses without one
+    /// (what an apply needs: fast, the periodic refresh does the rest).
+    fn refresh_neighbours(&mut self, config: &Config, only_unknown: bool) {
         let mut addrs: Vec<std::net::IpAddr> = config
             .services
             .iter()
@@ -123,9 +125,17 @@ impl Agent {
         addrs.sort();
         addrs.dedup();
         for a in addrs {
+            if only_unknown && self.datapath.has_next_hop(a) {
+                continue;
+            }
             let nh = neighbours::resolve(a);
             match self.datapath.set_next_hop(a, nh) {
-                Ok(true) => tracing::info!(backend = %a, next_hop = ?nh, "next hop updated"),
+                Ok(true) => match nh {
+                    Some(nh) => tracing::info!("next hop toward backend {a}: {nh:?}"),
+                    None => {
+                        tracing::warn!("next hop toward backend {a} unknown (resolution triggered)")
+                    }
+                },
                 Ok(false) => {}
                 Err(e) => tracing::error!(backend = %a, "writing next hop: {e}"),
             }
@@ -143,7 +153,7 @@ impl Agent {
         if config.encapsulation != self.config.encapsulation || self.applied.services.is_empty() {
             self.datapath.write_settings(&config.encapsulation)?;
         }
-        self.refresh_neighbours(&config);
+        self.refresh_neighbours(&config, true);
         self.datapath.apply(&p.ops)?;
         self.applied.services = p.services.clone();
         self.applied.retired_backends = p.retired.clone();
@@ -263,7 +273,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
             }
             _ = tick.tick() => {
                 let cfg = agent.config.clone();
-                agent.refresh_neighbours(&cfg);
+                agent.refresh_neighbours(&cfg, false);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -102,7 +102,7 @@ pub enum ModeChoice {
 }
 
 /// Where the next hop toward a backend is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
     /// Egress ifindex.
     pub ifindex: u32,
@@ -112,6 +112,26 @@ pub struct NextHop {
     pub mac: [u8; 6],
     /// Egress interface's MAC.
     pub source_mac: [u8; 6],
+}
+
+fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl std::fmt::Debug for NextHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} via ifindex {} (mtu {}, from {})",
+            fmt_mac(&self.mac),
+            self.ifindex,
+            self.mtu,
+            fmt_mac(&self.source_mac)
+        )
+    }
 }
 
 /// How to open the datapath on an interface.
@@ -351,6 +371,11 @@ impl Datapath {
         m.set(id, entry, 0)?;
         self.backends.insert(id, (address, generation, live));
         Ok(())
+    }
+
+    /// True when a next hop toward `address` is known.
+    pub fn has_next_hop(&self, address: IpAddr) -> bool {
+        self.next_hops.contains_key(&address)
     }
 
     /// Addresses of every backend id written (live or not).
