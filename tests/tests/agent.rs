@@ -499,3 +499,77 @@ fn decap_attaches_pins_and_detaches() {
     assert!(!dir.exists());
     assert!(!xdp_attached(&net));
 }
+
+/// Waits (up to 10 s) for a state file satisfying `pred`.
+fn wait_state(setup: &Setup, what: &str, pred: impl Fn(&AppliedState) -> bool) -> AppliedState {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = setup.state() {
+            if pred(&s) {
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            setup.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn health_checks_take_backends_out_and_back() {
+    let net = NetNsPair::new("health");
+    let fs = TestBpffs::new("health");
+    let setup = Setup {
+        config: fs.base.join("lb.yaml"),
+        state_dir: fs.base.join("state"),
+        log: fs.base.join("agent.log"),
+        net,
+        fs,
+    };
+    let dir = setup.pin_dir();
+    // A TCP server on the peer (198.18.200.2:8080); 198.18.3.9 answers nothing.
+    let listen = || {
+        lb_tests::netns::in_netns(&setup.net.peer, || {
+            std::net::TcpListener::bind("198.18.200.2:8080").expect("bind in peer")
+        })
+    };
+    let listener = listen();
+    setup.write_in_place(
+        "maglev_table_size: 251\nconntrack_entries: 4096\nservices:\n  - name: hc\n    vip: 198.18.100.5\n    port: 8080\n    protocol: tcp\n    panic_threshold: 0\n    health_check:\n      kind: tcp\n      interval_ms: 100\n      timeout_ms: 50\n      rise: 2\n      fall: 2\n    backends:\n      - address: 198.18.200.2\n      - address: 198.18.3.9\n",
+    );
+    let _agent = setup.start(&[]);
+    let down = |st: &AppliedState, a: &str| backend_of(st, "hc", a).state == BackendState::Down;
+    let st = wait_state(&setup, "198.18.3.9 down", |s| {
+        down(s, "198.18.3.9") && !down(s, "198.18.200.2")
+    });
+    check_maps(&dir, &st);
+    assert_eq!(backend_of(&st, "hc", "198.18.3.9").slots, 0);
+    assert_eq!(backend_of(&st, "hc", "198.18.200.2").slots, 251);
+    assert_eq!(
+        backend(&dir, backend_of(&st, "hc", "198.18.3.9").id).flags & BACKEND_LIVE,
+        0
+    );
+
+    // The server goes away: every backend down, panic off -> empty table.
+    drop(listener);
+    let st = wait_state(&setup, "all down", |s| down(s, "198.18.200.2"));
+    check_maps(&dir, &st);
+    assert_eq!(st.services[0].table_size, 0);
+
+    // It comes back: up again with every slot, same id.
+    let id = backend_of(&st, "hc", "198.18.200.2").id;
+    let _listener = listen();
+    let st = wait_state(&setup, "back up", |s| !down(s, "198.18.200.2"));
+    check_maps(&dir, &st);
+    assert_eq!(st.services[0].table_size, 251);
+    assert_eq!(backend_of(&st, "hc", "198.18.200.2").id, id);
+    assert!(
+        setup.log_text().contains("up -> down"),
+        "log:\n{}",
+        setup.log_text()
+    );
+    lb::datapath::detach_and_remove(&dir).unwrap();
+}
