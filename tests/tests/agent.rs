@@ -97,10 +97,10 @@ impl Setup {
     fn wait_applied(&self, after: u64) -> AppliedState {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(s) = self.state() {
-                if s.applied_at_unix_ms > after {
-                    return s;
-                }
+            if let Some(s) = self.state()
+                && s.applied_at_unix_ms > after
+            {
+                return s;
             }
             assert!(
                 Instant::now() < deadline,
@@ -222,7 +222,11 @@ fn check_maps(dir: &Path, st: &AppliedState) {
     );
 }
 
-fn yaml(services: &[(&str, &str, u16, &[(&str, u32, bool)])]) -> String {
+/// (address, weight, drain) of a backend.
+type Backend<'a> = (&'a str, u32, bool);
+
+/// YAML of services given as (name, vip, port, backends).
+fn yaml(services: &[(&str, &str, u16, &[Backend<'_>])]) -> String {
     let mut s = String::from("maglev_table_size: 251\nconntrack_entries: 4096\nservices:\n");
     for (name, vip, port, backends) in services {
         s += &format!(
@@ -504,10 +508,10 @@ fn decap_attaches_pins_and_detaches() {
 fn wait_state(setup: &Setup, what: &str, pred: impl Fn(&AppliedState) -> bool) -> AppliedState {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(s) = setup.state() {
-            if pred(&s) {
-                return s;
-            }
+        if let Some(s) = setup.state()
+            && pred(&s)
+        {
+            return s;
         }
         assert!(
             Instant::now() < deadline,

@@ -158,11 +158,11 @@ pub fn pin_dir(pin_root: &Path, ifname: &str) -> PathBuf {
 pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
     let link = dir.join(LINK_PIN);
     let mut detached = false;
-    if let Ok(fd) = sys::obj_get(&link) {
-        if sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0 {
-            sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, e))?;
-            detached = true;
-        }
+    if let Ok(fd) = sys::obj_get(&link)
+        && sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0
+    {
+        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, e))?;
+        detached = true;
     }
     bpffs::remove_pin_dir(dir)?;
     Ok(detached)

@@ -451,21 +451,16 @@ pub fn plan(
                     (ob.id, ob.generation)
                 }
                 None => {
-                    let (id, generation) = loop {
-                        while used_backend_ids.contains(&next_fresh_backend) {
-                            next_fresh_backend += 1;
-                        }
-                        if next_fresh_backend < MAX_BACKENDS {
-                            used_backend_ids.insert(next_fresh_backend);
-                            break (next_fresh_backend, 1);
-                        }
-                        match reusable.pop() {
-                            Some((id, g)) => {
-                                retired.remove(&id);
-                                break (id, g.wrapping_add(1).max(1));
-                            }
-                            None => return Err(PlanError::TooManyBackends),
-                        }
+                    while used_backend_ids.contains(&next_fresh_backend) {
+                        next_fresh_backend += 1;
+                    }
+                    let (id, generation) = if next_fresh_backend < MAX_BACKENDS {
+                        used_backend_ids.insert(next_fresh_backend);
+                        (next_fresh_backend, 1)
+                    } else {
+                        let (id, g) = reusable.pop().ok_or(PlanError::TooManyBackends)?;
+                        retired.remove(&id);
+                        (id, g.wrapping_add(1).max(1))
                     };
                     if old.is_some() {
                         change_list.push(format!("+{}", bc.address));
