@@ -127,6 +127,18 @@ impl TestBpffs {
     }
 }
 
+impl TestBpffs {
+    /// Only the directories: nothing mounted (whoever mounts the bpffs at
+    /// `root` later, it is unmounted on drop).
+    pub fn unmounted(tag: &str) -> Self {
+        let base = std::path::PathBuf::from(format!("/run/lb-test-{tag}-{}", std::process::id()));
+        let root = base.join("bpffs");
+        let _ignored = Command::new("umount").arg(&root).output();
+        std::fs::create_dir_all(&base).expect("mkdir test base");
+        Self { base, root }
+    }
+}
+
 impl Drop for TestBpffs {
     fn drop(&mut self) {
         let _ignored = Command::new("umount").arg("-l").arg(&self.root).output();

@@ -577,3 +577,37 @@ fn health_checks_take_backends_out_and_back() {
     );
     lb::datapath::detach_and_remove(&dir).unwrap();
 }
+
+/// Under `ip netns exec` (a private mount namespace) the agent mounts the pin
+/// root's bpffs in the host mount namespace, so pins outlive the agent.
+#[test]
+fn pin_root_mounted_by_the_agent_outlives_it() {
+    let net = NetNsPair::new("mnt");
+    let fs = TestBpffs::unmounted("mnt");
+    let setup = Setup {
+        config: fs.base.join("lb.yaml"),
+        state_dir: fs.base.join("state"),
+        log: fs.base.join("agent.log"),
+        net,
+        fs,
+    };
+    setup.write_in_place(&yaml(&[(
+        "web",
+        "198.18.100.1",
+        80,
+        &[("198.18.3.2", 1, false)],
+    )]));
+    let mut agent = setup.start(&[]);
+    let st = setup.wait_applied(0);
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    // Seen from the test's (host) mount namespace, after the agent is gone.
+    assert!(
+        lb::datapath::bpffs::is_bpffs(&setup.fs.root),
+        "pin root is not a bpffs here"
+    );
+    let dir = setup.pin_dir();
+    check_maps(&dir, &st);
+    assert!(xdp_attached(&setup.net));
+    lb::datapath::detach_and_remove(&dir).unwrap();
+}

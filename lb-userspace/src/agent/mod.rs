@@ -224,7 +224,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let applied = adopted.unwrap_or_else(|| AppliedState {
         ifname: iface.name.clone(),
         ifindex: iface.ifindex,
-        pin_dir: datapath.pin_dir().to_path_buf(),
+        pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
         xdp_mode: datapath.mode().to_string(),

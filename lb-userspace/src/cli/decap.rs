@@ -9,7 +9,7 @@ use aya::EbpfLoader;
 use aya::maps::HashMap as BpfHashMap;
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode};
-use lb::datapath::{Interface, LINK_PIN, bpffs, detach_and_remove};
+use lb::datapath::{Interface, LINK_PIN, detach_and_remove};
 use lb::plan::address_words;
 use lb::state::DEFAULT_PIN_ROOT;
 use lb_common::DecapKey;
@@ -36,7 +36,8 @@ pub struct Args {
 
 /// Runs `lb decap`: attaches `lb_decap` and pins it under `<root>/decap-<iface>`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let dir = args.pin_root.join(format!("decap-{}", args.iface));
+    let root = lb::datapath::bpffs::resolve_root(&args.pin_root, !args.detach)?;
+    let dir = root.join(format!("decap-{}", args.iface));
     if args.detach {
         let detached = detach_and_remove(&dir)?;
         eprintln!(
@@ -51,7 +52,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let iface = Interface::read(&args.iface)?;
-    bpffs::ensure_bpffs(&args.pin_root)?;
     detach_and_remove(&dir)?;
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let addrs_pin = dir.join(lb_common::MAP_DECAP_ADDRS);

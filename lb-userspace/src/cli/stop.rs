@@ -22,7 +22,8 @@ pub struct Args {
 
 /// Runs `lb stop`: detaches the XDP link, removes the pins and the state file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let dir = pin_dir(&args.pin_root, &args.iface);
+    let root = lb::datapath::bpffs::resolve_root(&args.pin_root, false)?;
+    let dir = pin_dir(&root, &args.iface);
     let existed = dir.exists();
     let detached = detach_and_remove(&dir)?;
     let state = state_path(&args.state_dir, &args.iface);

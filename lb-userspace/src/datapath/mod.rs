@@ -179,6 +179,7 @@ pub struct Datapath {
     backends: BTreeMap<u32, (IpAddr, u32, bool)>,
     next_hops: HashMap<IpAddr, NextHop>,
     nr_cpus: usize,
+    tables_fd: std::os::fd::OwnedFd,
 }
 
 impl Datapath {
@@ -190,8 +191,8 @@ impl Datapath {
         previous: Option<AppliedState>,
     ) -> Result<(Self, Option<AppliedState>), DatapathError> {
         let iface = Interface::read(&opts.ifname)?;
-        bpffs::ensure_bpffs(&opts.pin_root)?;
-        let dir = pin_dir(&opts.pin_root, &opts.ifname);
+        let root = bpffs::ensure_bpffs(&opts.pin_root)?;
+        let dir = pin_dir(&root, &opts.ifname);
         let link_path = dir.join(LINK_PIN);
         let link_ifindex = sys::obj_get(&link_path)
             .ok()
@@ -271,6 +272,9 @@ impl Datapath {
             }
         }
         let adopted = adopt.is_some();
+        let tables_path = dir.join(lb_common::MAP_MAGLEV_TABLES);
+        let tables_fd =
+            sys::obj_get(&tables_path).map_err(|e| DatapathError::io(&tables_path, e))?;
         Ok((
             Self {
                 ebpf,
@@ -282,6 +286,7 @@ impl Datapath {
                 backends,
                 next_hops: HashMap::new(),
                 nr_cpus,
+                tables_fd,
             },
             adopt,
         ))
@@ -457,9 +462,7 @@ impl Datapath {
                 outer.set(*index, &inner, 0)?;
             }
             MapOp::DeleteTable { index } => {
-                let path = self.pin_dir.join(lb_common::MAP_MAGLEV_TABLES);
-                let owned = sys::obj_get(&path).map_err(|e| DatapathError::io(&path, e))?;
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&owned);
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.tables_fd);
                 delete_elem(fd, index)?;
             }
             MapOp::PutService { key, entry } => {
