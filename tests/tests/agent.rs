@@ -382,6 +382,16 @@ fn scale_events_invalid_config_and_restart() {
     setup.write_renamed(&two);
     let st = setup.wait_applied(st.applied_at_unix_ms);
     assert!(st.services.len() == 2);
+    // SIGHUP re-reads the file too.
+    // SAFETY: signalling our own child.
+    let r = unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) };
+    assert_eq!(r, 0);
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    assert!(
+        setup.log_text().contains("SIGHUP: no change"),
+        "log:\n{}",
+        setup.log_text()
+    );
 
     // 8. kill -9 and restart: pins adopted, a hand-made conntrack entry survives.
     let flow = FlowKey {
