@@ -362,6 +362,32 @@ fn scale_events_invalid_config_and_restart() {
     check_maps(&dir, &st);
     assert_eq!(st.services.len(), 2);
     assert_ne!(st.services[0].service_id, st.services[1].service_id);
+    // `lb stats --json` reads the same pins and state file.
+    let out = std::process::Command::new(lb_bin())
+        .args([
+            "stats",
+            "--iface",
+            &setup.net.lb_if,
+            "--json",
+            "--interval",
+            "0",
+        ])
+        .arg("--pin-root")
+        .arg(&setup.fs.root)
+        .arg("--state-dir")
+        .arg(&setup.state_dir)
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lb stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("stats JSON");
+    for name in ["\"web\"", "\"api\"", "198.18.3.4", "198.18.4.2"] {
+        assert!(json.contains(name), "{name} missing from lb stats: {v}");
+    }
 
     // 7. An invalid file: nothing changes (state file and maps).
     let vips_before = vips(&dir);
