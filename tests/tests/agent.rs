@@ -580,7 +580,7 @@ fn health_checks_take_backends_out_and_back() {
     setup.write_in_place(
         "maglev_table_size: 251\nconntrack_entries: 4096\nservices:\n  - name: hc\n    vip: 198.18.100.5\n    port: 8080\n    protocol: tcp\n    panic_threshold: 0\n    health_check:\n      kind: tcp\n      interval_ms: 100\n      timeout_ms: 50\n      rise: 2\n      fall: 2\n    backends:\n      - address: 198.18.200.2\n      - address: 198.18.3.9\n",
     );
-    let _agent = setup.start(&[]);
+    let _agent = setup.start(&["--metrics", "127.0.0.1:9911"]);
     let down = |st: &AppliedState, a: &str| backend_of(st, "hc", a).state == BackendState::Down;
     let st = wait_state(&setup, "198.18.3.9 down", |s| {
         down(s, "198.18.3.9") && !down(s, "198.18.200.2")
@@ -611,6 +611,17 @@ fn health_checks_take_backends_out_and_back() {
         "log:\n{}",
         setup.log_text()
     );
+    // The metrics endpoint (inside the LB namespace) shows the service.
+    let body = lb_tests::netns::in_netns(&setup.net.lb, || {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect("127.0.0.1:9911").expect("metrics endpoint");
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).unwrap();
+        body
+    });
+    assert!(body.contains("service=\"hc\""), "metrics:\n{body}");
     lb::datapath::detach_and_remove(&dir).unwrap();
 }
 
