@@ -4,9 +4,16 @@
 //! - [`config`]: the YAML schema, parsing and validation (`lb check`).
 //! - [`maglev`]: weighted Maglev table building (pure).
 //! - [`object`]: the embedded XDP object.
+//! - [`stats`]: counter snapshots, rates and renderings (`lb stats`, `lb watch`).
+//! - [`metrics`]: the Prometheus endpoint (`lb run --metrics`).
 
+pub mod agent;
 pub mod config;
+pub mod datapath;
 pub mod health;
 pub mod maglev;
+pub mod metrics;
 pub mod object;
+pub mod plan;
 pub mod state;
+pub mod stats;

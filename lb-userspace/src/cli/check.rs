@@ -1,12 +1,41 @@
-//! `lb check`.
+//! `lb check`: validates a config file without root.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use lb::config::{self, ConfigError};
 
 /// Arguments of `lb check`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The config file (YAML).
+    pub file: PathBuf,
+}
 
-/// Runs `lb check`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("lb check is not implemented yet")
+/// Runs `lb check`: prints `ok: ...` and exits 0 when the file is valid;
+/// otherwise prints every problem on its own line and exits 1. Warnings go to
+/// stderr either way.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match config::load(&args.file) {
+        Ok(config) => {
+            for warning in config::warnings(&config) {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "ok: {} services, {} backends, maglev table {}",
+                config.services.len(),
+                config.backend_count(),
+                config.maglev_table_size
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConfigError::Invalid(problems)) => {
+            for problem in &problems {
+                println!("{problem}");
+            }
+            eprintln!("{}: {} problem(s)", args.file.display(), problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => Err(error.into()),
+    }
 }

@@ -1,12 +1,70 @@
 //! `lb run`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use lb::agent::{AgentOptions, run as run_agent};
+use lb::datapath::ModeChoice;
+use lb::state::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
 
 /// Arguments of `lb run`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Backend config (YAML); watched for changes.
+    #[arg(long)]
+    config: PathBuf,
+    /// Interface to attach to.
+    #[arg(long)]
+    iface: String,
+    /// XDP mode: auto tries native, then generic (skb).
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: ModeChoice,
+    /// Ignore (and remove) pinned state instead of adopting it.
+    #[arg(long)]
+    fresh: bool,
+    /// bpffs root of the per-interface pin directories.
+    #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+    pin_root: PathBuf,
+    /// Directory of the per-interface state files.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+}
 
-/// Runs `lb run`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("lb run is not implemented yet")
+/// Runs `lb run`: attaches, applies, and follows the config until SIGINT/SIGTERM.
+/// The datapath stays attached after exit; `lb stop` detaches it.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let metrics = args.metrics.map(|addr| {
+        (
+            addr,
+            lb::datapath::pin_dir(&args.pin_root, &args.iface),
+            lb::state::state_path(&args.state_dir, &args.iface),
+        )
+    });
+    let opts = AgentOptions {
+        config_path: args.config,
+        ifname: args.iface,
+        pin_root: args.pin_root,
+        state_dir: args.state_dir,
+        mode: args.xdp_mode,
+        fresh: args.fresh,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        if let Some((addr, pin_dir, state_path)) = metrics {
+            tokio::spawn(async move {
+                if let Err(e) = lb::metrics::serve(addr, pin_dir, state_path).await {
+                    tracing::error!("metrics endpoint on {addr}: {e}");
+                }
+            });
+            tracing::info!("serving metrics on http://{addr}/metrics");
+        }
+        run_agent(opts).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,11 +3,24 @@
 //! `parse` turns text into a validated [`Config`] or a [`ConfigError`] listing
 //! *every* problem found, each naming the service/backend (and line when known).
 
+mod fields;
+mod lines;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod warnings;
+
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+pub use warnings::warnings;
+
 /// Default Maglev table size (prime).
 pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65537;
+
+/// Default panic threshold of a service.
+pub const DEFAULT_PANIC_THRESHOLD: f64 = 0.5;
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,8 +144,81 @@ pub enum ConfigError {
 
 /// Parses and validates a config from YAML text.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    let _ = text;
-    todo!("config::parse")
+    let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(doc) => doc,
+        Err(error) => {
+            return Err(ConfigError::Invalid(vec![Problem {
+                line: error.location().map(|l| l.line()),
+                location: "yaml".into(),
+                message: syntax_message(&error),
+            }]));
+        }
+    };
+    let mut ctx = fields::Ctx {
+        lines: lines::LineMap::new(text),
+        problems: Vec::new(),
+    };
+    match validate::document(&mut ctx, &doc) {
+        Some(config) if ctx.problems.is_empty() => Ok(config),
+        _ => {
+            let mut problems = ctx.problems;
+            // File order; problems without a line keep their relative order last.
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+/// serde_yaml's message without its trailing " at line N column M".
+fn syntax_message(error: &serde_yaml::Error) -> String {
+    let message = error.to_string();
+    match message.find(" at line ") {
+        Some(at) => format!("syntax error: {}", &message[..at]),
+        None => format!("syntax error: {message}"),
+    }
+}
+
+impl fmt::Display for Problem {
+    /// `line 12: services[web]: message` (without `line N: ` when unknown).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl Default for HealthCheckConfig {
+    /// TCP connect on port 0 (callers set the service port), path "/", every
+    /// 1000 ms with a 500 ms timeout, rise 2, fall 3.
+    fn default() -> Self {
+        HealthCheckConfig {
+            kind: HealthCheckKind::Tcp,
+            port: 0,
+            path: "/".into(),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Total number of backends over all services.
+    pub fn backend_count(&self) -> usize {
+        self.services.iter().map(|s| s.backends.len()).sum()
+    }
+}
+
+impl Protocol {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
 }
 
 /// Reads, parses and validates a config file.

@@ -1,0 +1,287 @@
+//! The agent: initial apply, then live reloads (inotify on the config's
+//! directory, SIGHUP), health-driven re-plans and neighbour refreshes, until
+//! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
+
+pub mod neighbours;
+pub mod watcher;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::{self, Config, ConfigError};
+use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
+use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
+use crate::plan::{Plan, PlanError, Previous, plan};
+use crate::state::{AppliedState, StateError, state_path};
+
+/// How often next hops toward backends are re-resolved.
+pub const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(3);
+
+/// Options of `lb run`.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// Config file.
+    pub config_path: PathBuf,
+    /// Interface.
+    pub ifname: String,
+    /// bpffs pin root.
+    pub pin_root: PathBuf,
+    /// State-file directory.
+    pub state_dir: PathBuf,
+    /// XDP mode.
+    pub mode: ModeChoice,
+    /// Start from scratch.
+    pub fresh: bool,
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The initial config is unusable.
+    #[error("config: {0}")]
+    Config(#[from] ConfigError),
+    /// The datapath failed.
+    #[error("datapath: {0}")]
+    Datapath(#[from] DatapathError),
+    /// Planning failed.
+    #[error("plan: {0}")]
+    Plan(#[from] PlanError),
+    /// The state file.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Watching files or signals.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Logs every problem of an invalid config.
+pub fn log_config_error(path: &std::path::Path, e: &ConfigError) {
+    match e {
+        ConfigError::Invalid(problems) => {
+            for p in problems {
+                match p.line {
+                    Some(line) => {
+                        tracing::error!("{}:{line}: {}: {}", path.display(), p.location, p.message)
+                    }
+                    None => tracing::error!("{}: {}: {}", path.display(), p.location, p.message),
+                }
+            }
+        }
+        other => tracing::error!("{other}"),
+    }
+}
+
+/// The running agent's state.
+struct Agent {
+    opts: AgentOptions,
+    datapath: Datapath,
+    monitor: HealthMonitor,
+    config: Config,
+    applied: AppliedState,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn summary(plan: &Plan) -> String {
+    if plan.changes.is_empty() {
+        return "no change".into();
+    }
+    plan.changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {} ({} slots moved, table {})",
+                c.name,
+                c.changes.join(", "),
+                c.slots_moved,
+                c.table_size
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Agent {
+    fn state_path(&self) -> PathBuf {
+        state_path(&self.opts.state_dir, &self.opts.ifname)
+    }
+
+    /// Resolves next hops; with `only_unknown`, only for addresses without one
+    /// (what an apply needs: fast, the periodic refresh does the rest).
+    fn refresh_neighbours(&mut self, config: &Config, only_unknown: bool) {
+        let mut addrs: Vec<std::net::IpAddr> = config
+            .services
+            .iter()
+            .flat_map(|s| s.backends.iter().map(|b| b.address))
+            .collect();
+        addrs.extend(self.datapath.backend_addresses());
+        addrs.sort();
+        addrs.dedup();
+        for a in addrs {
+            if only_unknown && self.datapath.has_next_hop(a) {
+                continue;
+            }
+            let nh = neighbours::resolve(a);
+            match self.datapath.set_next_hop(a, nh) {
+                Ok(true) => match nh {
+                    Some(nh) => tracing::info!("next hop toward backend {a}: {nh:?}"),
+                    None => {
+                        tracing::warn!("next hop toward backend {a} unknown (resolution triggered)")
+                    }
+                },
+                Ok(false) => {}
+                Err(e) => tracing::error!(backend = %a, "writing next hop: {e}"),
+            }
+        }
+    }
+
+    /// Plans and applies `config` with the current health view.
+    fn apply(&mut self, config: Config, started: Instant, why: &str) -> Result<(), AgentError> {
+        let prev = Previous {
+            maglev_table_size: self.applied.maglev_table_size,
+            services: &self.applied.services,
+            retired: &self.applied.retired_backends,
+        };
+        let p = plan(&prev, &config, &self.monitor)?;
+        if config.encapsulation != self.config.encapsulation || self.applied.services.is_empty() {
+            self.datapath.write_settings(&config.encapsulation)?;
+        }
+        self.refresh_neighbours(&config, true);
+        self.datapath.apply(&p.ops)?;
+        self.applied.services = p.services.clone();
+        self.applied.retired_backends = p.retired.clone();
+        self.applied.maglev_table_size = config.maglev_table_size;
+        self.applied.config_path = self.opts.config_path.clone();
+        self.applied.applied_at_unix_ms = now_ms();
+        self.applied.xdp_mode = self.datapath.mode().to_string();
+        self.applied.write(&self.state_path())?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            "{why}: {} — {} map ops, applied in {ms:.1} ms",
+            summary(&p),
+            p.ops.len()
+        );
+        for s in &self.applied.services {
+            if s.panic {
+                tracing::warn!(service = %s.name, "PANIC MODE: too few healthy backends, using all of them");
+            }
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    fn reload(&mut self, started: Instant, why: &str) {
+        let config = match config::load(&self.opts.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                log_config_error(&self.opts.config_path, &e);
+                tracing::error!(
+                    "{why}: config refused; keeping the last good state (nothing applied)"
+                );
+                return;
+            }
+        };
+        if config.conntrack_entries != self.config.conntrack_entries {
+            tracing::warn!("conntrack_entries changes take effect on `lb run --fresh` only");
+        }
+        self.monitor.update_targets(targets_from_config(&config));
+        if let Err(e) = self.apply(config, started, why) {
+            tracing::error!("{why}: apply failed: {e}");
+        }
+    }
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
+    let config =
+        config::load(&opts.config_path).inspect_err(|e| log_config_error(&opts.config_path, e))?;
+    let path = state_path(&opts.state_dir, &opts.ifname);
+    let previous = match AppliedState::read(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("{e}; starting fresh");
+            None
+        }
+    };
+    let (datapath, adopted) = Datapath::open(
+        &OpenOptions {
+            pin_root: opts.pin_root.clone(),
+            ifname: opts.ifname.clone(),
+            conntrack_entries: config.conntrack_entries,
+            mode: opts.mode,
+            fresh: opts.fresh,
+        },
+        previous,
+    )?;
+    let iface = datapath.interface().clone();
+    let applied = adopted.unwrap_or_else(|| AppliedState {
+        ifname: iface.name.clone(),
+        ifindex: iface.ifindex,
+        pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
+        config_path: opts.config_path.clone(),
+        applied_at_unix_ms: 0,
+        xdp_mode: datapath.mode().to_string(),
+        maglev_table_size: 0,
+        services: Vec::new(),
+        retired_backends: Vec::new(),
+    });
+    if applied.services.is_empty() {
+        // Nothing adopted: remove a stale state file before the first apply.
+        let _ignored = std::fs::remove_file(&path);
+    }
+    let (monitor, mut health_events) = HealthMonitor::new(MonitorConfig::default());
+    monitor.update_targets(targets_from_config(&config));
+    let mut watch = watcher::watch(&opts.config_path)?;
+    let mut agent = Agent {
+        opts,
+        datapath,
+        monitor,
+        config: config.clone(),
+        applied,
+    };
+    let started = Instant::now();
+    agent.datapath.write_settings(&config.encapsulation)?;
+    agent.apply(config, started, "initial apply")?;
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(NEIGHBOUR_REFRESH);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            Some(at) = watch.recv() => {
+                // Coalesce the burst of events one save makes.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while watch.try_recv().is_ok() {}
+                agent.reload(at, "config file changed");
+            }
+            _ = hup.recv() => agent.reload(Instant::now(), "SIGHUP"),
+            Some(ev) = health_events.recv() => {
+                tracing::info!("{ev}");
+                let cfg = agent.config.clone();
+                if let Err(e) = agent.apply(cfg, Instant::now(), "health change") {
+                    tracing::error!("health change: apply failed: {e}");
+                }
+            }
+            _ = tick.tick() => {
+                let cfg = agent.config.clone();
+                agent.refresh_neighbours(&cfg, false);
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!(
+        "exiting; the datapath stays attached and keeps forwarding (`lb stop --iface {}` detaches it)",
+        agent.opts.ifname
+    );
+    Ok(())
+}

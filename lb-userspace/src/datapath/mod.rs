@@ -1,0 +1,558 @@
+//! The one thin aya layer: load (or adopt) the pinned datapath on an interface,
+//! attach it, and apply the planner's [`MapOp`]s to its maps.
+//!
+//! Pins live under `<pin_root>/<ifname>/`: one file per map (named like the map)
+//! and `link`, the XDP link, so that the datapath keeps forwarding with no agent.
+//! A restart adopts them (aya reuses a pinned map of the same name) when the
+//! state file, the pins and the interface all agree; otherwise the leftovers are
+//! detached and removed and the datapath starts empty.
+
+pub mod bpffs;
+pub mod iface;
+pub mod sys;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::XdpLink;
+use aya::programs::{Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use lb_common::{
+    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BPF_F_INNER_MAP, BackendEntry, BackendStats,
+    SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry,
+    ServiceStats, Settings, VipKey,
+};
+
+pub use iface::Interface;
+
+use crate::config::EncapConfig;
+use crate::plan::{MapOp, address_words, marker_key};
+use crate::state::AppliedState;
+
+/// Every map of the object (all are pinned).
+pub const MAP_NAMES: [&str; 10] = [
+    lb_common::MAP_VIPS,
+    lb_common::MAP_MAGLEV_TABLES,
+    lb_common::MAP_BACKENDS,
+    lb_common::MAP_CONNTRACK,
+    lb_common::MAP_SETTINGS,
+    lb_common::MAP_BACKEND_STATS,
+    lb_common::MAP_SERVICE_STATS,
+    lb_common::MAP_GLOBAL_STATS,
+    lb_common::MAP_DECAP_ADDRS,
+    lb_common::MAP_DECAP_STATS,
+];
+
+/// File name of the pinned XDP link inside a pin directory.
+pub const LINK_PIN: &str = "link";
+
+/// Errors of the datapath layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    /// File-system or system-call failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// What was being accessed.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Loading the object.
+    #[error("loading the eBPF object: {0}")]
+    Ebpf(#[from] aya::EbpfError),
+    /// A map operation.
+    #[error("map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    /// Program load/attach.
+    #[error("program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    /// Pinning.
+    #[error("pin: {0}")]
+    Pin(#[from] aya::pin::PinError),
+    /// Link handling.
+    #[error("link: {0}")]
+    Link(#[from] aya::programs::links::LinkError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DatapathError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Requested XDP attach mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeChoice {
+    /// Native, falling back to generic (skb) with a log line.
+    Auto,
+    /// Native (driver) only.
+    Native,
+    /// Generic (skb) only.
+    Skb,
+}
+
+/// Where the next hop toward a backend is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Egress ifindex.
+    pub ifindex: u32,
+    /// Egress MTU.
+    pub mtu: u32,
+    /// Next-hop MAC.
+    pub mac: [u8; 6],
+    /// Egress interface's MAC.
+    pub source_mac: [u8; 6],
+}
+
+fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl std::fmt::Debug for NextHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} via ifindex {} (mtu {}, from {})",
+            fmt_mac(&self.mac),
+            self.ifindex,
+            self.mtu,
+            fmt_mac(&self.source_mac)
+        )
+    }
+}
+
+/// How to open the datapath on an interface.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// bpffs pin root (per-interface directories below it).
+    pub pin_root: PathBuf,
+    /// Interface name.
+    pub ifname: String,
+    /// Connection-table capacity (used when the table is created).
+    pub conntrack_entries: u32,
+    /// Attach mode.
+    pub mode: ModeChoice,
+    /// Start from scratch even when pins could be adopted.
+    pub fresh: bool,
+}
+
+/// The pin directory of `ifname` under `pin_root`.
+pub fn pin_dir(pin_root: &Path, ifname: &str) -> PathBuf {
+    pin_root.join(ifname)
+}
+
+/// Detaches the pinned link in `dir` (if any) and removes every pin there.
+pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
+    let link = dir.join(LINK_PIN);
+    let mut detached = false;
+    if let Ok(fd) = sys::obj_get(&link)
+        && sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0
+    {
+        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, e))?;
+        detached = true;
+    }
+    bpffs::remove_pin_dir(dir)?;
+    Ok(detached)
+}
+
+/// The loaded, attached datapath of one interface.
+pub struct Datapath {
+    ebpf: Ebpf,
+    iface: Interface,
+    pin_dir: PathBuf,
+    mode: &'static str,
+    adopted: bool,
+    _link: Option<PinnedLink>,
+    backends: BTreeMap<u32, (IpAddr, u32, bool)>,
+    next_hops: HashMap<IpAddr, NextHop>,
+    nr_cpus: usize,
+    tables_fd: std::os::fd::OwnedFd,
+}
+
+impl Datapath {
+    /// Loads and attaches the datapath, adopting pins when `previous` (the
+    /// state file) matches them and the interface. Returns the datapath and
+    /// the adopted state (`None` when starting empty).
+    pub fn open(
+        opts: &OpenOptions,
+        previous: Option<AppliedState>,
+    ) -> Result<(Self, Option<AppliedState>), DatapathError> {
+        let iface = Interface::read(&opts.ifname)?;
+        let root = bpffs::ensure_bpffs(&opts.pin_root)?;
+        let dir = pin_dir(&root, &opts.ifname);
+        let link_path = dir.join(LINK_PIN);
+        let link_ifindex = sys::obj_get(&link_path)
+            .ok()
+            .map(|fd| sys::xdp_link_ifindex(&fd).unwrap_or(0));
+        let adopt = match (&previous, link_ifindex) {
+            _ if opts.fresh => None,
+            (Some(st), Some(li)) if st.ifindex == iface.ifindex && li == iface.ifindex => {
+                previous.clone()
+            }
+            _ => None,
+        };
+        if adopt.is_none() && dir.exists() {
+            let why = if opts.fresh {
+                "--fresh".to_string()
+            } else {
+                match (&previous, link_ifindex) {
+                    (None, _) => "no state file".to_string(),
+                    (_, None) => "no pinned link".to_string(),
+                    (Some(st), Some(li)) => format!(
+                        "state for ifindex {}, link on ifindex {li}, interface now ifindex {}",
+                        st.ifindex, iface.ifindex
+                    ),
+                }
+            };
+            tracing::warn!(dir = %dir.display(), %why, "clearing leftover datapath state (not adopted)");
+            detach_and_remove(&dir)?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| DatapathError::io(&dir, e))?;
+
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, PathBuf)> = MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        loader.map_max_entries(lb_common::MAP_CONNTRACK, opts.conntrack_entries);
+        let mut ebpf = loader.load(crate::object::EBPF_OBJECT)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(lb_common::PROG_LB)
+            .ok_or_else(|| DatapathError::Other("no lb_xdp program".into()))?
+            .try_into()?;
+        prog.load()?;
+
+        let (link, mode) = match &adopt {
+            Some(st) => {
+                let pinned = PinnedLink::from_pin(&link_path)?;
+                let fd: FdLink = pinned.into();
+                let xdp_link = XdpLink::try_from(fd)?;
+                prog.attach_to_link(xdp_link)?;
+                tracing::info!(
+                    iface = %iface.name, mode = %st.xdp_mode,
+                    "adopted the pinned datapath (maps and link); program updated in place"
+                );
+                let mode = if st.xdp_mode == "native" {
+                    "native"
+                } else {
+                    "skb"
+                };
+                (None, mode)
+            }
+            None => {
+                let (id, mode) = attach(prog, iface.ifindex, opts.mode)?;
+                let link = prog.take_link(id)?;
+                let fd = FdLink::try_from(link)?;
+                let pinned = fd.pin(&link_path)?;
+                tracing::info!(iface = %iface.name, mode, pin = %link_path.display(), "attached lb_xdp");
+                (Some(pinned), mode)
+            }
+        };
+        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| DatapathError::io(what, e))?;
+        let mut backends = BTreeMap::new();
+        if let Some(st) = &adopt {
+            for s in &st.services {
+                for b in &s.backends {
+                    let live = b.state != crate::state::BackendState::Down || s.panic;
+                    backends.insert(b.id, (b.address, b.generation, live));
+                }
+            }
+        }
+        let adopted = adopt.is_some();
+        let tables_path = dir.join(lb_common::MAP_MAGLEV_TABLES);
+        let tables_fd =
+            sys::obj_get(&tables_path).map_err(|e| DatapathError::io(&tables_path, e))?;
+        Ok((
+            Self {
+                ebpf,
+                iface,
+                pin_dir: dir,
+                mode,
+                adopted,
+                _link: link,
+                backends,
+                next_hops: HashMap::new(),
+                nr_cpus,
+                tables_fd,
+            },
+            adopt,
+        ))
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// Live XDP mode: "native" or "skb".
+    pub fn mode(&self) -> &'static str {
+        self.mode
+    }
+
+    /// True when pins were adopted rather than created.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Writes SETTINGS: encapsulation sources default to the interface's own
+    /// addresses; `encap` overrides them and gives the gateway MAC.
+    pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
+        let mut s = Settings {
+            ifindex: self.iface.ifindex,
+            mtu: self.iface.mtu,
+            interface_mac: self.iface.mac,
+            ..Default::default()
+        };
+        if let Some(v4) = encap.source_v4.or(self.iface.v4) {
+            s.source_v4 = address_words(v4.into()).0[0];
+            s.flags |= SETTINGS_HAS_SOURCE_V4;
+        }
+        if let Some(v6) = encap.source_v6.or(self.iface.v6) {
+            s.source_v6 = address_words(v6.into()).0;
+            s.flags |= SETTINGS_HAS_SOURCE_V6;
+        }
+        if let Some(mac) = encap.gateway_mac {
+            s.gateway_mac = mac;
+            s.flags |= SETTINGS_HAS_GATEWAY;
+        }
+        let mut m: Array<_, Settings> = Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
+        m.set(0, s, 0)?;
+        Ok(s)
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map, DatapathError> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| DatapathError::Other(format!("no map {name}")))
+    }
+
+    fn backend_entry(&self, address: IpAddr, generation: u32, live: bool) -> BackendEntry {
+        let (addr, family) = address_words(address);
+        let mut e = BackendEntry {
+            addr,
+            generation,
+            flags: if live { BACKEND_LIVE } else { 0 },
+            family,
+            ..Default::default()
+        };
+        if let Some(nh) = self.next_hops.get(&address) {
+            e.flags |= BACKEND_HAS_NEXT_HOP;
+            e.next_hop_ifindex = nh.ifindex;
+            e.next_hop_mtu = nh.mtu;
+            e.next_hop_mac = nh.mac;
+            e.source_mac = nh.source_mac;
+        }
+        e
+    }
+
+    fn write_backend(
+        &mut self,
+        id: u32,
+        address: IpAddr,
+        generation: u32,
+        live: bool,
+    ) -> Result<(), DatapathError> {
+        let entry = self.backend_entry(address, generation, live);
+        let mut m: Array<_, BackendEntry> =
+            Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
+        m.set(id, entry, 0)?;
+        self.backends.insert(id, (address, generation, live));
+        Ok(())
+    }
+
+    /// True when a next hop toward `address` is known.
+    pub fn has_next_hop(&self, address: IpAddr) -> bool {
+        self.next_hops.contains_key(&address)
+    }
+
+    /// Addresses of every backend id written (live or not).
+    pub fn backend_addresses(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.backends.values().map(|b| b.0).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Records the next hop toward `address` and rewrites the entries of every
+    /// backend id with that address when it changed. Returns true on change.
+    pub fn set_next_hop(
+        &mut self,
+        address: IpAddr,
+        nh: Option<NextHop>,
+    ) -> Result<bool, DatapathError> {
+        if self.next_hops.get(&address).copied() == nh {
+            return Ok(false);
+        }
+        match nh {
+            Some(nh) => self.next_hops.insert(address, nh),
+            None => self.next_hops.remove(&address),
+        };
+        let ids: Vec<(u32, (IpAddr, u32, bool))> = self
+            .backends
+            .iter()
+            .filter(|(_, b)| b.0 == address)
+            .map(|(id, b)| (*id, *b))
+            .collect();
+        for (id, (a, g, live)) in ids {
+            self.write_backend(id, a, g, live)?;
+        }
+        Ok(true)
+    }
+
+    /// Applies map operations in order.
+    pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
+        for op in ops {
+            self.apply_one(op)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, op: &MapOp) -> Result<(), DatapathError> {
+        match op {
+            MapOp::ZeroBackendStats { id } => {
+                let zero = PerCpuValues::try_from(vec![BackendStats::default(); self.nr_cpus])
+                    .map_err(|e| DatapathError::Other(e.to_string()))?;
+                let mut m: PerCpuArray<_, BackendStats> =
+                    PerCpuArray::try_from(self.map_mut(lb_common::MAP_BACKEND_STATS)?)?;
+                m.set(*id, zero, 0)?;
+            }
+            MapOp::ZeroServiceStats { id } => {
+                let zero = PerCpuValues::try_from(vec![ServiceStats::default(); self.nr_cpus])
+                    .map_err(|e| DatapathError::Other(e.to_string()))?;
+                let mut m: PerCpuArray<_, ServiceStats> =
+                    PerCpuArray::try_from(self.map_mut(lb_common::MAP_SERVICE_STATS)?)?;
+                m.set(*id, zero, 0)?;
+            }
+            MapOp::PutBackend {
+                id,
+                address,
+                generation,
+                live,
+            } => self.write_backend(*id, *address, *generation, *live)?,
+            MapOp::RetireBackend {
+                id,
+                address,
+                generation,
+            } => self.write_backend(*id, *address, *generation, false)?,
+            MapOp::PutTable { index, slots } => {
+                let mut inner = Array::<MapData, u32>::create(slots.len() as u32, BPF_F_INNER_MAP)?;
+                for (i, b) in slots.iter().enumerate() {
+                    inner.set(i as u32, b, 0)?;
+                }
+                let mut outer: ArrayOfMaps<_, Array<MapData, u32>> =
+                    ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
+                outer.set(*index, &inner, 0)?;
+            }
+            MapOp::DeleteTable { index } => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.tables_fd);
+                delete_elem(fd, index)?;
+            }
+            MapOp::PutService { key, entry } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                m.insert(key, entry, 0)?;
+            }
+            MapOp::PutVipMarker { vip } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                m.insert(marker_key(*vip), ServiceEntry::default(), 0)?;
+            }
+            MapOp::DeleteService { key } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                ignore_missing(m.remove(key))?;
+            }
+            MapOp::DeleteVipMarker { vip } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                ignore_missing(m.remove(&marker_key(*vip)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), DatapathError> {
+    match r {
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// BPF_MAP_DELETE_ELEM on an array-of-maps slot (aya 0.14 has no delete for it).
+fn delete_elem(map_fd: std::os::fd::RawFd, index: &u32) -> Result<(), DatapathError> {
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let attr = Attr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: index as *const u32 as u64,
+        value: 0,
+        flags: 0,
+    };
+    const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+    // SAFETY: attr is a valid bpf_attr prefix; key points to a live u32.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_DELETE_ELEM,
+            &attr as *const Attr,
+            size_of::<Attr>() as u32,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(DatapathError::io("MAGLEV_TABLES delete", e));
+        }
+    }
+    Ok(())
+}
+
+/// Attaches `prog` to `ifindex` in the requested mode; auto tries native first.
+fn attach(
+    prog: &mut Xdp,
+    ifindex: u32,
+    mode: ModeChoice,
+) -> Result<(aya::programs::xdp::XdpLinkId, &'static str), DatapathError> {
+    match mode {
+        ModeChoice::Native => Ok((prog.attach_to_if_index(ifindex, XdpMode::Driver)?, "native")),
+        ModeChoice::Skb => Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb")),
+        ModeChoice::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(id) => Ok((id, "native")),
+            Err(e) => {
+                tracing::warn!(error = %e, "native XDP attach failed; falling back to generic (skb) mode");
+                Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb"))
+            }
+        },
+    }
+}

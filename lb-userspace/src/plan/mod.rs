@@ -1,0 +1,661 @@
+//! The planner: pure, deterministic diff of the applied state against a desired
+//! config (and health view) into an ordered list of map operations.
+//!
+//! Ordering guarantees (what makes every step safe for packets in flight):
+//! 1. new backend ids are zeroed and written (LIVE) before any table refers to them;
+//!    backends coming back up are made LIVE before they get slots again;
+//! 2. removed services leave VIPS before any new service could reuse anything;
+//! 3. each changed service gets a fresh table at its *spare* index, then its
+//!    VIPS entry flips to it (the atomic swap described in `lb_common::maps`);
+//! 4. only then are removed backends retired and down backends made non-LIVE,
+//!    so no live table ever points to a retired id.
+//!
+//! Ids freed by this plan (removed services, retired backends) are never reused
+//! in the same plan; a retired backend id is reused later with generation + 1
+//! (stale connection-table entries carry the old generation and are re-picked).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use lb_common::flow::{FAMILY_V4, FAMILY_V6};
+use lb_common::{MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VipKey};
+
+use crate::config::{Config, Protocol, ServiceConfig};
+use crate::health::select_for_service;
+use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend};
+use crate::state::{AppliedBackend, AppliedService, BackendState, RetiredBackend};
+
+/// One operation on the datapath's maps, in the order the plan lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapOp {
+    /// Zero a backend id's per-CPU counters (before the id is given out).
+    ZeroBackendStats {
+        /// Backend id.
+        id: u32,
+    },
+    /// Write a backend entry (next-hop fields are filled by the datapath layer).
+    PutBackend {
+        /// Backend id.
+        id: u32,
+        /// Backend address.
+        address: IpAddr,
+        /// Generation written to the entry.
+        generation: u32,
+        /// Whether `BACKEND_LIVE` is set (false: health down, flows re-picked).
+        live: bool,
+    },
+    /// Zero a service id's per-CPU counters (before the id is given out).
+    ZeroServiceStats {
+        /// Service id.
+        id: u32,
+    },
+    /// Install a fresh inner Maglev array at `index` of MAGLEV_TABLES.
+    PutTable {
+        /// Outer index (`2 * service_id + parity`).
+        index: u32,
+        /// One backend id per slot.
+        slots: Vec<u32>,
+    },
+    /// Insert or replace a VIPS entry (the atomic flip).
+    PutService {
+        /// VIPS key.
+        key: VipKey,
+        /// New value.
+        entry: ServiceEntry,
+    },
+    /// Insert the address marker of a VIP (`VIP_ADDRESS_MARKER_PROTOCOL`).
+    PutVipMarker {
+        /// The VIP.
+        vip: IpAddr,
+    },
+    /// Delete a VIPS entry.
+    DeleteService {
+        /// VIPS key.
+        key: VipKey,
+    },
+    /// Delete the address marker of a VIP no service uses any more.
+    DeleteVipMarker {
+        /// The VIP.
+        vip: IpAddr,
+    },
+    /// Delete an inner table no VIPS entry refers to any more.
+    DeleteTable {
+        /// Outer index.
+        index: u32,
+    },
+    /// Clear `BACKEND_LIVE` of a removed backend: its pinned flows are re-picked.
+    RetireBackend {
+        /// Backend id.
+        id: u32,
+        /// Backend address (kept in the entry).
+        address: IpAddr,
+        /// Its last generation.
+        generation: u32,
+    },
+}
+
+/// What happened to one service in a plan (for the one-line event log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceChange {
+    /// Service name.
+    pub name: String,
+    /// Human-readable changes: `+198.18.3.2`, `-198.18.3.3`, `198.18.3.4 drain`,
+    /// `198.18.3.5 weight 1->3`, `198.18.3.6 down`, `added`, `removed`, ...
+    pub changes: Vec<String>,
+    /// Table slots whose backend changed (old table vs new, by address).
+    pub slots_moved: u32,
+    /// New table size (0 = no backend takes new flows).
+    pub table_size: u32,
+}
+
+/// The outcome of planning.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Services as they will be once `ops` are applied.
+    pub services: Vec<AppliedService>,
+    /// Retired backend ids afterwards.
+    pub retired: Vec<RetiredBackend>,
+    /// Map operations, in order.
+    pub ops: Vec<MapOp>,
+    /// Per-service summary (changed services only).
+    pub changes: Vec<ServiceChange>,
+}
+
+impl Plan {
+    /// True when nothing changes.
+    pub fn is_noop(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// A Maglev table could not be built.
+    #[error("service {service}: {source}")]
+    Maglev {
+        /// Service name.
+        service: String,
+        /// The error.
+        source: MaglevError,
+    },
+    /// More services than the datapath holds.
+    #[error("more than {MAX_SERVICES} services")]
+    TooManyServices,
+    /// More backend ids than the datapath holds.
+    #[error("more than {MAX_BACKENDS} backend ids in use")]
+    TooManyBackends,
+}
+
+/// What the planner needs to know about health: is this backend of this
+/// service up? (Only asked for services with a health check.)
+pub trait HealthView {
+    /// True when the backend passes its health check (or is not probed).
+    fn is_up(&self, service: &str, address: IpAddr) -> bool;
+}
+
+/// Every backend is up.
+pub struct AllUp;
+
+impl HealthView for AllUp {
+    fn is_up(&self, _: &str, _: IpAddr) -> bool {
+        true
+    }
+}
+
+impl HealthView for crate::health::HealthMonitor {
+    fn is_up(&self, service: &str, address: IpAddr) -> bool {
+        self.state(service, address)
+            .is_none_or(|s| s == crate::health::HealthState::Up)
+    }
+}
+
+/// The previous applied view the planner diffs against.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Previous<'a> {
+    /// Maglev table size of the previous apply (0 = nothing applied).
+    pub maglev_table_size: u32,
+    /// Services as applied.
+    pub services: &'a [AppliedService],
+    /// Retired backend ids.
+    pub retired: &'a [RetiredBackend],
+}
+
+/// The protocol's IP number.
+pub fn protocol_number(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+    }
+}
+
+/// The protocol's name as stored in [`AppliedService::protocol`].
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+/// An address as the maps store it: network-order words and family.
+pub fn address_words(addr: IpAddr) -> ([u32; 4], u8) {
+    match addr {
+        IpAddr::V4(a) => ([u32::from_ne_bytes(a.octets()), 0, 0, 0], FAMILY_V4),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            let mut w = [0u32; 4];
+            for (i, c) in o.chunks_exact(4).enumerate() {
+                w[i] = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            (w, FAMILY_V6)
+        }
+    }
+}
+
+/// The VIPS key of a service.
+pub fn vip_key(vip: IpAddr, port: u16, protocol: u8) -> VipKey {
+    let (addr, family) = address_words(vip);
+    VipKey {
+        addr,
+        port: port.to_be(),
+        protocol,
+        family,
+    }
+}
+
+/// The VIPS key of a VIP's address marker.
+pub fn marker_key(vip: IpAddr) -> VipKey {
+    vip_key(vip, 0, VIP_ADDRESS_MARKER_PROTOCOL)
+}
+
+type ServiceIdentity = (IpAddr, u16, String);
+
+fn identity_of_applied(s: &AppliedService) -> ServiceIdentity {
+    (s.vip, s.port, s.protocol.clone())
+}
+
+fn identity_of_config(s: &ServiceConfig) -> ServiceIdentity {
+    (s.vip, s.port, protocol_name(s.protocol).to_string())
+}
+
+/// A backend is in the live table when it is eligible and (up or the service panics).
+fn in_table(b: &AppliedBackend, panic: bool) -> bool {
+    b.weight > 0 && !b.drain && (b.state != BackendState::Down || panic)
+}
+
+/// A backend is LIVE unless it is down (and its service does not panic).
+fn is_live(b: &AppliedBackend, panic: bool) -> bool {
+    b.state != BackendState::Down || panic
+}
+
+/// The table members of a service: (address, weight, id) of backends in the table.
+fn members(backends: &[AppliedBackend], panic: bool) -> Vec<(IpAddr, u32, u32)> {
+    backends
+        .iter()
+        .filter(|b| in_table(b, panic))
+        .map(|b| (b.address, b.weight, b.id))
+        .collect()
+}
+
+/// Builds a table over `members`; slots hold the members' addresses' ids.
+fn build_table(
+    size: u32,
+    members: &[(IpAddr, u32, u32)],
+    service: &str,
+) -> Result<Option<(MaglevTable, Vec<u32>)>, PlanError> {
+    if members.is_empty() {
+        return Ok(None);
+    }
+    let weighted: Vec<WeightedBackend> = members
+        .iter()
+        .map(|&(address, weight, _)| WeightedBackend { address, weight })
+        .collect();
+    let table = MaglevTable::build(size, &weighted).map_err(|source| PlanError::Maglev {
+        service: service.to_string(),
+        source,
+    })?;
+    let ids = table
+        .slots()
+        .iter()
+        .map(|&i| {
+            if i == NO_BACKEND {
+                NO_BACKEND
+            } else {
+                members[i as usize].2
+            }
+        })
+        .collect();
+    Ok(Some((table, ids)))
+}
+
+/// Slot addresses of a table over `members` (None slots when empty).
+fn slot_addresses(
+    table: &Option<(MaglevTable, Vec<u32>)>,
+    members: &[(IpAddr, u32, u32)],
+) -> Vec<Option<IpAddr>> {
+    match table {
+        None => Vec::new(),
+        Some((t, _)) => t
+            .slots()
+            .iter()
+            .map(|&i| (i != NO_BACKEND).then(|| members[i as usize].0))
+            .collect(),
+    }
+}
+
+/// Plans the map operations that take the datapath from `prev` to `config`
+/// with the health view `health`.
+pub fn plan(
+    prev: &Previous<'_>,
+    config: &Config,
+    health: &dyn HealthView,
+) -> Result<Plan, PlanError> {
+    let m = config.maglev_table_size;
+    let size_changed = prev.maglev_table_size != m;
+    let prev_by_identity: HashMap<ServiceIdentity, &AppliedService> = prev
+        .services
+        .iter()
+        .map(|s| (identity_of_applied(s), s))
+        .collect();
+    let desired: BTreeSet<ServiceIdentity> =
+        config.services.iter().map(identity_of_config).collect();
+
+    // Ids in use before this plan (never reused within it).
+    let used_service_ids: BTreeSet<u32> = prev.services.iter().map(|s| s.service_id).collect();
+    let mut used_backend_ids: BTreeSet<u32> = prev
+        .services
+        .iter()
+        .flat_map(|s| s.backends.iter().map(|b| b.id))
+        .collect();
+    let mut retired: BTreeMap<u32, u32> =
+        prev.retired.iter().map(|r| (r.id, r.generation)).collect();
+    used_backend_ids.extend(retired.keys().copied());
+    let mut next_fresh_backend = 0u32;
+    let mut next_fresh_service = 0u32;
+    let mut taken_service_ids: BTreeSet<u32> = used_service_ids.clone();
+    // Retired ids available for reuse (retired before this plan).
+    let mut reusable: Vec<(u32, u32)> = retired.iter().map(|(&id, &g)| (id, g)).collect();
+    reusable.reverse(); // pop() gives the lowest id
+
+    let mut new_backend_ops = Vec::new(); // zero stats + put live, and back-up puts
+    let mut removal_ops = Vec::new(); // deleted services
+    let mut table_ops = Vec::new(); // tables + service flips
+    let mut late_ops = Vec::new(); // retire / down
+    let mut changes = Vec::new();
+    let mut services = Vec::new();
+    let mut newly_retired: Vec<(u32, u32)> = Vec::new();
+
+    // Removed services first (their VIPS entries go before anything else moves).
+    let mut remaining_vips: BTreeSet<IpAddr> = config.services.iter().map(|s| s.vip).collect();
+    let prev_vips: BTreeSet<IpAddr> = prev.services.iter().map(|s| s.vip).collect();
+    for s in prev.services {
+        if desired.contains(&identity_of_applied(s)) {
+            continue;
+        }
+        let protocol = if s.protocol == "udp" { 17 } else { 6 };
+        removal_ops.push(MapOp::DeleteService {
+            key: vip_key(s.vip, s.port, protocol),
+        });
+        for b in &s.backends {
+            late_ops.push(MapOp::RetireBackend {
+                id: b.id,
+                address: b.address,
+                generation: b.generation,
+            });
+            newly_retired.push((b.id, b.generation));
+        }
+        changes.push(ServiceChange {
+            name: s.name.clone(),
+            changes: vec!["removed".into()],
+            slots_moved: s.table_size,
+            table_size: 0,
+        });
+    }
+    for vip in &prev_vips {
+        if !remaining_vips.contains(vip) {
+            removal_ops.push(MapOp::DeleteVipMarker { vip: *vip });
+        }
+    }
+    // Tables of removed services are dropped after every VIPS entry is gone.
+    for s in prev.services {
+        if !desired.contains(&identity_of_applied(s)) {
+            removal_ops.push(MapOp::DeleteTable {
+                index: 2 * s.service_id + s.table_parity,
+            });
+        }
+    }
+
+    for svc in &config.services {
+        let identity = identity_of_config(svc);
+        let old = prev_by_identity.get(&identity).copied();
+        let service_id = match old {
+            Some(o) => o.service_id,
+            None => {
+                while taken_service_ids.contains(&next_fresh_service) {
+                    next_fresh_service += 1;
+                }
+                if next_fresh_service >= MAX_SERVICES {
+                    return Err(PlanError::TooManyServices);
+                }
+                taken_service_ids.insert(next_fresh_service);
+                next_fresh_service
+            }
+        };
+        let selection = select_for_service(svc, |a| health.is_up(&svc.name, a));
+        let checked = svc.health_check.is_some();
+        let old_backends: HashMap<IpAddr, &AppliedBackend> = old
+            .map(|o| o.backends.iter().map(|b| (b.address, b)).collect())
+            .unwrap_or_default();
+        let mut change_list = Vec::new();
+        if old.is_none() {
+            change_list.push("added".to_string());
+            table_ops.push(MapOp::ZeroServiceStats { id: service_id });
+            if !prev_vips.contains(&svc.vip)
+                && !table_ops.contains(&MapOp::PutVipMarker { vip: svc.vip })
+            {
+                table_ops.push(MapOp::PutVipMarker { vip: svc.vip });
+            }
+        }
+        let mut backends = Vec::new();
+        for bc in &svc.backends {
+            let down = checked && !health.is_up(&svc.name, bc.address);
+            let state = if down {
+                BackendState::Down
+            } else if bc.drain || bc.weight == 0 {
+                BackendState::Draining
+            } else {
+                BackendState::Active
+            };
+            let (id, generation) = match old_backends.get(&bc.address) {
+                Some(ob) => {
+                    if ob.weight != bc.weight {
+                        change_list.push(format!(
+                            "{} weight {}->{}",
+                            bc.address, ob.weight, bc.weight
+                        ));
+                    }
+                    if ob.drain != bc.drain {
+                        change_list.push(format!(
+                            "{} {}",
+                            bc.address,
+                            if bc.drain { "drain" } else { "undrain" }
+                        ));
+                    }
+                    if (ob.state == BackendState::Down) != down {
+                        change_list.push(format!(
+                            "{} {}",
+                            bc.address,
+                            if down { "down" } else { "up" }
+                        ));
+                    }
+                    (ob.id, ob.generation)
+                }
+                None => {
+                    while used_backend_ids.contains(&next_fresh_backend) {
+                        next_fresh_backend += 1;
+                    }
+                    let (id, generation) = if next_fresh_backend < MAX_BACKENDS {
+                        used_backend_ids.insert(next_fresh_backend);
+                        (next_fresh_backend, 1)
+                    } else {
+                        let (id, g) = reusable.pop().ok_or(PlanError::TooManyBackends)?;
+                        retired.remove(&id);
+                        (id, g.wrapping_add(1).max(1))
+                    };
+                    if old.is_some() {
+                        change_list.push(format!("+{}", bc.address));
+                    }
+                    new_backend_ops.push(MapOp::ZeroBackendStats { id });
+                    (id, generation)
+                }
+            };
+            backends.push(AppliedBackend {
+                address: bc.address,
+                id,
+                generation,
+                weight: bc.weight,
+                drain: bc.drain,
+                state,
+                slots: 0,
+            });
+        }
+        let panic = selection.panic;
+        if let Some(o) = old {
+            if o.panic != panic {
+                change_list.push(if panic {
+                    "panic".into()
+                } else {
+                    "panic over".into()
+                });
+            }
+            let kept: BTreeSet<IpAddr> = svc.backends.iter().map(|b| b.address).collect();
+            for ob in &o.backends {
+                if !kept.contains(&ob.address) {
+                    change_list.push(format!("-{}", ob.address));
+                    late_ops.push(MapOp::RetireBackend {
+                        id: ob.id,
+                        address: ob.address,
+                        generation: ob.generation,
+                    });
+                    newly_retired.push((ob.id, ob.generation));
+                }
+            }
+        }
+        // Liveness changes and new backends.
+        for b in &backends {
+            let live = is_live(b, panic);
+            match old_backends.get(&b.address) {
+                None => new_backend_ops.push(MapOp::PutBackend {
+                    id: b.id,
+                    address: b.address,
+                    generation: b.generation,
+                    live,
+                }),
+                Some(ob) => {
+                    let was_live = is_live(ob, old.is_some_and(|o| o.panic));
+                    if live != was_live {
+                        let op = MapOp::PutBackend {
+                            id: b.id,
+                            address: b.address,
+                            generation: b.generation,
+                            live,
+                        };
+                        if live {
+                            new_backend_ops.push(op);
+                        } else {
+                            late_ops.push(op);
+                        }
+                    }
+                }
+            }
+        }
+        // The table.
+        let new_members = members(&backends, panic);
+        let old_members = old
+            .map(|o| members(&o.backends, o.panic))
+            .unwrap_or_default();
+        let same_table = old.is_some() && !size_changed && {
+            let mut a = new_members.clone();
+            let mut b = old_members.clone();
+            a.sort();
+            b.sort();
+            a == b
+        };
+        let (parity, table_size, slots_by_id) = if same_table {
+            let o = old.expect("same_table implies old");
+            let counts = old_slot_counts(o);
+            (o.table_parity, o.table_size, counts)
+        } else {
+            let parity = match old {
+                Some(o) => 1 - o.table_parity,
+                None => 0,
+            };
+            let index = 2 * service_id + parity;
+            let built = build_table(m, &new_members, &svc.name)?;
+            let new_addrs = slot_addresses(&built, &new_members);
+            let old_addrs = match old {
+                Some(o) if o.table_size > 0 => {
+                    let old_built = build_table(o.table_size, &old_members, &o.name)?;
+                    slot_addresses(&old_built, &old_members)
+                }
+                _ => Vec::new(),
+            };
+            let moved = if old_addrs.len() == new_addrs.len() {
+                old_addrs
+                    .iter()
+                    .zip(&new_addrs)
+                    .filter(|(a, b)| a != b)
+                    .count() as u32
+            } else {
+                old_addrs.len().max(new_addrs.len()) as u32
+            };
+            let mut counts: HashMap<u32, u32> = HashMap::new();
+            let table_size = match &built {
+                Some((_, ids)) => {
+                    for &id in ids {
+                        *counts.entry(id).or_default() += 1;
+                    }
+                    table_ops.push(MapOp::PutTable {
+                        index,
+                        slots: ids.clone(),
+                    });
+                    ids.len() as u32
+                }
+                None => 0,
+            };
+            table_ops.push(MapOp::PutService {
+                key: vip_key(svc.vip, svc.port, protocol_number(svc.protocol)),
+                entry: ServiceEntry {
+                    service_id,
+                    table_index: index,
+                    table_size,
+                    flags: 0,
+                },
+            });
+            if table_size == 0 && old.is_some_and(|o| o.table_size > 0) {
+                change_list.push("no backend takes new flows".into());
+            }
+            if size_changed && old.is_some() {
+                change_list.push(format!("table size {}->{}", prev.maglev_table_size, m));
+            }
+            if change_list.is_empty() {
+                change_list.push("table rebuilt".into());
+            }
+            changes.push(ServiceChange {
+                name: svc.name.clone(),
+                changes: change_list.clone(),
+                slots_moved: moved,
+                table_size,
+            });
+            (parity, table_size, counts)
+        };
+        if same_table && !change_list.is_empty() {
+            changes.push(ServiceChange {
+                name: svc.name.clone(),
+                changes: change_list,
+                slots_moved: 0,
+                table_size,
+            });
+        }
+        for b in &mut backends {
+            b.slots = slots_by_id.get(&b.id).copied().unwrap_or(0);
+        }
+        services.push(AppliedService {
+            name: svc.name.clone(),
+            vip: svc.vip,
+            port: svc.port,
+            protocol: protocol_name(svc.protocol).to_string(),
+            service_id,
+            table_parity: parity,
+            table_size,
+            panic,
+            backends,
+        });
+    }
+    remaining_vips.clear();
+
+    for (id, g) in newly_retired {
+        retired.insert(id, g);
+    }
+    let mut ops = new_backend_ops;
+    ops.extend(removal_ops);
+    ops.extend(table_ops);
+    ops.extend(late_ops);
+    Ok(Plan {
+        services,
+        retired: retired
+            .into_iter()
+            .map(|(id, generation)| RetiredBackend { id, generation })
+            .collect(),
+        ops,
+        changes,
+    })
+}
+
+/// Slot counts per backend id of an unchanged service (from the applied view).
+fn old_slot_counts(o: &AppliedService) -> HashMap<u32, u32> {
+    o.backends.iter().map(|b| (b.id, b.slots)).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,592 @@
+//! Planner unit tests: every kind of event -> the exact map operations.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use super::*;
+use crate::config::{BackendConfig, EncapConfig, HealthCheckConfig, HealthCheckKind};
+use crate::state::AppliedState;
+
+const M: u32 = 13;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn backend(addr: &str, weight: u32, drain: bool) -> BackendConfig {
+    BackendConfig {
+        address: ip(addr),
+        weight,
+        drain,
+    }
+}
+
+fn service(name: &str, vip: &str, port: u16, backends: Vec<BackendConfig>) -> ServiceConfig {
+    ServiceConfig {
+        name: name.into(),
+        vip: ip(vip),
+        port,
+        protocol: Protocol::Tcp,
+        backends,
+        health_check: None,
+        panic_threshold: 0.0,
+    }
+}
+
+fn config(services: Vec<ServiceConfig>) -> Config {
+    Config {
+        maglev_table_size: M,
+        conntrack_entries: 1024,
+        encapsulation: EncapConfig::default(),
+        services,
+    }
+}
+
+/// Health view with a set of (service, address) that are down.
+struct Down(HashSet<(String, IpAddr)>);
+
+impl HealthView for Down {
+    fn is_up(&self, service: &str, address: IpAddr) -> bool {
+        !self.0.contains(&(service.to_string(), address))
+    }
+}
+
+fn empty() -> Previous<'static> {
+    Previous::default()
+}
+
+fn prev(p: &Plan) -> Previous<'_> {
+    Previous {
+        maglev_table_size: M,
+        services: &p.services,
+        retired: &p.retired,
+    }
+}
+
+/// The expected slots (as backend ids) of a table over (address, weight, id).
+fn table(members: &[(&str, u32, u32)]) -> Vec<u32> {
+    let weighted: Vec<WeightedBackend> = members
+        .iter()
+        .map(|&(a, w, _)| WeightedBackend {
+            address: ip(a),
+            weight: w,
+        })
+        .collect();
+    let t = MaglevTable::build(M, &weighted).unwrap();
+    t.slots().iter().map(|&i| members[i as usize].2).collect()
+}
+
+fn put_service(vip: &str, port: u16, id: u32, index: u32, size: u32) -> MapOp {
+    MapOp::PutService {
+        key: vip_key(ip(vip), port, 6),
+        entry: ServiceEntry {
+            service_id: id,
+            table_index: index,
+            table_size: size,
+            flags: 0,
+        },
+    }
+}
+
+fn put_backend(id: u32, addr: &str, generation: u32, live: bool) -> MapOp {
+    MapOp::PutBackend {
+        id,
+        address: ip(addr),
+        generation,
+        live,
+    }
+}
+
+fn web(backends: Vec<BackendConfig>) -> Config {
+    config(vec![service("web", "198.18.100.1", 80, backends)])
+}
+
+fn initial() -> Plan {
+    plan(
+        &empty(),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap()
+}
+
+#[test]
+fn initial_apply_writes_backends_then_table_then_service_and_marker() {
+    let p = initial();
+    assert_eq!(
+        p.ops,
+        vec![
+            MapOp::ZeroBackendStats { id: 0 },
+            MapOp::ZeroBackendStats { id: 1 },
+            put_backend(0, "198.18.3.2", 1, true),
+            put_backend(1, "198.18.3.3", 1, true),
+            MapOp::ZeroServiceStats { id: 0 },
+            MapOp::PutVipMarker {
+                vip: ip("198.18.100.1")
+            },
+            MapOp::PutTable {
+                index: 0,
+                slots: table(&[("198.18.3.2", 1, 0), ("198.18.3.3", 1, 1)]),
+            },
+            put_service("198.18.100.1", 80, 0, 0, M),
+        ]
+    );
+    let s = &p.services[0];
+    assert_eq!((s.service_id, s.table_parity, s.table_size), (0, 0, M));
+    assert_eq!(s.backends.iter().map(|b| b.slots).sum::<u32>(), M);
+    assert!(s.backends.iter().all(|b| b.state == BackendState::Active));
+}
+
+#[test]
+fn reload_of_the_same_config_is_a_noop() {
+    let p0 = initial();
+    let p1 = plan(
+        &prev(&p0),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    assert!(p1.is_noop());
+    assert!(p1.changes.is_empty());
+    assert_eq!(p1.services, p0.services);
+}
+
+#[test]
+fn adding_a_backend_gives_it_a_fresh_id_and_flips_the_table() {
+    let p0 = initial();
+    let p1 = plan(
+        &prev(&p0),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+            backend("198.18.3.4", 1, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::ZeroBackendStats { id: 2 },
+            put_backend(2, "198.18.3.4", 1, true),
+            MapOp::PutTable {
+                index: 1,
+                slots: table(&[
+                    ("198.18.3.2", 1, 0),
+                    ("198.18.3.3", 1, 1),
+                    ("198.18.3.4", 1, 2)
+                ]),
+            },
+            put_service("198.18.100.1", 80, 0, 1, M),
+        ]
+    );
+    assert_eq!(p1.changes[0].changes, vec!["+198.18.3.4".to_string()]);
+    // Only slots that went to the new backend moved.
+    let new_slots = p1.services[0].backends[2].slots;
+    assert_eq!(p1.changes[0].slots_moved, new_slots);
+}
+
+#[test]
+fn draining_keeps_the_backend_live_without_slots() {
+    let p0 = initial();
+    let p1 = plan(
+        &prev(&p0),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, true),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::PutTable {
+                index: 1,
+                slots: table(&[("198.18.3.2", 1, 0)]),
+            },
+            put_service("198.18.100.1", 80, 0, 1, M),
+        ]
+    );
+    let b = &p1.services[0].backends[1];
+    assert_eq!((b.state, b.slots), (BackendState::Draining, 0));
+    assert_eq!(p1.changes[0].slots_moved, p0.services[0].backends[1].slots);
+}
+
+#[test]
+fn weight_zero_is_like_drain() {
+    let p0 = initial();
+    let p1 = plan(
+        &prev(&p0),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 0, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::PutTable {
+                index: 1,
+                slots: table(&[("198.18.3.2", 1, 0)]),
+            },
+            put_service("198.18.100.1", 80, 0, 1, M),
+        ]
+    );
+    assert_eq!(p1.services[0].backends[1].state, BackendState::Draining);
+}
+
+#[test]
+fn removing_a_backend_retires_it_after_the_flip() {
+    let p0 = initial();
+    let p1 = plan(
+        &prev(&p0),
+        &web(vec![backend("198.18.3.2", 1, false)]),
+        &AllUp,
+    )
+    .unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::PutTable {
+                index: 1,
+                slots: table(&[("198.18.3.2", 1, 0)]),
+            },
+            put_service("198.18.100.1", 80, 0, 1, M),
+            MapOp::RetireBackend {
+                id: 1,
+                address: ip("198.18.3.3"),
+                generation: 1,
+            },
+        ]
+    );
+    assert_eq!(
+        p1.retired,
+        vec![RetiredBackend {
+            id: 1,
+            generation: 1
+        }]
+    );
+    // A later add reuses a fresh id first; the retired id is not reused in the same plan.
+    let p2 = plan(
+        &prev(&p1),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.9", 1, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    assert_eq!(p2.services[0].backends[1].id, 2);
+}
+
+#[test]
+fn reweighting_rebuilds_with_the_new_weights() {
+    let p0 = initial();
+    let p1 = plan(
+        &prev(&p0),
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 3, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    let slots = table(&[("198.18.3.2", 1, 0), ("198.18.3.3", 3, 1)]);
+    let expected_moved = table(&[("198.18.3.2", 1, 0), ("198.18.3.3", 1, 1)])
+        .iter()
+        .zip(&slots)
+        .filter(|(a, b)| a != b)
+        .count() as u32;
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::PutTable { index: 1, slots },
+            put_service("198.18.100.1", 80, 0, 1, M),
+        ]
+    );
+    assert_eq!(p1.changes[0].slots_moved, expected_moved);
+    assert_eq!(
+        p1.changes[0].changes,
+        vec!["198.18.3.3 weight 1->3".to_string()]
+    );
+}
+
+#[test]
+fn adding_and_removing_a_service() {
+    let p0 = initial();
+    let mut cfg = web(vec![
+        backend("198.18.3.2", 1, false),
+        backend("198.18.3.3", 1, false),
+    ]);
+    cfg.services.push(service(
+        "dns",
+        "198.18.100.2",
+        53,
+        vec![backend("198.18.4.2", 1, false)],
+    ));
+    let p1 = plan(&prev(&p0), &cfg, &AllUp).unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::ZeroBackendStats { id: 2 },
+            put_backend(2, "198.18.4.2", 1, true),
+            MapOp::ZeroServiceStats { id: 1 },
+            MapOp::PutVipMarker {
+                vip: ip("198.18.100.2")
+            },
+            MapOp::PutTable {
+                index: 2,
+                slots: vec![2; M as usize],
+            },
+            put_service("198.18.100.2", 53, 1, 2, M),
+        ]
+    );
+    // Remove the first one: VIPS entry, marker, table, then its backends retire.
+    let cfg2 = config(vec![cfg.services[1].clone()]);
+    let p2 = plan(&prev(&p1), &cfg2, &AllUp).unwrap();
+    assert_eq!(
+        p2.ops,
+        vec![
+            MapOp::DeleteService {
+                key: vip_key(ip("198.18.100.1"), 80, 6),
+            },
+            MapOp::DeleteVipMarker {
+                vip: ip("198.18.100.1")
+            },
+            MapOp::DeleteTable { index: 0 },
+            MapOp::RetireBackend {
+                id: 0,
+                address: ip("198.18.3.2"),
+                generation: 1,
+            },
+            MapOp::RetireBackend {
+                id: 1,
+                address: ip("198.18.3.3"),
+                generation: 1,
+            },
+        ]
+    );
+    assert_eq!(p2.services.len(), 1);
+    assert_eq!(p2.services[0].service_id, 1);
+    // The freed service id 0 is reused by the next new service.
+    let mut cfg3 = cfg2.clone();
+    cfg3.services.push(service(
+        "web2",
+        "198.18.100.3",
+        80,
+        vec![backend("198.18.3.2", 1, false)],
+    ));
+    let p3 = plan(&prev(&p2), &cfg3, &AllUp).unwrap();
+    assert_eq!(p3.services[1].service_id, 0);
+}
+
+#[test]
+fn a_second_service_on_a_vip_shares_the_marker() {
+    let p0 = initial();
+    let mut cfg = web(vec![
+        backend("198.18.3.2", 1, false),
+        backend("198.18.3.3", 1, false),
+    ]);
+    cfg.services.push(service(
+        "https",
+        "198.18.100.1",
+        443,
+        vec![backend("198.18.3.2", 1, false)],
+    ));
+    let p1 = plan(&prev(&p0), &cfg, &AllUp).unwrap();
+    assert!(
+        !p1.ops
+            .iter()
+            .any(|o| matches!(o, MapOp::PutVipMarker { .. }))
+    );
+    let p2 = plan(&prev(&p1), &config(vec![cfg.services[0].clone()]), &AllUp).unwrap();
+    assert!(
+        !p2.ops
+            .iter()
+            .any(|o| matches!(o, MapOp::DeleteVipMarker { .. }))
+    );
+}
+
+#[test]
+fn retired_ids_are_reused_with_the_next_generation_when_fresh_ones_run_out() {
+    // Previous state: every id in use except retired id 7 (generation 3).
+    let services = vec![AppliedService {
+        name: "web".into(),
+        vip: ip("198.18.100.1"),
+        port: 80,
+        protocol: "tcp".into(),
+        service_id: 0,
+        table_parity: 0,
+        table_size: M,
+        panic: false,
+        backends: vec![AppliedBackend {
+            address: ip("198.18.3.2"),
+            id: 0,
+            generation: 1,
+            weight: 1,
+            drain: false,
+            state: BackendState::Active,
+            slots: M,
+        }],
+    }];
+    let retired: Vec<RetiredBackend> = (1..MAX_BACKENDS)
+        .map(|id| RetiredBackend {
+            id,
+            generation: if id == 7 { 3 } else { 1 },
+        })
+        .collect();
+    let p = Previous {
+        maglev_table_size: M,
+        services: &services,
+        retired: &retired,
+    };
+    let p1 = plan(
+        &p,
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    // The lowest retired id (1) with generation 2.
+    assert_eq!(
+        &p1.ops[..2],
+        &[
+            MapOp::ZeroBackendStats { id: 1 },
+            put_backend(1, "198.18.3.3", 2, true)
+        ]
+    );
+    assert!(!p1.retired.iter().any(|r| r.id == 1));
+}
+
+fn checked(mut cfg: Config, panic_threshold: f64) -> Config {
+    for s in &mut cfg.services {
+        s.panic_threshold = panic_threshold;
+        s.health_check = Some(HealthCheckConfig {
+            kind: HealthCheckKind::Tcp,
+            port: 80,
+            path: "/".into(),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
+        });
+    }
+    cfg
+}
+
+#[test]
+fn health_down_leaves_the_table_and_clears_live_then_up_restores_both() {
+    let cfg = checked(
+        web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+        ]),
+        0.0,
+    );
+    let p0 = plan(&empty(), &cfg, &AllUp).unwrap();
+    let down = Down(HashSet::from([("web".to_string(), ip("198.18.3.3"))]));
+    let p1 = plan(&prev(&p0), &cfg, &down).unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            MapOp::PutTable {
+                index: 1,
+                slots: table(&[("198.18.3.2", 1, 0)]),
+            },
+            put_service("198.18.100.1", 80, 0, 1, M),
+            put_backend(1, "198.18.3.3", 1, false),
+        ]
+    );
+    assert_eq!(p1.services[0].backends[1].state, BackendState::Down);
+    assert_eq!(p1.changes[0].changes, vec!["198.18.3.3 down".to_string()]);
+    // Back up: LIVE first (same id and generation), then its slots.
+    let p2 = plan(&prev(&p1), &cfg, &AllUp).unwrap();
+    assert_eq!(
+        p2.ops,
+        vec![
+            put_backend(1, "198.18.3.3", 1, true),
+            MapOp::PutTable {
+                index: 0,
+                slots: table(&[("198.18.3.2", 1, 0), ("198.18.3.3", 1, 1)]),
+            },
+            put_service("198.18.100.1", 80, 0, 0, M),
+        ]
+    );
+}
+
+#[test]
+fn all_down_without_panic_installs_an_empty_table() {
+    let cfg = checked(web(vec![backend("198.18.3.2", 1, false)]), 0.0);
+    let p0 = plan(&empty(), &cfg, &AllUp).unwrap();
+    let down = Down(HashSet::from([("web".to_string(), ip("198.18.3.2"))]));
+    let p1 = plan(&prev(&p0), &cfg, &down).unwrap();
+    assert_eq!(
+        p1.ops,
+        vec![
+            put_service("198.18.100.1", 80, 0, 1, 0),
+            put_backend(0, "198.18.3.2", 1, false),
+        ]
+    );
+    assert_eq!(p1.services[0].table_size, 0);
+}
+
+#[test]
+fn panic_keeps_down_backends_in_the_table_and_live() {
+    let cfg = checked(
+        web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+        ]),
+        0.5,
+    );
+    let p0 = plan(&empty(), &cfg, &AllUp).unwrap();
+    let down = Down(HashSet::from([
+        ("web".to_string(), ip("198.18.3.2")),
+        ("web".to_string(), ip("198.18.3.3")),
+    ]));
+    let p1 = plan(&prev(&p0), &cfg, &down).unwrap();
+    assert!(p1.services[0].panic);
+    assert!(p1.ops.is_empty(), "{:?}", p1.ops);
+}
+
+#[test]
+fn applied_view_round_trips_through_the_state_file_shape() {
+    let p0 = initial();
+    let st = AppliedState {
+        ifname: "x".into(),
+        ifindex: 1,
+        pin_dir: "/x".into(),
+        config_path: "/c".into(),
+        applied_at_unix_ms: 0,
+        xdp_mode: "skb".into(),
+        maglev_table_size: M,
+        services: p0.services.clone(),
+        retired_backends: p0.retired.clone(),
+    };
+    let back: AppliedState = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+    let p1 = plan(
+        &Previous {
+            maglev_table_size: back.maglev_table_size,
+            services: &back.services,
+            retired: &back.retired_backends,
+        },
+        &web(vec![
+            backend("198.18.3.2", 1, false),
+            backend("198.18.3.3", 1, false),
+        ]),
+        &AllUp,
+    )
+    .unwrap();
+    assert!(p1.is_noop());
+}

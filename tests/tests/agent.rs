@@ -1,0 +1,660 @@
+//! Privileged end-to-end test of `lb run` in a network namespace: live scale
+//! events from the YAML, checked through the pinned maps and the state file,
+//! an invalid file that changes nothing, and kill -9 + restart that adopts
+//! the pins (maps and a hand-inserted connection-table entry untouched, link
+//! still attached). Needs root; build `lb` first (`cargo build -p lb-userspace`)
+//! or set `LB_BIN`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
+use lb::state::{AppliedState, BackendState};
+use lb_common::{BACKEND_LIVE, BackendEntry, FlowEntry, FlowKey, ServiceEntry, VipKey};
+use lb_tests::netns::{NetNsPair, TestBpffs};
+
+fn lb_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("LB_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/agent-xxxx -> target/debug/lb
+    let p = exe.parent().unwrap().parent().unwrap().join("lb");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build -p lb-userspace` or set LB_BIN",
+        p.display()
+    );
+    p
+}
+
+/// A running `lb run`, killed (SIGKILL) on drop.
+struct Agent {
+    child: Child,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ignored = self.child.kill();
+        let _ignored = self.child.wait();
+    }
+}
+
+struct Setup {
+    net: NetNsPair,
+    fs: TestBpffs,
+    config: PathBuf,
+    state_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Setup {
+    fn pin_dir(&self) -> PathBuf {
+        self.fs.root.join(&self.net.lb_if)
+    }
+
+    fn state_file(&self) -> PathBuf {
+        lb::state::state_path(&self.state_dir, &self.net.lb_if)
+    }
+
+    fn start(&self, extra: &[&str]) -> Agent {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = self
+            .net
+            .exec_in_lb(lb_bin().to_str().unwrap())
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--iface", &self.net.lb_if, "--xdp-mode", "skb"])
+            .arg("--pin-root")
+            .arg(&self.fs.root)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Agent { child }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn state(&self) -> Option<AppliedState> {
+        AppliedState::read(&self.state_file()).ok().flatten()
+    }
+
+    /// Waits for a state file newer than `after` (applied_at), up to 10 s.
+    fn wait_applied(&self, after: u64) -> AppliedState {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.state()
+                && s.applied_at_unix_ms > after
+            {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no apply after {after}; agent log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes the config by a temporary file renamed over it (editor style).
+    fn write_renamed(&self, text: &str) {
+        let tmp = self.config.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    /// Writes the config in place.
+    fn write_in_place(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+    }
+}
+
+fn open(dir: &Path, name: &str) -> MapData {
+    MapData::from_pin(dir.join(name)).unwrap_or_else(|e| panic!("open pin {name}: {e}"))
+}
+
+fn vips(dir: &Path) -> BTreeMap<(u16, u8, [u32; 4]), ServiceEntry> {
+    let m: HashMap<MapData, VipKey, ServiceEntry> =
+        HashMap::try_from(Map::HashMap(open(dir, lb_common::MAP_VIPS))).unwrap();
+    m.iter()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            ((u16::from_be(k.port), k.protocol, k.addr), v)
+        })
+        .collect()
+}
+
+fn backend(dir: &Path, id: u32) -> BackendEntry {
+    let m: Array<MapData, BackendEntry> =
+        Array::try_from(Map::Array(open(dir, lb_common::MAP_BACKENDS))).unwrap();
+    m.get(&id, 0).unwrap()
+}
+
+fn table(dir: &Path, index: u32) -> Vec<u32> {
+    let outer: ArrayOfMaps<MapData, Array<MapData, u32>> =
+        ArrayOfMaps::try_from(Map::ArrayOfMaps(open(dir, lb_common::MAP_MAGLEV_TABLES))).unwrap();
+    let inner = outer.get(&index, 0).unwrap();
+    (0..inner.len())
+        .map(|i| inner.get(&i, 0).unwrap())
+        .collect()
+}
+
+fn v4(s: &str) -> u32 {
+    let a: std::net::Ipv4Addr = s.parse().unwrap();
+    u32::from_ne_bytes(a.octets())
+}
+
+/// Checks every service of the state against the maps: VIPS entry (id,
+/// live index, size), the live table's slots per backend id equal the state's
+/// slot counts, backends' LIVE flag and generation.
+fn check_maps(dir: &Path, st: &AppliedState) {
+    let v = vips(dir);
+    for s in &st.services {
+        let IpAddr::V4(vip) = s.vip else {
+            panic!("v4 only here")
+        };
+        let proto = if s.protocol == "tcp" { 6 } else { 17 };
+        let key = (s.port, proto, [u32::from_ne_bytes(vip.octets()), 0, 0, 0]);
+        let e = v
+            .get(&key)
+            .unwrap_or_else(|| panic!("no VIPS entry for {}", s.name));
+        assert_eq!(e.service_id, s.service_id, "{}", s.name);
+        assert_eq!(
+            e.table_index,
+            2 * s.service_id + s.table_parity,
+            "{}",
+            s.name
+        );
+        assert_eq!(e.table_size, s.table_size, "{}", s.name);
+        // The address marker.
+        assert!(v.contains_key(&(0, 0, key.2)), "marker of {}", s.name);
+        let slots = if s.table_size > 0 {
+            table(dir, e.table_index)
+        } else {
+            Vec::new()
+        };
+        assert_eq!(slots.len() as u32, s.table_size);
+        for b in &s.backends {
+            let count = slots.iter().filter(|&&id| id == b.id).count() as u32;
+            assert_eq!(count, b.slots, "{} {}", s.name, b.address);
+            let be = backend(dir, b.id);
+            let IpAddr::V4(a) = b.address else { panic!() };
+            assert_eq!(be.addr[0], u32::from_ne_bytes(a.octets()));
+            assert_eq!(be.generation, b.generation);
+            let live = b.state != BackendState::Down || s.panic;
+            assert_eq!(be.flags & BACKEND_LIVE != 0, live, "{} LIVE", b.address);
+        }
+        let ids: Vec<u32> = s.backends.iter().map(|b| b.id).collect();
+        assert!(
+            slots.iter().all(|id| ids.contains(id)),
+            "table refers to foreign ids"
+        );
+    }
+    for r in &st.retired_backends {
+        assert_eq!(
+            backend(dir, r.id).flags & BACKEND_LIVE,
+            0,
+            "retired {} still LIVE",
+            r.id
+        );
+    }
+    // No VIPS entry beyond the services and their markers.
+    let vip_count: std::collections::BTreeSet<IpAddr> = st.services.iter().map(|s| s.vip).collect();
+    assert_eq!(
+        v.len(),
+        st.services.len() + vip_count.len(),
+        "stale VIPS entries: {v:?}"
+    );
+}
+
+/// (address, weight, drain) of a backend.
+type Backend<'a> = (&'a str, u32, bool);
+
+/// YAML of services given as (name, vip, port, backends).
+fn yaml(services: &[(&str, &str, u16, &[Backend<'_>])]) -> String {
+    let mut s = String::from("maglev_table_size: 251\nconntrack_entries: 4096\nservices:\n");
+    for (name, vip, port, backends) in services {
+        s += &format!(
+            "  - name: {name}\n    vip: {vip}\n    port: {port}\n    protocol: tcp\n    backends:\n"
+        );
+        for (addr, weight, drain) in *backends {
+            s += &format!(
+                "      - address: {addr}\n        weight: {weight}\n        drain: {drain}\n"
+            );
+        }
+    }
+    s
+}
+
+fn backend_of<'a>(
+    st: &'a AppliedState,
+    service: &str,
+    addr: &str,
+) -> &'a lb::state::AppliedBackend {
+    let a: IpAddr = addr.parse().unwrap();
+    st.services
+        .iter()
+        .find(|s| s.name == service)
+        .unwrap()
+        .backends
+        .iter()
+        .find(|b| b.address == a)
+        .unwrap()
+}
+
+fn xdp_attached(net: &NetNsPair) -> bool {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &net.lb, "-j", "link", "show", "dev", &net.lb_if])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("\"xdp\"") || text.contains("xdpgeneric") || text.contains("\"prog\"")
+}
+
+#[test]
+fn scale_events_invalid_config_and_restart() {
+    let net = NetNsPair::new("agent");
+    let fs = TestBpffs::new("agent");
+    let setup = Setup {
+        config: fs.base.join("lb.yaml"),
+        state_dir: fs.base.join("state"),
+        log: fs.base.join("agent.log"),
+        net,
+        fs,
+    };
+    let dir = setup.pin_dir();
+
+    // 1. Initial: two backends.
+    let b2 = ("198.18.3.2", 1, false);
+    let b3 = ("198.18.3.3", 1, false);
+    setup.write_in_place(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3])]));
+    let mut agent = setup.start(&[]);
+    let st = setup.wait_applied(0);
+    assert_eq!(st.services.len(), 1);
+    assert_eq!(st.services[0].table_size, 251);
+    check_maps(&dir, &st);
+    assert!(xdp_attached(&setup.net), "XDP not attached");
+    let id2 = backend_of(&st, "web", "198.18.3.2").id;
+    let id3 = backend_of(&st, "web", "198.18.3.3").id;
+    let old_table = table(
+        &dir,
+        2 * st.services[0].service_id + st.services[0].table_parity,
+    );
+
+    // 2. Add a backend (rename over): only slots to the new one move.
+    let b4 = ("198.18.3.4", 1, false);
+    setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3, b4])]));
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    let id4 = backend_of(&st, "web", "198.18.3.4").id;
+    assert!(![id2, id3].contains(&id4));
+    let new_table = table(
+        &dir,
+        2 * st.services[0].service_id + st.services[0].table_parity,
+    );
+    // Maglev moves slots mostly to the new backend; a few may shuffle between
+    // the old ones (established flows stay through the connection table).
+    let to_new = old_table
+        .iter()
+        .zip(&new_table)
+        .filter(|(o, n)| o != n && **n == id4)
+        .count();
+    let between_old = old_table
+        .iter()
+        .zip(&new_table)
+        .filter(|(o, n)| o != n && **n != id4)
+        .count();
+    assert_eq!(to_new as u32, backend_of(&st, "web", "198.18.3.4").slots);
+    assert!(
+        between_old * 20 <= old_table.len(),
+        "{between_old} slots moved between old backends"
+    );
+    assert!(backend_of(&st, "web", "198.18.3.4").slots > 0);
+
+    // 3. Drain 198.18.3.3 (in place): no slots, still LIVE.
+    let b3d = ("198.18.3.3", 1, true);
+    setup.write_in_place(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3d, b4])]));
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    let d = backend_of(&st, "web", "198.18.3.3");
+    assert_eq!((d.state, d.slots, d.id), (BackendState::Draining, 0, id3));
+    assert_ne!(backend(&dir, id3).flags & BACKEND_LIVE, 0);
+
+    // 4. Remove it: retired (LIVE cleared).
+    setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b4])]));
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    assert!(st.retired_backends.iter().any(|r| r.id == id3));
+    assert_eq!(backend(&dir, id3).flags & BACKEND_LIVE, 0);
+
+    // 5. Reweight 198.18.3.4 to 3.
+    let b4w = ("198.18.3.4", 3, false);
+    setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b4w])]));
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    let s2 = backend_of(&st, "web", "198.18.3.2").slots;
+    let s4 = backend_of(&st, "web", "198.18.3.4").slots;
+    assert!(s4 > 2 * s2, "weight 3 vs 1: {s4} vs {s2}");
+
+    // 6. Add a service on another VIP.
+    let c1 = ("198.18.4.2", 1, false);
+    let two = yaml(&[
+        ("web", "198.18.100.1", 80, &[b2, b4w]),
+        ("api", "198.18.100.2", 443, &[c1]),
+    ]);
+    setup.write_renamed(&two);
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    assert_eq!(st.services.len(), 2);
+    assert_ne!(st.services[0].service_id, st.services[1].service_id);
+    // `lb stats --json` reads the same pins and state file.
+    let out = std::process::Command::new(lb_bin())
+        .args([
+            "stats",
+            "--iface",
+            &setup.net.lb_if,
+            "--json",
+            "--interval",
+            "0",
+        ])
+        .arg("--pin-root")
+        .arg(&setup.fs.root)
+        .arg("--state-dir")
+        .arg(&setup.state_dir)
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lb stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("stats JSON");
+    for name in ["\"web\"", "\"api\"", "198.18.3.4", "198.18.4.2"] {
+        assert!(json.contains(name), "{name} missing from lb stats: {v}");
+    }
+
+    // 7. An invalid file: nothing changes (state file and maps).
+    let vips_before = vips(&dir);
+    setup.write_renamed("maglev_table_size: 250\nservices:\n  - name: web\n    vip: not-an-ip\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        setup.state().unwrap(),
+        st,
+        "state changed after an invalid file"
+    );
+    assert_eq!(vips(&dir), vips_before);
+    check_maps(&dir, &st);
+    assert!(
+        setup.log_text().contains("config refused"),
+        "log:\n{}",
+        setup.log_text()
+    );
+    setup.write_renamed(&two);
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    assert!(st.services.len() == 2);
+    // SIGHUP re-reads the file too.
+    // SAFETY: signalling our own child.
+    let r = unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) };
+    assert_eq!(r, 0);
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    assert!(
+        setup.log_text().contains("SIGHUP: no change"),
+        "log:\n{}",
+        setup.log_text()
+    );
+
+    // 8. kill -9 and restart: pins adopted, a hand-made conntrack entry survives.
+    let flow = FlowKey {
+        src: [v4("198.18.1.2"), 0, 0, 0],
+        dst: [v4("198.18.100.1"), 0, 0, 0],
+        src_port: 40000u16.to_be(),
+        dst_port: 80u16.to_be(),
+        protocol: 6,
+        family: lb_common::flow::FAMILY_V4,
+        pad: [0; 2],
+    };
+    let pinned_to = FlowEntry {
+        backend_id: id4,
+        generation: backend_of(&st, "web", "198.18.3.4").generation,
+    };
+    {
+        let mut ct: HashMap<MapData, FlowKey, FlowEntry> =
+            HashMap::try_from(Map::LruHashMap(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
+        ct.insert(flow, pinned_to, 0).unwrap();
+    }
+    let vips_before = vips(&dir);
+    let backends_before: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    assert!(xdp_attached(&setup.net), "XDP detached when the agent died");
+    assert!(dir.join("link").exists());
+    drop(agent);
+    let agent = setup.start(&[]);
+    let st2 = setup.wait_applied(st.applied_at_unix_ms);
+    assert!(
+        setup.log_text().contains("adopted"),
+        "log:\n{}",
+        setup.log_text()
+    );
+    assert_eq!(
+        st2.services, st.services,
+        "restart changed the applied services"
+    );
+    check_maps(&dir, &st2);
+    assert_eq!(vips(&dir), vips_before);
+    let backends_after: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
+    for (a, b) in backends_before.iter().zip(&backends_after) {
+        assert_eq!(
+            (a.addr, a.generation, a.flags & BACKEND_LIVE),
+            (b.addr, b.generation, b.flags & BACKEND_LIVE)
+        );
+    }
+    {
+        let ct: HashMap<MapData, FlowKey, FlowEntry> =
+            HashMap::try_from(Map::LruHashMap(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
+        assert_eq!(ct.get(&flow, 0).unwrap(), pinned_to);
+    }
+    assert!(xdp_attached(&setup.net));
+    drop(agent);
+
+    // 9. lb stop: detached, pins and state removed.
+    let out = setup
+        .net
+        .exec_in_lb(lb_bin().to_str().unwrap())
+        .args(["stop", "--iface", &setup.net.lb_if])
+        .arg("--pin-root")
+        .arg(&setup.fs.root)
+        .arg("--state-dir")
+        .arg(&setup.state_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.exists());
+    assert!(!setup.state_file().exists());
+    assert!(!xdp_attached(&setup.net), "still attached after lb stop");
+    eprintln!("agent log:\n{}", setup.log_text());
+}
+
+#[test]
+fn decap_attaches_pins_and_detaches() {
+    let net = NetNsPair::new("decap");
+    let fs = TestBpffs::new("decap");
+    let run = |extra: &[&str]| {
+        let out = net
+            .exec_in_lb(lb_bin().to_str().unwrap())
+            .args(["decap", "--iface", &net.lb_if, "--skb"])
+            .arg("--pin-root")
+            .arg(&fs.root)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["--address", "198.18.100.1"]);
+    let dir = fs.root.join(format!("decap-{}", net.lb_if));
+    assert!(dir.join("link").exists());
+    assert!(
+        xdp_attached(&net),
+        "decap not attached after the command exited"
+    );
+    let addrs: HashMap<MapData, lb_common::DecapKey, u32> =
+        HashMap::try_from(Map::HashMap(open(&dir, lb_common::MAP_DECAP_ADDRS))).unwrap();
+    // IPv4 keys (the interface's IPv6 link-local address is there too).
+    let mut got: Vec<u32> = addrs
+        .keys()
+        .map(|k| k.unwrap())
+        .filter(|k| k.family == lb_common::flow::FAMILY_V4)
+        .map(|k| k.addr[0])
+        .collect();
+    got.sort();
+    let mut want = vec![v4("198.18.200.1"), v4("198.18.100.1")];
+    want.sort();
+    assert_eq!(got, want);
+    drop(addrs);
+    run(&["--detach"]);
+    assert!(!dir.exists());
+    assert!(!xdp_attached(&net));
+}
+
+/// Waits (up to 10 s) for a state file satisfying `pred`.
+fn wait_state(setup: &Setup, what: &str, pred: impl Fn(&AppliedState) -> bool) -> AppliedState {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = setup.state()
+            && pred(&s)
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            setup.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn health_checks_take_backends_out_and_back() {
+    let net = NetNsPair::new("health");
+    let fs = TestBpffs::new("health");
+    let setup = Setup {
+        config: fs.base.join("lb.yaml"),
+        state_dir: fs.base.join("state"),
+        log: fs.base.join("agent.log"),
+        net,
+        fs,
+    };
+    let dir = setup.pin_dir();
+    // A TCP server on the peer (198.18.200.2:8080); 198.18.3.9 answers nothing.
+    let listen = || {
+        lb_tests::netns::in_netns(&setup.net.peer, || {
+            std::net::TcpListener::bind("198.18.200.2:8080").expect("bind in peer")
+        })
+    };
+    let listener = listen();
+    setup.write_in_place(
+        "maglev_table_size: 251\nconntrack_entries: 4096\nservices:\n  - name: hc\n    vip: 198.18.100.5\n    port: 8080\n    protocol: tcp\n    panic_threshold: 0\n    health_check:\n      kind: tcp\n      interval_ms: 100\n      timeout_ms: 50\n      rise: 2\n      fall: 2\n    backends:\n      - address: 198.18.200.2\n      - address: 198.18.3.9\n",
+    );
+    let _agent = setup.start(&["--metrics", "127.0.0.1:9911"]);
+    let down = |st: &AppliedState, a: &str| backend_of(st, "hc", a).state == BackendState::Down;
+    let st = wait_state(&setup, "198.18.3.9 down", |s| {
+        down(s, "198.18.3.9") && !down(s, "198.18.200.2")
+    });
+    check_maps(&dir, &st);
+    assert_eq!(backend_of(&st, "hc", "198.18.3.9").slots, 0);
+    assert_eq!(backend_of(&st, "hc", "198.18.200.2").slots, 251);
+    assert_eq!(
+        backend(&dir, backend_of(&st, "hc", "198.18.3.9").id).flags & BACKEND_LIVE,
+        0
+    );
+
+    // The server goes away: every backend down, panic off -> empty table.
+    drop(listener);
+    let st = wait_state(&setup, "all down", |s| down(s, "198.18.200.2"));
+    check_maps(&dir, &st);
+    assert_eq!(st.services[0].table_size, 0);
+
+    // It comes back: up again with every slot, same id.
+    let id = backend_of(&st, "hc", "198.18.200.2").id;
+    let _listener = listen();
+    let st = wait_state(&setup, "back up", |s| !down(s, "198.18.200.2"));
+    check_maps(&dir, &st);
+    assert_eq!(st.services[0].table_size, 251);
+    assert_eq!(backend_of(&st, "hc", "198.18.200.2").id, id);
+    assert!(
+        setup.log_text().contains("up -> down"),
+        "log:\n{}",
+        setup.log_text()
+    );
+    // The metrics endpoint (inside the LB namespace) shows the service.
+    let body = lb_tests::netns::in_netns(&setup.net.lb, || {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect("127.0.0.1:9911").expect("metrics endpoint");
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).unwrap();
+        body
+    });
+    assert!(body.contains("service=\"hc\""), "metrics:\n{body}");
+    lb::datapath::detach_and_remove(&dir).unwrap();
+}
+
+/// Under `ip netns exec` (a private mount namespace) the agent mounts the pin
+/// root's bpffs in the host mount namespace, so pins outlive the agent.
+#[test]
+fn pin_root_mounted_by_the_agent_outlives_it() {
+    let net = NetNsPair::new("mnt");
+    let fs = TestBpffs::unmounted("mnt");
+    let setup = Setup {
+        config: fs.base.join("lb.yaml"),
+        state_dir: fs.base.join("state"),
+        log: fs.base.join("agent.log"),
+        net,
+        fs,
+    };
+    setup.write_in_place(&yaml(&[(
+        "web",
+        "198.18.100.1",
+        80,
+        &[("198.18.3.2", 1, false)],
+    )]));
+    let mut agent = setup.start(&[]);
+    let st = setup.wait_applied(0);
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    // Seen from the test's (host) mount namespace, after the agent is gone.
+    assert!(
+        lb::datapath::bpffs::is_bpffs(&setup.fs.root),
+        "pin root is not a bpffs here"
+    );
+    let dir = setup.pin_dir();
+    check_maps(&dir, &st);
+    assert!(xdp_attached(&setup.net));
+    lb::datapath::detach_and_remove(&dir).unwrap();
+}

@@ -1,0 +1,168 @@
+//! Privileged test of the datapath layer alone (no YAML): open on a veth in a
+//! namespace, apply planner output, check the pinned maps, re-open to adopt.
+
+use std::net::IpAddr;
+
+use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
+use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
+use lb::datapath::{Datapath, ModeChoice, OpenOptions};
+use lb::plan::{AllUp, Previous, plan, vip_key};
+use lb::state::AppliedState;
+use lb_common::{BACKEND_LIVE, BackendEntry, ServiceEntry, Settings, VipKey};
+use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
+
+fn cfg(backends: &[&str]) -> Config {
+    Config {
+        maglev_table_size: 251,
+        conntrack_entries: 4096,
+        encapsulation: EncapConfig::default(),
+        services: vec![ServiceConfig {
+            name: "web".into(),
+            vip: "198.18.100.1".parse().unwrap(),
+            port: 80,
+            protocol: Protocol::Tcp,
+            backends: backends
+                .iter()
+                .map(|a| BackendConfig {
+                    address: a.parse().unwrap(),
+                    weight: 1,
+                    drain: false,
+                })
+                .collect(),
+            health_check: None,
+            panic_threshold: 0.5,
+        }],
+    }
+}
+
+#[test]
+fn apply_plans_then_adopt_pins() {
+    let net = NetNsPair::new("dp");
+    let fs = TestBpffs::new("dp");
+    let root = fs.root.clone();
+    let ifname = net.lb_if.clone();
+    let dir = root.join(&ifname);
+    let opts = OpenOptions {
+        pin_root: root.clone(),
+        ifname: ifname.clone(),
+        conntrack_entries: 4096,
+        mode: ModeChoice::Auto,
+        fresh: false,
+    };
+    let o = opts.clone();
+    let state = in_netns(&net.lb, move || {
+        let (mut dp, adopted) = Datapath::open(&o, None).unwrap();
+        assert!(adopted.is_none());
+        let settings = dp.write_settings(&EncapConfig::default()).unwrap();
+        assert_eq!(settings.ifindex, dp.interface().ifindex);
+        assert_ne!(settings.flags & lb_common::SETTINGS_HAS_SOURCE_V4, 0);
+        // The peer answers ARP: resolve the next hop (nudge, then retry).
+        let mut nh = None;
+        for _ in 0..20 {
+            nh = lb::agent::neighbours::resolve("198.18.3.2".parse().unwrap());
+            if nh.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let nh = nh.unwrap_or_else(|| {
+            let out = std::process::Command::new("ip")
+                .args(["-d", "neigh"])
+                .output()
+                .unwrap();
+            let l = std::process::Command::new("ip")
+                .args(["-d", "link"])
+                .output()
+                .unwrap();
+            panic!(
+                "next hop not resolved: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&l.stdout)
+            )
+        });
+        for a in ["198.18.3.2", "198.18.3.3"] {
+            dp.set_next_hop(a.parse().unwrap(), Some(nh)).unwrap();
+        }
+        let c = cfg(&["198.18.3.2", "198.18.3.3"]);
+        let p = plan(&Previous::default(), &c, &AllUp).unwrap();
+        dp.apply(&p.ops).unwrap();
+        let p2 = plan(
+            &Previous {
+                maglev_table_size: 251,
+                services: &p.services,
+                retired: &p.retired,
+            },
+            &cfg(&["198.18.3.2"]),
+            &AllUp,
+        )
+        .unwrap();
+        dp.apply(&p2.ops).unwrap();
+        AppliedState {
+            ifname: dp.interface().name.clone(),
+            ifindex: dp.interface().ifindex,
+            pin_dir: dp.pin_dir().into(),
+            config_path: "/nowhere".into(),
+            applied_at_unix_ms: 1,
+            xdp_mode: dp.mode().into(),
+            maglev_table_size: 251,
+            services: p2.services,
+            retired_backends: p2.retired,
+        }
+    });
+    // Maps through the pins.
+    let vips: HashMap<MapData, VipKey, ServiceEntry> =
+        HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join("VIPS")).unwrap())).unwrap();
+    let s = &state.services[0];
+    let e = vips.get(&vip_key(s.vip, 80, 6), 0).unwrap();
+    assert_eq!((e.table_index, e.table_size), (1, 251));
+    let outer: ArrayOfMaps<MapData, Array<MapData, u32>> = ArrayOfMaps::try_from(Map::ArrayOfMaps(
+        MapData::from_pin(dir.join("MAGLEV_TABLES")).unwrap(),
+    ))
+    .unwrap();
+    let inner = outer.get(&1, 0).unwrap();
+    let id2 = s.backends[0].id;
+    assert!((0..251).all(|i| inner.get(&i, 0).unwrap() == id2));
+    let backends: Array<MapData, BackendEntry> =
+        Array::try_from(Map::Array(MapData::from_pin(dir.join("BACKENDS")).unwrap())).unwrap();
+    let b = backends.get(&id2, 0).unwrap();
+    assert_ne!(b.flags & BACKEND_LIVE, 0);
+    assert_ne!(
+        b.flags & lb_common::BACKEND_HAS_NEXT_HOP,
+        0,
+        "next hop not filled"
+    );
+    let retired = state.retired_backends[0].id;
+    assert_eq!(backends.get(&retired, 0).unwrap().flags & BACKEND_LIVE, 0);
+    let settings: Array<MapData, Settings> =
+        Array::try_from(Map::Array(MapData::from_pin(dir.join("SETTINGS")).unwrap())).unwrap();
+    assert_eq!(settings.get(&0, 0).unwrap().ifindex, state.ifindex);
+    assert!(dir.join("link").exists());
+
+    // Re-open with the state: adopted, maps untouched.
+    let o = opts.clone();
+    let st = state.clone();
+    let adopted = in_netns(&net.lb, move || {
+        let (dp, adopted) = Datapath::open(&o, Some(st)).unwrap();
+        assert!(dp.adopted());
+        adopted
+    });
+    assert_eq!(adopted.unwrap(), state);
+    assert_eq!(vips.get(&vip_key(s.vip, 80, 6), 0).unwrap(), e);
+    assert_eq!(backends.get(&id2, 0).unwrap(), b);
+
+    // A state for another ifindex is not adopted: everything is cleared.
+    let o = opts.clone();
+    let mut other = state.clone();
+    other.ifindex += 1000;
+    in_netns(&net.lb, move || {
+        let (dp, adopted) = Datapath::open(&o, Some(other)).unwrap();
+        assert!(adopted.is_none() && !dp.adopted());
+    });
+    let fresh: HashMap<MapData, VipKey, ServiceEntry> =
+        HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join("VIPS")).unwrap())).unwrap();
+    assert_eq!(fresh.keys().count(), 0, "stale state was adopted");
+    let _unused: IpAddr = s.vip;
+    // Clean up the attachment.
+    lb::datapath::detach_and_remove(&dir).unwrap();
+    drop(fs);
+}
