@@ -9,6 +9,7 @@
 
 pub mod bpffs;
 pub mod iface;
+mod inner_table;
 pub mod sys;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,9 +22,8 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BPF_F_INNER_MAP, BackendEntry, BackendStats,
-    SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry,
-    ServiceStats, Settings, VipKey,
+    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, SETTINGS_HAS_GATEWAY,
+    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, ServiceStats, Settings, VipKey,
 };
 
 pub use iface::Interface;
@@ -453,11 +453,9 @@ impl Datapath {
                 generation,
             } => self.write_backend(*id, *address, *generation, false)?,
             MapOp::PutTable { index, slots } => {
-                let mut inner = Array::<MapData, u32>::create(slots.len() as u32, BPF_F_INNER_MAP)?;
-                for (i, b) in slots.iter().enumerate() {
-                    inner.set(i as u32, b, 0)?;
-                }
-                let mut outer: ArrayOfMaps<_, Array<MapData, u32>> =
+                let inner = inner_table::create_filled(slots)
+                    .map_err(|e| DatapathError::io("a new Maglev table", e))?;
+                let mut outer: ArrayOfMaps<_, MapData> =
                     ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
                 outer.set(*index, &inner, 0)?;
             }
