@@ -17,6 +17,14 @@ pub const DEFAULT_PIN_ROOT: &str = "/run/lb/bpffs";
 /// Default directory of the per-interface state files.
 pub const DEFAULT_STATE_DIR: &str = "/run/lb/state";
 
+/// The state directory that goes with a pin root: its sibling `state`
+/// (`/run/lb/bpffs` -> `/run/lb/state`), so one `--pin-root` selects both.
+pub fn default_state_dir(pin_root: &Path) -> PathBuf {
+    pin_root
+        .parent()
+        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |p| p.join("state"))
+}
+
 /// A backend's state as shown to users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

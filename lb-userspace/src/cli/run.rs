@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use lb::agent::{AgentOptions, run as run_agent};
 use lb::datapath::ModeChoice;
-use lb::state::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
+use lb::state::{DEFAULT_PIN_ROOT, default_state_dir};
 
 /// Arguments of `lb run`.
 #[derive(clap::Args)]
@@ -26,8 +26,9 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_PIN_ROOT)]
     pin_root: PathBuf,
     /// Directory of the per-interface state files.
-    #[arg(long, default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    #[arg(long)]
+    /// Default: the pin root's sibling `state` directory.
+    state_dir: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
@@ -36,18 +37,21 @@ pub struct Args {
 /// Runs `lb run`: attaches, applies, and follows the config until SIGINT/SIGTERM.
 /// The datapath stays attached after exit; `lb stop` detaches it.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let state_dir = args
+        .state_dir
+        .unwrap_or_else(|| default_state_dir(&args.pin_root));
     let metrics = args.metrics.map(|addr| {
         (
             addr,
             lb::datapath::pin_dir(&args.pin_root, &args.iface),
-            lb::state::state_path(&args.state_dir, &args.iface),
+            lb::state::state_path(&state_dir, &args.iface),
         )
     });
     let opts = AgentOptions {
         config_path: args.config,
         ifname: args.iface,
         pin_root: args.pin_root,
-        state_dir: args.state_dir,
+        state_dir,
         mode: args.xdp_mode,
         fresh: args.fresh,
     };

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use lb::state::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
+use lb::state::{DEFAULT_PIN_ROOT, default_state_dir};
 use lb::stats::{Rates, Snapshot, Target, render_text, report_json, resolve_target};
 
 /// Which interface to read, and where its pins and state live (shared by
@@ -20,8 +20,9 @@ pub struct Source {
     #[arg(long, value_name = "DIR", default_value = DEFAULT_PIN_ROOT)]
     pub pin_root: PathBuf,
     /// Directory of the agent's per-interface state files.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    /// Default: the pin root's sibling `state` directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Source {
@@ -29,7 +30,10 @@ impl Source {
     pub fn target(&self) -> anyhow::Result<Target> {
         Ok(resolve_target(
             &self.pin_root,
-            &self.state_dir,
+            &self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| default_state_dir(&self.pin_root)),
             self.iface.as_deref(),
         )?)
     }

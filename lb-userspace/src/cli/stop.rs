@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lb::datapath::{detach_and_remove, pin_dir};
-use lb::state::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR, state_path};
+use lb::state::{DEFAULT_PIN_ROOT, default_state_dir, state_path};
 
 /// Arguments of `lb stop`.
 #[derive(clap::Args)]
@@ -16,8 +16,9 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_PIN_ROOT)]
     pin_root: PathBuf,
     /// Directory of the per-interface state files.
-    #[arg(long, default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    #[arg(long)]
+    /// Default: the pin root's sibling `state` directory.
+    state_dir: Option<PathBuf>,
 }
 
 /// Runs `lb stop`: detaches the XDP link, removes the pins and the state file.
@@ -26,7 +27,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dir = pin_dir(&root, &args.iface);
     let existed = dir.exists();
     let detached = detach_and_remove(&dir)?;
-    let state = state_path(&args.state_dir, &args.iface);
+    let state_dir = args
+        .state_dir
+        .unwrap_or_else(|| default_state_dir(&args.pin_root));
+    let state = state_path(&state_dir, &args.iface);
     let had_state = std::fs::remove_file(&state).is_ok();
     if !existed && !had_state {
         eprintln!(
