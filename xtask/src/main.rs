@@ -7,6 +7,7 @@
 //!
 //! Each first makes sure the toolchain pieces are installed (see `bootstrap`).
 
+mod bench;
 mod bootstrap;
 mod cargo;
 mod run;
@@ -28,6 +29,8 @@ enum Command {
     Run(run::Args),
     /// Run every test: unit, BPF_PROG_TEST_RUN fixtures, namespace end-to-end.
     Test(test::Args),
+    /// Run the benchmarks (never part of `test`) and write target/bench/latest.json.
+    Bench(bench::Args),
     /// Only install what is missing (rust-src, LLVM dev package, bpf-linker, bpffs).
     Bootstrap,
 }
@@ -41,6 +44,7 @@ fn main() -> Result<()> {
     match Cli::parse_from(args.map(|(_, a)| a)).command {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Bootstrap => bootstrap::ensure_all(),
     }
 }

@@ -29,16 +29,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     if args.cargo_test_args.is_empty() {
         println!("xtask: benchmark smoke run (tiny configurations)");
-        run_checked(cargo().args([
-            "run",
-            "--quiet",
-            "-p",
-            "lb-userspace",
-            "--example",
-            "maglev_bench",
-            "--",
-            "--quick",
-        ]))?;
+        run_checked(cargo().args(["run", "--quiet", "-p", "lb-bench", "--", "--quick"]))?;
     }
     Ok(())
 }

@@ -1,0 +1,29 @@
+//! `cargo xtask bench`: the benchmarks (release build, pinned to one CPU),
+//! printed as one table and written as JSON to `target/bench/latest.json`.
+
+use anyhow::Result;
+
+use crate::bootstrap;
+use crate::cargo::{cargo, run_checked, workspace_root};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Tiny configuration: checks the benchmark code runs (numbers meaningless).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// Builds release and runs `lb-bench`.
+pub fn run(args: Args) -> Result<()> {
+    bootstrap::ensure_all()?;
+    bootstrap::require_root("cargo xtask bench")?;
+    let out = workspace_root().join("target/bench/latest.json");
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "lb-bench", "--", "--out"])
+        .arg(&out);
+    if args.quick {
+        cmd.arg("--quick");
+    }
+    run_checked(&mut cmd)
+}
