@@ -1,0 +1,174 @@
+//! `lb-lab`: the interactive lab behind `cargo xtask run`.
+//!
+//! Builds the namespace lab (client, router, load balancer, three backends in
+//! the config plus a fourth one ready to be added), starts `lb decap` on the
+//! backends, `lb run` on the load balancer with the given config, a bounded
+//! client load, and shows `lb watch`. Edit the config file while it runs.
+//! Ctrl-C (SIGINT or SIGTERM) or any error tears everything down.
+
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use lb_tests::lab::process::{Proc, lb_binary};
+use lb_tests::lab::{Client, Lab, LiveLoad, LoadSpec, addr};
+
+/// The lb lab: a client, a router, the load balancer and backends in network
+/// namespaces, with live client load. Edit the config while it runs.
+#[derive(Parser)]
+#[command(name = "lb-lab")]
+struct Args {
+    /// The lab config the agent runs with (and watches).
+    #[arg(long, default_value = "config/lb.yaml")]
+    config: PathBuf,
+    /// Backends in the config (b1..bN at 198.18.3.2, 198.18.4.2, ...).
+    #[arg(long, default_value_t = 3)]
+    backends: u8,
+    /// Extra backends created but not in the config, ready to be added.
+    #[arg(long, default_value_t = 1)]
+    spare: u8,
+    /// Stop the client load after this many minutes.
+    #[arg(long, default_value_t = 60)]
+    minutes: u64,
+    /// Print a client status line every 2 s instead of running `lb watch`.
+    #[arg(long)]
+    no_watch: bool,
+    /// Extra arguments for `lb run` (e.g. `--xdp-mode skb`).
+    #[arg(long, allow_hyphen_values = true)]
+    run_arg: Vec<String>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+fn banner(lab: &Lab, config: &std::path::Path, args: &Args) {
+    println!("lb lab {} is up:", lab.prefix());
+    println!("  client 198.18.1.2 -> router -> load balancer l0 198.18.2.2 (lb run)");
+    for b in lab.backends() {
+        let spare = if b.index > args.backends {
+            "   <- spare: not in the config yet"
+        } else {
+            ""
+        };
+        println!(
+            "  backend {} {} / {}{spare}",
+            b.name,
+            b.addr(false),
+            b.addr(true)
+        );
+    }
+    println!(
+        "  VIPs {}:{} tcp, :{} udp, [{}]:{} tcp",
+        addr::VIP4,
+        addr::TCP_PORT,
+        addr::UDP_PORT,
+        addr::VIP6,
+        addr::TCP_PORT
+    );
+    println!(
+        "Edit {} live, e.g. add backend 198.18.6.2 (and 2001:2:0:6::2 for the IPv6 services),",
+        config.display()
+    );
+    println!("set `drain: true` or change a `weight:`; the counters shift within a second.");
+    println!(
+        "Ctrl-C tears everything down. Client load runs for {} minutes.",
+        args.minutes
+    );
+}
+
+fn run(args: &Args) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the lab needs root (network namespaces, BPF)");
+    }
+    let config = std::fs::canonicalize(&args.config)
+        .with_context(|| format!("config {} not found", args.config.display()))?;
+    let lb = lb_binary()?;
+    install_signal_handlers();
+    let mut lab = Lab::new(args.backends + args.spare).context("build the lab")?;
+    lab.start_decap(&lb).context("start lb decap")?;
+    let extra: Vec<&str> = args.run_arg.iter().map(String::as_str).collect();
+    lab.start_agent(&config, &extra).context("start lb run")?;
+    let client = Client::new(lab.client_ns.clone());
+    let mut load = LiveLoad::start(
+        &client,
+        LoadSpec {
+            targets: vec![addr::tcp_service(false), addr::tcp_service(true)],
+            long_lived: 50,
+            new_per_second: 40,
+            limit: Duration::from_secs(args.minutes * 60),
+        },
+    )?;
+    banner(&lab, &config, args);
+    let mut watch = if args.no_watch {
+        None
+    } else {
+        std::thread::sleep(Duration::from_secs(3));
+        let mut command = lab.watch_command()?;
+        command
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        Some(Proc::spawn(command, &lab.scratch().join("watch.log"))?)
+    };
+    let mut last_status = Instant::now();
+    let outcome = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if STOP.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        if let Some(status) = watch.as_mut().and_then(Proc::try_wait) {
+            break if status.success() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("lb watch exited: {status}"))
+            };
+        }
+        if !lab.agent_running() {
+            break Err(anyhow::anyhow!("lb run exited:\n{}", lab.agent_log()));
+        }
+        if load.finished() {
+            println!("client load finished after {} minutes", args.minutes);
+            break Ok(());
+        }
+        if watch.is_none() && last_status.elapsed() >= Duration::from_secs(2) {
+            println!("{}", load.status());
+            last_status = Instant::now();
+        }
+    };
+    if let Some(mut watch) = watch {
+        watch.stop(Duration::from_secs(2));
+    }
+    let status = load.stop();
+    println!("\ntearing the lab down");
+    lab.teardown();
+    match status {
+        Ok(status) => println!("client load: {status}"),
+        Err(e) => println!("client load failed: {e}"),
+    }
+    outcome
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lb-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The lab's `lb` config: four services (TCP and UDP, IPv4 and IPv6) over the
+//! same backend set, rendered to YAML, and written the way editors save files
+//! (a temporary file renamed over the original).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::addr;
+use super::error::{LabError, Result};
+
+/// One backend's settings, shared by every service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendSpec {
+    /// Relative weight.
+    pub weight: u32,
+    /// Draining: no new flows.
+    pub drain: bool,
+}
+
+/// Which services the config declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Services {
+    /// TCP port 80 on the IPv4 VIP (`web`).
+    pub tcp4: bool,
+    /// UDP port 5353 on the IPv4 VIP (`dns`).
+    pub udp4: bool,
+    /// TCP port 80 on the IPv6 VIP (`web6`).
+    pub tcp6: bool,
+    /// UDP port 5353 on the IPv6 VIP (`dns6`).
+    pub udp6: bool,
+}
+
+impl Services {
+    /// All four.
+    pub const ALL: Services = Services {
+        tcp4: true,
+        udp4: true,
+        tcp6: true,
+        udp6: true,
+    };
+}
+
+/// Maglev table size of the test configs: a prime at least 100 x the lab's
+/// backends (so shares stay within 1 % of the weights), small enough that a
+/// debug-build agent rewrites four tables in milliseconds rather than seconds.
+pub const TEST_TABLE_SIZE: u32 = 4099;
+
+/// The lab config: backend index (1-based) -> settings, for every service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabConfig {
+    /// `maglev_table_size` (`None`: the agent's default, 65537).
+    pub maglev_table_size: Option<u32>,
+    /// Backends by index.
+    pub backends: BTreeMap<u8, BackendSpec>,
+    /// Declared services.
+    pub services: Services,
+}
+
+impl LabConfig {
+    /// Backends `1..=n` with weight 1, every service.
+    pub fn equal(n: u8) -> LabConfig {
+        Self::weighted(&vec![1; usize::from(n)])
+    }
+
+    /// Backends `1..` with the given weights, every service.
+    pub fn weighted(weights: &[u32]) -> LabConfig {
+        let backends = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                (
+                    i as u8 + 1,
+                    BackendSpec {
+                        weight: *w,
+                        drain: false,
+                    },
+                )
+            })
+            .collect();
+        LabConfig {
+            maglev_table_size: Some(TEST_TABLE_SIZE),
+            backends,
+            services: Services::ALL,
+        }
+    }
+
+    /// Adds (or replaces) backend `index`.
+    pub fn add(&mut self, index: u8, weight: u32) -> &mut Self {
+        self.backends.insert(
+            index,
+            BackendSpec {
+                weight,
+                drain: false,
+            },
+        );
+        self
+    }
+
+    /// Removes backend `index`.
+    pub fn remove(&mut self, index: u8) -> &mut Self {
+        self.backends.remove(&index);
+        self
+    }
+
+    /// Sets `drain` on backend `index`.
+    pub fn drain(&mut self, index: u8, drain: bool) -> &mut Self {
+        if let Some(b) = self.backends.get_mut(&index) {
+            b.drain = drain;
+        }
+        self
+    }
+
+    /// Sets the weight of backend `index`.
+    pub fn weight(&mut self, index: u8, weight: u32) -> &mut Self {
+        if let Some(b) = self.backends.get_mut(&index) {
+            b.weight = weight;
+        }
+        self
+    }
+
+    /// The YAML text.
+    pub fn to_yaml(&self) -> String {
+        // A small connection table: labs run in parallel, each with its own.
+        let mut out =
+            String::from("# lb lab config (written by the lab)\nconntrack_entries: 65536\n");
+        if let Some(size) = self.maglev_table_size {
+            let _ = writeln!(out, "maglev_table_size: {size}");
+        }
+        out.push_str("services:\n");
+        let services = [
+            (self.services.tcp4, "web", false, addr::TCP_PORT, "tcp"),
+            (self.services.udp4, "dns", false, addr::UDP_PORT, "udp"),
+            (self.services.tcp6, "web6", true, addr::TCP_PORT, "tcp"),
+            (self.services.udp6, "dns6", true, addr::UDP_PORT, "udp"),
+        ];
+        for (on, name, v6, port, proto) in services {
+            if !on {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  - name: {name}\n    vip: {}\n    port: {port}\n    protocol: {proto}\n    backends:",
+                addr::vip(v6)
+            );
+            for (index, spec) in &self.backends {
+                let _ = writeln!(
+                    out,
+                    "      - address: {}\n        weight: {}\n        drain: {}",
+                    addr::backend_link(*index).host(v6),
+                    spec.weight,
+                    spec.drain
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A config file that is replaced atomically on every write.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    /// A config file at `path` (not written yet).
+    pub fn new(path: impl Into<PathBuf>) -> ConfigFile {
+        ConfigFile { path: path.into() }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `config`.
+    pub fn write(&self, config: &LabConfig) -> Result<()> {
+        self.write_text(&config.to_yaml())
+    }
+
+    /// Writes `text` to a temporary file next to the config, then renames it
+    /// over the config, as editors do.
+    pub fn write_text(&self, text: &str) -> Result<()> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = self.path.with_file_name(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).map_err(LabError::io(format!("write {}", tmp.display())))?;
+        std::fs::rename(&tmp, &self.path).map_err(LabError::io(format!(
+            "rename {} over {}",
+            tmp.display(),
+            self.path.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_lists_every_backend_per_family() {
+        let mut config = LabConfig::weighted(&[1, 1, 2]);
+        config.drain(2, true);
+        let yaml = config.to_yaml();
+        assert!(yaml.contains("vip: 198.18.100.1\n    port: 80\n    protocol: tcp"));
+        assert!(yaml.contains("vip: 2001:2:0:100::1\n    port: 5353\n    protocol: udp"));
+        assert!(yaml.contains("- address: 198.18.5.2\n        weight: 2\n        drain: false"));
+        assert!(yaml.contains("- address: 2001:2:0:4::2\n        weight: 1\n        drain: true"));
+        assert_eq!(yaml.matches("- address:").count(), 12);
+    }
+
+    #[test]
+    fn lab_configs_pass_lb_validation() {
+        let mut config = LabConfig::equal(3);
+        config.add(4, 3).drain(2, true).remove(1).weight(3, 0);
+        for c in [LabConfig::weighted(&[1, 1, 2]), config] {
+            let parsed = lb::config::parse(&c.to_yaml())
+                .unwrap_or_else(|e| panic!("{e:?}\n{}", c.to_yaml()));
+            assert_eq!(parsed.services.len(), 4);
+            assert_eq!(parsed.conntrack_entries, 65536);
+            assert_eq!(parsed.maglev_table_size, TEST_TABLE_SIZE);
+        }
+    }
+}
