@@ -18,6 +18,10 @@ use crate::state::{AppliedState, StateError, state_path};
 
 /// How often next hops toward backends are re-resolved.
 pub const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(3);
+/// How often unknown next hops are retried right after an apply.
+pub const FAST_NEIGHBOUR_RETRY: Duration = Duration::from_millis(100);
+/// How long after an apply unknown next hops are retried at that pace.
+pub const FAST_NEIGHBOUR_WINDOW: Duration = Duration::from_secs(5);
 
 /// Options of `lb run`.
 #[derive(Clone, Debug)]
@@ -255,6 +259,11 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(NEIGHBOUR_REFRESH);
     tick.tick().await;
+    // Right after an apply, next hops not yet known (a fresh host has sent
+    // nothing, so its gateway's MAC is unknown) are retried quickly, so new
+    // flows do not wait for the periodic refresh.
+    let mut fast = tokio::time::interval(FAST_NEIGHBOUR_RETRY);
+    let mut fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
     loop {
         tokio::select! {
             Some(at) = watch.recv() => {
@@ -262,8 +271,16 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 while watch.try_recv().is_ok() {}
                 agent.reload(at, "config file changed");
+                fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
-            _ = hup.recv() => agent.reload(Instant::now(), "SIGHUP"),
+            _ = hup.recv() => {
+                agent.reload(Instant::now(), "SIGHUP");
+                fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
+            }
+            _ = fast.tick(), if Instant::now() < fast_until => {
+                let cfg = agent.config.clone();
+                agent.refresh_neighbours(&cfg, true);
+            }
             Some(ev) = health_events.recv() => {
                 tracing::info!("{ev}");
                 let cfg = agent.config.clone();
