@@ -50,6 +50,15 @@ mod progs {
     #[btf_map]
     static ENCAP_ADDRS: Array<[u32; 2], 1> = Array::new();
 
+    /// Swaps the destination and source MAC addresses.
+    #[inline(always)]
+    fn swap_macs(eth: &mut [u8; 12]) {
+        let mut swapped = [0u8; 12];
+        swapped[..6].copy_from_slice(&eth[6..]);
+        swapped[6..].copy_from_slice(&eth[..6]);
+        *eth = swapped;
+    }
+
     #[xdp]
     pub fn bench_pass(_ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
@@ -64,11 +73,7 @@ mod progs {
         let eth = start as *mut [u8; 12];
         // SAFETY: bounds checked above.
         unsafe {
-            let e = &mut *eth;
-            let mut swapped = [0u8; 12];
-            swapped[..6].copy_from_slice(&e[6..]);
-            swapped[6..].copy_from_slice(&e[..6]);
-            *e = swapped;
+            swap_macs(&mut *eth);
         }
         xdp_action::XDP_TX
     }
@@ -114,11 +119,7 @@ mod progs {
             *ip = h;
             // Ethernet type stays IPv4; swap MACs so the frame goes back.
             let eth = p as *mut [u8; 12];
-            let e = &mut *eth;
-            let mut swapped = [0u8; 12];
-            swapped[..6].copy_from_slice(&e[6..]);
-            swapped[6..].copy_from_slice(&e[..6]);
-            *e = swapped;
+            swap_macs(&mut *eth);
         }
         xdp_action::XDP_TX
     }

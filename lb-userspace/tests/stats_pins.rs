@@ -15,18 +15,7 @@ use lb::state::{AppliedBackend, AppliedService, AppliedState, BackendState, stat
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 const IFACE: &str = "lbstat0";
-const MAPS: [&str; 10] = [
-    lb_common::MAP_VIPS,
-    lb_common::MAP_MAGLEV_TABLES,
-    lb_common::MAP_BACKENDS,
-    lb_common::MAP_CONNTRACK,
-    lb_common::MAP_SETTINGS,
-    lb_common::MAP_BACKEND_STATS,
-    lb_common::MAP_SERVICE_STATS,
-    lb_common::MAP_GLOBAL_STATS,
-    lb_common::MAP_DECAP_ADDRS,
-    lb_common::MAP_DECAP_STATS,
-];
+const MAPS: [&str; 10] = lb::datapath::MAP_NAMES;
 
 /// A private bpffs under `/run/lb-test-<pid>-stats/`, unmounted and removed on drop.
 struct Scratch {

@@ -8,18 +8,7 @@ fn object_loads_and_verifies() {
         .map_max_entries(lb_common::MAP_CONNTRACK, 1024)
         .load(lb::object::EBPF_OBJECT)
         .expect("load eBPF object");
-    for name in [
-        lb_common::MAP_VIPS,
-        lb_common::MAP_MAGLEV_TABLES,
-        lb_common::MAP_BACKENDS,
-        lb_common::MAP_CONNTRACK,
-        lb_common::MAP_SETTINGS,
-        lb_common::MAP_BACKEND_STATS,
-        lb_common::MAP_SERVICE_STATS,
-        lb_common::MAP_GLOBAL_STATS,
-        lb_common::MAP_DECAP_ADDRS,
-        lb_common::MAP_DECAP_STATS,
-    ] {
+    for name in lb::datapath::MAP_NAMES {
         assert!(ebpf.map(name).is_some(), "map {name} missing");
     }
     for name in [lb_common::PROG_LB, lb_common::PROG_DECAP] {
