@@ -55,6 +55,23 @@ pub struct LabConfig {
     pub backends: BTreeMap<u8, BackendSpec>,
     /// Declared services.
     pub services: Services,
+    /// A TCP health check on the TCP services (`None`: no health checking).
+    pub health: Option<HealthSpec>,
+}
+
+/// A TCP-connect health check with these timings, and a panic threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// `interval_ms`.
+    pub interval_ms: u64,
+    /// `timeout_ms`.
+    pub timeout_ms: u64,
+    /// `rise`.
+    pub rise: u32,
+    /// `fall`.
+    pub fall: u32,
+    /// `panic_threshold` in percent (0 = panic mode off).
+    pub panic_percent: u32,
 }
 
 impl LabConfig {
@@ -82,6 +99,7 @@ impl LabConfig {
             maglev_table_size: Some(TEST_TABLE_SIZE),
             backends,
             services: Services::ALL,
+            health: None,
         }
     }
 
@@ -150,6 +168,18 @@ impl LabConfig {
                     addr::backend_link(*index).host(v6),
                     spec.weight,
                     spec.drain
+                );
+            }
+            if let (Some(h), "tcp") = (self.health, proto) {
+                let _ = writeln!(
+                    out,
+                    "    panic_threshold: {}.{:02}\n    health_check:\n      kind: tcp\n      interval_ms: {}\n      timeout_ms: {}\n      rise: {}\n      fall: {}",
+                    h.panic_percent / 100,
+                    h.panic_percent % 100,
+                    h.interval_ms,
+                    h.timeout_ms,
+                    h.rise,
+                    h.fall
                 );
             }
         }

@@ -360,6 +360,27 @@ impl Lab {
         server::start(ns, name, &[link.host_v4().into(), link.host_v6().into()])
     }
 
+    /// Stops backend `index`'s TCP and UDP servers (its host stays up).
+    pub fn stop_servers(&mut self, index: u8) {
+        if let Some(b) = self.backends.iter_mut().find(|b| b.index == index) {
+            b.servers.stop();
+        }
+    }
+
+    /// Starts backend `index`'s servers again.
+    pub fn restart_servers(&mut self, index: u8) -> Result<()> {
+        let Some(b) = self.backends.iter_mut().find(|b| b.index == index) else {
+            return Ok(());
+        };
+        let link = addr::backend_link(index);
+        b.servers = server::start(
+            &b.ns,
+            &b.name,
+            &[link.host_v4().into(), link.host_v6().into()],
+        )?;
+        Ok(())
+    }
+
     /// The bpffs pin root of this lab, mounted on first use at
     /// `/run/lblab/<prefix>/bpffs` (outside `/sys`, so it survives `ip netns
     /// exec`). The agent keeps its state file next to the pin root
