@@ -96,6 +96,10 @@ impl MetricsServer {
 
 /// Serves the metrics of the interface whose maps are pinned in `pin_dir`
 /// (state file `state_path`) on `addr` until the listener fails.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "the signature promises a Send future, so callers can tokio::spawn it"
+)]
 pub fn serve(
     addr: SocketAddr,
     pin_dir: PathBuf,

@@ -192,7 +192,7 @@ fn weight_zero_gets_no_slots() {
 
 #[test]
 fn all_zero_or_empty_is_all_no_backend() {
-    let zero = vec![
+    let zero = [
         WeightedBackend {
             address: v4(1),
             weight: 0,
