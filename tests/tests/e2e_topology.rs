@@ -77,7 +77,12 @@ fn drop_removes_everything_and_new_labs_remove_orphans() {
         .find(|p| !Path::new(&format!("/proc/{p}")).exists())
         .unwrap();
     let orphan = format!("{}{dead}-0-cl", netns::NAME_BASE);
-    cmd::ip(&["netns", "add", &orphan]).unwrap();
+    {
+        // Parallel tests sweep leftovers too: hold the sweep lock so none of
+        // them deletes the fake orphan while `ip netns add` is still making it.
+        let _lock = netns::SweepLock::take().unwrap();
+        cmd::ip(&["netns", "add", &orphan]).unwrap();
+    }
     let lab = Lab::new(2).unwrap();
     assert!(
         !Path::new("/run/netns").join(&orphan).exists(),

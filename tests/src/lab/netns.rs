@@ -123,10 +123,42 @@ fn is_orphan(name: &str) -> bool {
     owner_pid(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
+/// An exclusive lock (flock on `PIN_BASE/.sweep.lock`) held while leftovers are
+/// removed, shared by every test process. Anyone creating a lab-named object
+/// that may look orphaned (a test faking a killed run's leftover) holds it too,
+/// so a parallel sweep cannot delete the object half-made (`ip netns add`
+/// creates the file before it bind-mounts onto it).
+#[derive(Debug)]
+pub struct SweepLock {
+    _file: File,
+}
+
+impl SweepLock {
+    /// Blocks until the lock is free and takes it; released on drop.
+    pub fn take() -> Result<SweepLock> {
+        std::fs::create_dir_all(PIN_BASE).map_err(LabError::io(format!("create {PIN_BASE}")))?;
+        let path = format!("{PIN_BASE}/.sweep.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(LabError::io(format!("open {path}")))?;
+        // SAFETY: flock(2) on an fd this function owns; blocking is intended.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(LabError::io(format!("flock {path}"))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(SweepLock { _file: file })
+    }
+}
+
 /// Removes namespaces, bpffs pin roots and scratch directories left by lab runs
 /// whose process is gone (killed before its `Drop` ran). Labs of live processes
-/// (other tests running in parallel) are left alone.
+/// (other tests running in parallel) are left alone. Holds [`SweepLock`].
 pub fn remove_leftovers() {
+    let _lock = SweepLock::take();
     if let Ok(out) = cmd::run_args("ip", &["netns", "list"]) {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         for name in text.lines().filter_map(|l| l.split_whitespace().next()) {
