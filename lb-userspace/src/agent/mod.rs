@@ -3,6 +3,7 @@
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
 
 pub mod neighbours;
+pub mod resolver;
 pub mod watcher;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
 use crate::plan::{Plan, PlanError, Previous, plan};
 use crate::state::{AppliedState, StateError, state_path};
+use resolver::{Resolved, Resolver};
 
 /// How often next hops toward backends are re-resolved.
 pub const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(3);
@@ -22,6 +24,9 @@ pub const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(3);
 pub const FAST_NEIGHBOUR_RETRY: Duration = Duration::from_millis(100);
 /// How long after an apply unknown next hops are retried at that pace.
 pub const FAST_NEIGHBOUR_WINDOW: Duration = Duration::from_secs(5);
+/// How long a config-file event waits for the rest of the burst one save makes
+/// (an editor's write, close and rename) before the file is read.
+pub const SAVE_COALESCE: Duration = Duration::from_millis(5);
 
 /// Options of `lb run`.
 #[derive(Clone, Debug)]
@@ -84,6 +89,7 @@ struct Agent {
     monitor: HealthMonitor,
     config: Config,
     applied: AppliedState,
+    resolver: Resolver,
 }
 
 fn now_ms() -> u64 {
@@ -117,8 +123,9 @@ impl Agent {
         state_path(&self.opts.state_dir, &self.opts.ifname)
     }
 
-    /// Resolves next hops; with `only_unknown`, only for addresses without one
-    /// (what an apply needs: fast, the periodic refresh does the rest).
+    /// Asks the resolver thread for the next hops toward every backend; with
+    /// `only_unknown`, only for addresses without one (what an apply needs; the
+    /// periodic refresh does the rest). Returns at once.
     fn refresh_neighbours(&mut self, config: &Config, only_unknown: bool) {
         let mut addrs: Vec<std::net::IpAddr> = config
             .services
@@ -128,21 +135,22 @@ impl Agent {
         addrs.extend(self.datapath.backend_addresses());
         addrs.sort();
         addrs.dedup();
-        for a in addrs {
-            if only_unknown && self.datapath.has_next_hop(a) {
-                continue;
-            }
-            let nh = neighbours::resolve(a);
-            match self.datapath.set_next_hop(a, nh) {
-                Ok(true) => match nh {
-                    Some(nh) => tracing::info!("next hop toward backend {a}: {nh:?}"),
-                    None => {
-                        tracing::warn!("next hop toward backend {a} unknown (resolution triggered)")
-                    }
-                },
-                Ok(false) => {}
-                Err(e) => tracing::error!(backend = %a, "writing next hop: {e}"),
-            }
+        addrs.retain(|a| !(only_unknown && self.datapath.has_next_hop(*a)));
+        self.resolver.request(addrs);
+    }
+
+    /// Writes a next hop the resolver found (or lost) into the datapath.
+    fn next_hop_resolved(&mut self, r: Resolved) {
+        let a = r.address;
+        match self.datapath.set_next_hop(a, r.next_hop) {
+            Ok(true) => match r.next_hop {
+                Some(nh) => tracing::info!("next hop toward backend {a}: {nh:?}"),
+                None => tracing::warn!(
+                    "next hop toward backend {a} unknown (resolution triggered; the datapath uses its FIB lookup meanwhile)"
+                ),
+            },
+            Ok(false) => {}
+            Err(e) => tracing::error!(backend = %a, "writing next hop: {e}"),
         }
     }
 
@@ -243,12 +251,14 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let (monitor, mut health_events) = HealthMonitor::new(MonitorConfig::default());
     monitor.update_targets(targets_from_config(&config));
     let mut watch = watcher::watch(&opts.config_path)?;
+    let (resolver, mut resolved) = Resolver::start()?;
     let mut agent = Agent {
         opts,
         datapath,
         monitor,
         config: config.clone(),
         applied,
+        resolver,
     };
     let started = Instant::now();
     agent.datapath.write_settings(&config.encapsulation)?;
@@ -268,7 +278,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         tokio::select! {
             Some(at) = watch.recv() => {
                 // Coalesce the burst of events one save makes.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(SAVE_COALESCE).await;
                 while watch.try_recv().is_ok() {}
                 agent.reload(at, "config file changed");
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
@@ -277,6 +287,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 agent.reload(Instant::now(), "SIGHUP");
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
+            Some(r) = resolved.recv() => agent.next_hop_resolved(r),
             _ = fast.tick(), if Instant::now() < fast_until => {
                 let cfg = agent.config.clone();
                 agent.refresh_neighbours(&cfg, true);
