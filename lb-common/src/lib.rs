@@ -9,7 +9,9 @@
 pub mod counters;
 pub mod flow;
 pub mod maps;
+pub mod vip_filter;
 
 pub use counters::{BackendStats, GlobalCounter, ServiceStats};
 pub use flow::{FlowKey, flow_hash};
 pub use maps::*;
+pub use vip_filter::{VIP_FILTER_BITS, VIP_FILTER_WORDS, vip_filter_bit, vip_filter_slot};

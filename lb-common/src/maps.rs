@@ -14,6 +14,7 @@
 //! | [`MAP_GLOBAL_STATS`] | per-CPU array | [`crate::GlobalCounter`] -> `u64` |
 //! | [`MAP_DECAP_ADDRS`] | hash | [`DecapKey`] -> `u32` (unused value) |
 //! | [`MAP_DECAP_STATS`] | per-CPU array | [`DecapCounter`] -> `u64` |
+//! | [`MAP_VIP_FILTER`] | array | word -> `u64` bits of [`crate::vip_filter_bit`] |
 //!
 //! Atomic table swap: a service's Maglev table is never written in place. The
 //! agent fills a fresh inner array, stores it at the service's *spare* table
@@ -49,6 +50,8 @@ pub const MAP_GLOBAL_STATS: &str = "GLOBAL_STATS";
 pub const MAP_DECAP_ADDRS: &str = "DECAP_ADDRS";
 /// Decapsulator counters name.
 pub const MAP_DECAP_STATS: &str = "DECAP_STATS";
+/// VIP address filter bitmap name (see [`crate::vip_filter`]).
+pub const MAP_VIP_FILTER: &str = "VIP_FILTER";
 
 /// Most services (VIP, port, protocol) the datapath holds.
 pub const MAX_SERVICES: u32 = 1024;
@@ -133,6 +136,9 @@ pub struct BackendEntry {
     pub family: u8,
     /// Zero.
     pub pad: [u8; 3],
+    /// The service this backend id belongs to (ids are per service): where a
+    /// connection-table hit counts its packets without a [`MAP_VIPS`] lookup.
+    pub service_id: u32,
 }
 
 /// Value of [`MAP_CONNTRACK`]: the backend a flow is pinned to.
@@ -223,7 +229,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<VipKey>(), 20);
         assert_eq!(size_of::<ServiceEntry>(), 16);
-        assert_eq!(size_of::<BackendEntry>(), 48);
+        assert_eq!(size_of::<BackendEntry>(), 52);
         assert_eq!(size_of::<FlowEntry>(), 8);
         assert_eq!(size_of::<Settings>(), 44);
         assert_eq!(size_of::<DecapKey>(), 20);

@@ -8,8 +8,14 @@ use aya_ebpf::{
 use lb_common::{
     BPF_F_INNER_MAP, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_CONNTRACK_ENTRIES,
     DecapKey, FlowEntry, FlowKey, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES,
-    ServiceEntry, ServiceStats, Settings, VipKey, counters::GLOBAL_COUNTER_COUNT,
+    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
+    counters::GLOBAL_COUNTER_COUNT,
 };
+
+/// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
+/// hash lookup, so traffic that is not for a VIP costs one array read.
+#[btf_map]
+pub static VIP_FILTER: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
 
 /// (VIP, port, protocol) -> service.
 #[btf_map]

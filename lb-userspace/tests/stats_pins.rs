@@ -15,7 +15,7 @@ use lb::state::{AppliedBackend, AppliedService, AppliedState, BackendState, stat
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 const IFACE: &str = "lbstat0";
-const MAPS: [&str; 10] = lb::datapath::MAP_NAMES;
+const MAPS: [&str; lb::datapath::MAP_NAMES.len()] = lb::datapath::MAP_NAMES;
 
 /// A private bpffs under `/run/lb-test-<pid>-stats/`, unmounted and removed on drop.
 struct Scratch {

@@ -100,6 +100,7 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
                 source_mac: l0.1,
                 family,
                 pad: [0; 3],
+                service_id: 0,
             };
             backends.set(id, entry, 0).unwrap();
         }
@@ -143,6 +144,10 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
             family,
         };
         vips.insert(marker, ServiceEntry::default(), 0).unwrap();
+    }
+    drop(vips);
+    for v6 in [false, true] {
+        lb_tests::harness::mark_vip(ebpf, addr::vip(v6));
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     prog::{
         counters::count,
         encap, icmp,
-        vip::{is_vip_address, service},
+        vip::{is_vip_address, maybe_vip, service},
     },
 };
 
@@ -38,8 +38,9 @@ pub fn run(ctx: &XdpContext) -> u32 {
             }
         }
         Kind::Fragment => {
-            if service(p.dst, p.dst_port, p.protocol, p.family).is_some()
-                || is_vip_address(p.dst, p.family)
+            if maybe_vip(&p.dst, p.family)
+                && (service(p.dst, p.dst_port, p.protocol, p.family).is_some()
+                    || is_vip_address(p.dst, p.family))
             {
                 drop(GlobalCounter::DropFragment)
             } else {
@@ -71,26 +72,71 @@ pub fn drop(c: GlobalCounter) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// TCP/UDP: established flows first (the connection table, one hash lookup),
+/// then the service and a Maglev pick for new flows and misses.
 #[inline(always)]
 fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
-    let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
+    if !maybe_vip(&p.dst, p.family) {
         return pass_not_vip();
-    };
-    let frame_len = pkt.len() as u64;
-    if let Some(s) = SERVICE_STATS.get_ptr_mut(svc.service_id) {
-        // SAFETY: this CPU's slot.
-        unsafe {
-            (*s).packets += 1;
-            (*s).bytes += frame_len;
-        }
     }
+    let frame_len = pkt.len() as u64;
     let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
     let syn = tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-    let Some((id, backend)) = pick(&key, &svc, syn, tcp, true) else {
+    if !syn && let Some((id, backend)) = pinned(&key) {
+        // Only VIP flows are ever pinned, and a backend id belongs to one
+        // service until it is retired (which makes the entry stale): the flow's
+        // service is the backend's, no VIPS lookup needed.
+        count(GlobalCounter::ConntrackHit);
+        count_service(backend.service_id, frame_len);
+        return encap::send(ctx, pkt, p, id, backend);
+    }
+    let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
+        return pass_not_vip();
+    };
+    count_service(svc.service_id, frame_len);
+    if !syn {
+        count_miss(tcp);
+    }
+    let Some((id, backend)) = pick_new(&key, &svc, true) else {
         return xdp_action::XDP_DROP;
     };
     encap::send(ctx, pkt, p, id, backend)
+}
+
+/// Adds a packet of `len` bytes to service `service_id`'s counters.
+#[inline(always)]
+fn count_service(service_id: u32, len: u64) {
+    if let Some(s) = SERVICE_STATS.get_ptr_mut(service_id) {
+        // SAFETY: this CPU's slot.
+        unsafe {
+            (*s).packets += 1;
+            (*s).bytes += len;
+        }
+    }
+}
+
+/// Counts a connection-table miss (and a non-SYN miss for TCP).
+#[inline(always)]
+fn count_miss(tcp: bool) {
+    count(GlobalCounter::ConntrackMiss);
+    if tcp {
+        count(GlobalCounter::NonSynMiss);
+    }
+}
+
+/// The backend flow `key` is pinned to, when its entry is still valid (the
+/// backend LIVE and of the generation the flow was pinned with).
+#[inline(always)]
+fn pinned(key: &FlowKey) -> Option<(BackendId, &'static BackendEntry)> {
+    // SAFETY: map value pointer, read once.
+    let e = unsafe { *CONNTRACK.get_ptr(key)? };
+    let b = BACKENDS.get(e.backend_id)?;
+    if b.flags & BACKEND_LIVE != 0 && b.generation == e.generation {
+        Some((e.backend_id, b))
+    } else {
+        None
+    }
 }
 
 /// The backend of flow `key` of service `svc`: its connection-table entry when
@@ -105,21 +151,24 @@ pub fn pick(
     insert: bool,
 ) -> Option<(BackendId, &'static BackendEntry)> {
     if !syn {
-        if let Some(e) = CONNTRACK.get_ptr(key) {
-            // SAFETY: map value pointer.
-            let e = unsafe { *e };
-            if let Some(b) = BACKENDS.get(e.backend_id) {
-                if b.flags & BACKEND_LIVE != 0 && b.generation == e.generation {
-                    count(GlobalCounter::ConntrackHit);
-                    return Some((e.backend_id, b));
-                }
-            }
+        if let Some(found) = pinned(key) {
+            count(GlobalCounter::ConntrackHit);
+            return Some(found);
         }
-        count(GlobalCounter::ConntrackMiss);
-        if tcp {
-            count(GlobalCounter::NonSynMiss);
-        }
+        count_miss(tcp);
     }
+    pick_new(key, svc, insert)
+}
+
+/// A Maglev pick for flow `key` of service `svc`, recorded in the connection
+/// table when `insert`; counts the backend's new flow. `None` (counted) when
+/// the service has no backend for a new flow.
+#[inline(always)]
+fn pick_new(
+    key: &FlowKey,
+    svc: &ServiceEntry,
+    insert: bool,
+) -> Option<(BackendId, &'static BackendEntry)> {
     let size = svc.table_size;
     if size == 0 {
         return no_backend(svc);

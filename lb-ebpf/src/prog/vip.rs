@@ -3,11 +3,20 @@
 use lb_common::{
     ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL,
     flow::{PROTO_TCP, PROTO_UDP},
+    vip_filter_bit, vip_filter_slot,
 };
 
 use lb_ebpf::keys::vip_key;
 
-use crate::maps::VIPS;
+use crate::maps::{VIP_FILTER, VIPS};
+
+/// False when `addr` is certainly not a VIP (its filter bit is clear): one
+/// inlined array read instead of hash lookups. True means "maybe".
+#[inline(always)]
+pub fn maybe_vip(addr: &[u32; 4], family: u8) -> bool {
+    let (word, mask) = vip_filter_slot(vip_filter_bit(addr, family));
+    VIP_FILTER.get(word).is_none_or(|bits| *bits & mask != 0)
+}
 
 /// The service of (addr, port, protocol), else the port-0 wildcard of the address.
 #[inline(always)]
@@ -25,6 +34,9 @@ pub fn service(addr: [u32; 4], port: u16, protocol: u8, family: u8) -> Option<Se
 /// packets): the agent's address marker entry, else a TCP/UDP wildcard service.
 #[inline(always)]
 pub fn is_vip_address(addr: [u32; 4], family: u8) -> bool {
+    if !maybe_vip(&addr, family) {
+        return false;
+    }
     VIPS.get_ptr(&vip_key(&addr, 0, VIP_ADDRESS_MARKER_PROTOCOL, family))
         .is_some()
         || VIPS

@@ -33,7 +33,7 @@ use crate::plan::{MapOp, address_words, marker_key};
 use crate::state::AppliedState;
 
 /// Every map of the object (all are pinned).
-pub const MAP_NAMES: [&str; 10] = [
+pub const MAP_NAMES: [&str; 11] = [
     lb_common::MAP_VIPS,
     lb_common::MAP_MAGLEV_TABLES,
     lb_common::MAP_BACKENDS,
@@ -44,6 +44,7 @@ pub const MAP_NAMES: [&str; 10] = [
     lb_common::MAP_GLOBAL_STATS,
     lb_common::MAP_DECAP_ADDRS,
     lb_common::MAP_DECAP_STATS,
+    lb_common::MAP_VIP_FILTER,
 ];
 
 /// File name of the pinned XDP link inside a pin directory.
@@ -168,6 +169,15 @@ pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
     Ok(detached)
 }
 
+/// What was last written for a backend id (rewritten when its next hop changes).
+#[derive(Clone, Copy, Debug)]
+struct WrittenBackend {
+    address: IpAddr,
+    generation: u32,
+    live: bool,
+    service_id: u32,
+}
+
 /// The loaded, attached datapath of one interface.
 pub struct Datapath {
     ebpf: Ebpf,
@@ -176,7 +186,7 @@ pub struct Datapath {
     mode: &'static str,
     adopted: bool,
     _link: Option<PinnedLink>,
-    backends: BTreeMap<u32, (IpAddr, u32, bool)>,
+    backends: BTreeMap<u32, WrittenBackend>,
     next_hops: HashMap<IpAddr, NextHop>,
     nr_cpus: usize,
     tables_fd: std::os::fd::OwnedFd,
@@ -267,8 +277,26 @@ impl Datapath {
             for s in &st.services {
                 for b in &s.backends {
                     let live = b.state != crate::state::BackendState::Down || s.panic;
-                    backends.insert(b.id, (b.address, b.generation, live));
+                    backends.insert(
+                        b.id,
+                        WrittenBackend {
+                            address: b.address,
+                            generation: b.generation,
+                            live,
+                            service_id: s.service_id,
+                        },
+                    );
                 }
+            }
+            // Rewrite the whole VIP filter from the adopted state: the plan
+            // only sends the words that change from it.
+            let words = crate::plan::vip_filter_words(st.services.iter().map(|s| s.vip));
+            let mut filter: Array<_, u64> = Array::try_from(
+                ebpf.map_mut(lb_common::MAP_VIP_FILTER)
+                    .ok_or_else(|| DatapathError::Other("no VIP_FILTER map".into()))?,
+            )?;
+            for word in 0..lb_common::VIP_FILTER_WORDS {
+                filter.set(word, words.get(&word).copied().unwrap_or(0), 0)?;
             }
         }
         let adopted = adopt.is_some();
@@ -344,16 +372,17 @@ impl Datapath {
             .ok_or_else(|| DatapathError::Other(format!("no map {name}")))
     }
 
-    fn backend_entry(&self, address: IpAddr, generation: u32, live: bool) -> BackendEntry {
-        let (addr, family) = address_words(address);
+    fn backend_entry(&self, b: &WrittenBackend) -> BackendEntry {
+        let (addr, family) = address_words(b.address);
         let mut e = BackendEntry {
             addr,
-            generation,
-            flags: if live { BACKEND_LIVE } else { 0 },
+            generation: b.generation,
+            flags: if b.live { BACKEND_LIVE } else { 0 },
             family,
+            service_id: b.service_id,
             ..Default::default()
         };
-        if let Some(nh) = self.next_hops.get(&address) {
+        if let Some(nh) = self.next_hops.get(&b.address) {
             e.flags |= BACKEND_HAS_NEXT_HOP;
             e.next_hop_ifindex = nh.ifindex;
             e.next_hop_mtu = nh.mtu;
@@ -363,18 +392,12 @@ impl Datapath {
         e
     }
 
-    fn write_backend(
-        &mut self,
-        id: u32,
-        address: IpAddr,
-        generation: u32,
-        live: bool,
-    ) -> Result<(), DatapathError> {
-        let entry = self.backend_entry(address, generation, live);
+    fn write_backend(&mut self, id: u32, b: WrittenBackend) -> Result<(), DatapathError> {
+        let entry = self.backend_entry(&b);
         let mut m: Array<_, BackendEntry> =
             Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
         m.set(id, entry, 0)?;
-        self.backends.insert(id, (address, generation, live));
+        self.backends.insert(id, b);
         Ok(())
     }
 
@@ -385,7 +408,7 @@ impl Datapath {
 
     /// Addresses of every backend id written (live or not).
     pub fn backend_addresses(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.backends.values().map(|b| b.0).collect();
+        let mut v: Vec<IpAddr> = self.backends.values().map(|b| b.address).collect();
         v.sort();
         v.dedup();
         v
@@ -405,14 +428,14 @@ impl Datapath {
             Some(nh) => self.next_hops.insert(address, nh),
             None => self.next_hops.remove(&address),
         };
-        let ids: Vec<(u32, (IpAddr, u32, bool))> = self
+        let ids: Vec<(u32, WrittenBackend)> = self
             .backends
             .iter()
-            .filter(|(_, b)| b.0 == address)
+            .filter(|(_, b)| b.address == address)
             .map(|(id, b)| (*id, *b))
             .collect();
-        for (id, (a, g, live)) in ids {
-            self.write_backend(id, a, g, live)?;
+        for (id, b) in ids {
+            self.write_backend(id, b)?;
         }
         Ok(true)
     }
@@ -446,12 +469,34 @@ impl Datapath {
                 address,
                 generation,
                 live,
-            } => self.write_backend(*id, *address, *generation, *live)?,
+                service_id,
+            } => self.write_backend(
+                *id,
+                WrittenBackend {
+                    address: *address,
+                    generation: *generation,
+                    live: *live,
+                    service_id: *service_id,
+                },
+            )?,
             MapOp::RetireBackend {
                 id,
                 address,
                 generation,
-            } => self.write_backend(*id, *address, *generation, false)?,
+            } => self.write_backend(
+                *id,
+                WrittenBackend {
+                    address: *address,
+                    generation: *generation,
+                    live: false,
+                    service_id: 0,
+                },
+            )?,
+            MapOp::SetVipFilterWord { word, bits } => {
+                let mut m: Array<_, u64> =
+                    Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
+                m.set(*word, *bits, 0)?;
+            }
             MapOp::PutTable { index, slots } => {
                 let inner = inner_table::create_filled(slots)
                     .map_err(|e| DatapathError::io("a new Maglev table", e))?;

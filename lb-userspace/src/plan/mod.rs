@@ -18,7 +18,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use lb_common::flow::{FAMILY_V4, FAMILY_V6};
-use lb_common::{MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VipKey};
+use lb_common::{
+    MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VipKey, vip_filter_bit,
+    vip_filter_slot,
+};
 
 use crate::config::{Config, Protocol, ServiceConfig};
 use crate::health::select_for_service;
@@ -43,6 +46,8 @@ pub enum MapOp {
         generation: u32,
         /// Whether `BACKEND_LIVE` is set (false: health down, flows re-picked).
         live: bool,
+        /// The service the id belongs to (where hits count their packets).
+        service_id: u32,
     },
     /// Zero a service id's per-CPU counters (before the id is given out).
     ZeroServiceStats {
@@ -82,6 +87,13 @@ pub enum MapOp {
     DeleteTable {
         /// Outer index.
         index: u32,
+    },
+    /// Write one word of the VIP address filter bitmap.
+    SetVipFilterWord {
+        /// Word index.
+        word: u32,
+        /// The word's bits.
+        bits: u64,
     },
     /// Clear `BACKEND_LIVE` of a removed backend: its pinned flows are re-picked.
     RetireBackend {
@@ -510,6 +522,7 @@ pub fn plan(
                     address: b.address,
                     generation: b.generation,
                     live,
+                    service_id,
                 }),
                 Some(ob) => {
                     let was_live = is_live(ob, old.is_some_and(|o| o.panic));
@@ -519,6 +532,7 @@ pub fn plan(
                             address: b.address,
                             generation: b.generation,
                             live,
+                            service_id,
                         };
                         if live {
                             new_backend_ops.push(op);
@@ -637,10 +651,30 @@ pub fn plan(
     for (id, g) in newly_retired {
         retired.insert(id, g);
     }
-    let mut ops = new_backend_ops;
+    // The VIP filter: bits of new VIPs are set before anything points at them,
+    // bits no VIP uses any more are cleared last (a stale bit only costs time).
+    let old_filter = vip_filter_words(prev.services.iter().map(|s| s.vip));
+    let new_filter = vip_filter_words(config.services.iter().map(|s| s.vip));
+    let mut union = old_filter.clone();
+    for (&word, &bits) in &new_filter {
+        *union.entry(word).or_default() |= bits;
+    }
+    let mut ops: Vec<MapOp> = union
+        .iter()
+        .filter(|&(w, &bits)| old_filter.get(w).copied().unwrap_or(0) != bits)
+        .map(|(&word, &bits)| MapOp::SetVipFilterWord { word, bits })
+        .collect();
+    ops.extend(new_backend_ops);
     ops.extend(removal_ops);
     ops.extend(table_ops);
     ops.extend(late_ops);
+    ops.extend(
+        union
+            .iter()
+            .map(|(&word, &bits)| (word, bits, new_filter.get(&word).copied().unwrap_or(0)))
+            .filter(|&(_, bits, new)| bits != new)
+            .map(|(word, _, bits)| MapOp::SetVipFilterWord { word, bits }),
+    );
     Ok(Plan {
         services,
         retired: retired
@@ -650,6 +684,18 @@ pub fn plan(
         ops,
         changes,
     })
+}
+
+/// The non-zero words of the VIP address filter (`lb_common::vip_filter`) for
+/// the VIP addresses `vips`.
+pub fn vip_filter_words(vips: impl IntoIterator<Item = IpAddr>) -> BTreeMap<u32, u64> {
+    let mut words = BTreeMap::new();
+    for vip in vips {
+        let (addr, family) = address_words(vip);
+        let (word, mask) = vip_filter_slot(vip_filter_bit(&addr, family));
+        *words.entry(word).or_default() |= mask;
+    }
+    words
 }
 
 /// Slot counts per backend id of an unchanged service (from the applied view).

@@ -89,12 +89,32 @@ fn put_service(vip: &str, port: u16, id: u32, index: u32, size: u32) -> MapOp {
 }
 
 fn put_backend(id: u32, addr: &str, generation: u32, live: bool) -> MapOp {
+    put_backend_of(0, id, addr, generation, live)
+}
+
+fn put_backend_of(service_id: u32, id: u32, addr: &str, generation: u32, live: bool) -> MapOp {
     MapOp::PutBackend {
         id,
         address: ip(addr),
         generation,
         live,
+        service_id,
     }
+}
+
+/// The ops without the VIP filter writes (checked on their own below).
+fn without_filter(ops: &[MapOp]) -> Vec<MapOp> {
+    ops.iter()
+        .filter(|op| !matches!(op, MapOp::SetVipFilterWord { .. }))
+        .cloned()
+        .collect()
+}
+
+/// The filter word of `vip` with only its bit.
+fn filter_word(vip: &str) -> (u32, u64) {
+    let words = vip_filter_words([ip(vip)]);
+    assert_eq!(words.len(), 1);
+    words.into_iter().next().unwrap()
 }
 
 fn web(backends: Vec<BackendConfig>) -> Config {
@@ -117,7 +137,7 @@ fn initial() -> Plan {
 fn initial_apply_writes_backends_then_table_then_service_and_marker() {
     let p = initial();
     assert_eq!(
-        p.ops,
+        without_filter(&p.ops),
         vec![
             MapOp::ZeroBackendStats { id: 0 },
             MapOp::ZeroBackendStats { id: 1 },
@@ -171,7 +191,7 @@ fn adding_a_backend_gives_it_a_fresh_id_and_flips_the_table() {
     )
     .unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::ZeroBackendStats { id: 2 },
             put_backend(2, "198.18.3.4", 1, true),
@@ -205,7 +225,7 @@ fn draining_keeps_the_backend_live_without_slots() {
     )
     .unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::PutTable {
                 index: 1,
@@ -232,7 +252,7 @@ fn weight_zero_is_like_drain() {
     )
     .unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::PutTable {
                 index: 1,
@@ -254,7 +274,7 @@ fn removing_a_backend_retires_it_after_the_flip() {
     )
     .unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::PutTable {
                 index: 1,
@@ -307,7 +327,7 @@ fn reweighting_rebuilds_with_the_new_weights() {
         .filter(|(a, b)| a != b)
         .count() as u32;
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::PutTable { index: 1, slots },
             put_service("198.18.100.1", 80, 0, 1, M),
@@ -335,10 +355,10 @@ fn adding_and_removing_a_service() {
     ));
     let p1 = plan(&prev(&p0), &cfg, &AllUp).unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::ZeroBackendStats { id: 2 },
-            put_backend(2, "198.18.4.2", 1, true),
+            put_backend_of(1, 2, "198.18.4.2", 1, true),
             MapOp::ZeroServiceStats { id: 1 },
             MapOp::PutVipMarker {
                 vip: ip("198.18.100.2")
@@ -354,7 +374,7 @@ fn adding_and_removing_a_service() {
     let cfg2 = config(vec![cfg.services[1].clone()]);
     let p2 = plan(&prev(&p1), &cfg2, &AllUp).unwrap();
     assert_eq!(
-        p2.ops,
+        without_filter(&p2.ops),
         vec![
             MapOp::DeleteService {
                 key: vip_key(ip("198.18.100.1"), 80, 6),
@@ -498,7 +518,7 @@ fn health_down_leaves_the_table_and_clears_live_then_up_restores_both() {
     let down = Down(HashSet::from([("web".to_string(), ip("198.18.3.3"))]));
     let p1 = plan(&prev(&p0), &cfg, &down).unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             MapOp::PutTable {
                 index: 1,
@@ -513,7 +533,7 @@ fn health_down_leaves_the_table_and_clears_live_then_up_restores_both() {
     // Back up: LIVE first (same id and generation), then its slots.
     let p2 = plan(&prev(&p1), &cfg, &AllUp).unwrap();
     assert_eq!(
-        p2.ops,
+        without_filter(&p2.ops),
         vec![
             put_backend(1, "198.18.3.3", 1, true),
             MapOp::PutTable {
@@ -532,7 +552,7 @@ fn all_down_without_panic_installs_an_empty_table() {
     let down = Down(HashSet::from([("web".to_string(), ip("198.18.3.2"))]));
     let p1 = plan(&prev(&p0), &cfg, &down).unwrap();
     assert_eq!(
-        p1.ops,
+        without_filter(&p1.ops),
         vec![
             put_service("198.18.100.1", 80, 0, 1, 0),
             put_backend(0, "198.18.3.2", 1, false),
@@ -589,4 +609,53 @@ fn applied_view_round_trips_through_the_state_file_shape() {
     )
     .unwrap();
     assert!(p1.is_noop());
+}
+
+#[test]
+fn vip_filter_bits_are_set_first_and_cleared_last() {
+    let p0 = initial();
+    let (word, bits) = filter_word("198.18.100.1");
+    assert_eq!(p0.ops[0], MapOp::SetVipFilterWord { word, bits });
+    assert_eq!(
+        p0.ops
+            .iter()
+            .filter(|op| matches!(op, MapOp::SetVipFilterWord { .. }))
+            .count(),
+        1
+    );
+    // Move the service to another VIP: the new bit is set before anything
+    // else, the old one cleared after everything else.
+    let moved = config(vec![service(
+        "web",
+        "198.18.100.7",
+        80,
+        vec![backend("198.18.3.2", 1, false)],
+    )]);
+    let p1 = plan(&prev(&p0), &moved, &AllUp).unwrap();
+    let (new_word, new_bits) = filter_word("198.18.100.7");
+    assert_ne!((word, bits), (new_word, new_bits));
+    let first = &p1.ops[0];
+    let last = p1.ops.last().unwrap();
+    if new_word == word {
+        assert_eq!(
+            first,
+            &MapOp::SetVipFilterWord {
+                word,
+                bits: bits | new_bits
+            }
+        );
+    } else {
+        assert_eq!(
+            first,
+            &MapOp::SetVipFilterWord {
+                word: new_word,
+                bits: new_bits
+            }
+        );
+    }
+    let cleared = if new_word == word { new_bits } else { 0 };
+    assert_eq!(last, &MapOp::SetVipFilterWord { word, bits: cleared });
+    // Nothing changes: no filter write.
+    let p2 = plan(&prev(&p1), &moved, &AllUp).unwrap();
+    assert!(p2.ops.is_empty(), "{:?}", p2.ops);
 }
