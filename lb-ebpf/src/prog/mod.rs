@@ -14,6 +14,11 @@
 //!   a VIP: `DropFragment` (the load balancer does not reassemble, and a
 //!   non-first fragment has no ports to pick a backend with); other protocols
 //!   to a VIP: `PassUnsupported`.
+//! - **VIP filter**: a clear bit in `VIP_FILTER` for the destination means "not
+//!   a VIP" without any hash lookup (set bits only mean "maybe").
+//! - **Established flows first**: TCP/UDP non-SYN packets look their 5-tuple up
+//!   in the connection table before the service; a valid entry is forwarded at
+//!   once and counted on the backend entry's `service_id`.
 //! - **Connection table**: a TCP SYN (without ACK) always takes a fresh Maglev
 //!   pick and overwrites; other packets use a valid entry (backend LIVE and same
 //!   generation: `ConntrackHit`), else re-pick (`ConntrackMiss`, plus
