@@ -6,15 +6,15 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use lb::maglev::{MaglevTable, NO_BACKEND, WeightedBackend};
 
-use crate::report::{Report, Row};
+use crate::report::{Report, Row, Target};
 
 /// Maglev build time for the (M, N) pairs, median of several builds.
 pub fn maglev(report: &mut Report, quick: bool) -> Result<()> {
     let runs = if quick { 1 } else { 21 };
     for (m, n, target) in [
         (65537u32, 10u32, None),
-        (65537, 100, Some(2.0)),
-        (65537, 1000, Some(5.0)),
+        (65537, 100, Some(Target::AtMost(2.0))),
+        (65537, 1000, Some(Target::AtMost(5.0))),
         (655373, 1000, None),
     ] {
         let backends: Vec<WeightedBackend> = (0..n)
@@ -40,7 +40,7 @@ pub fn maglev(report: &mut Report, quick: bool) -> Result<()> {
         }
         times.sort_by(f64::total_cmp);
         report.push(Row {
-            section: "control plane",
+            section: "control-plane",
             name: format!("Maglev build M={m} N={n}"),
             value: times[times.len() / 2],
             unit: "ms",

@@ -12,6 +12,9 @@ pub struct Args {
     /// Tiny configuration: checks the benchmark code runs (numbers meaningless).
     #[arg(long)]
     pub quick: bool,
+    /// Run one section only: per-packet, rate or control-plane.
+    #[arg(long, value_name = "SECTION")]
+    pub only: Option<String>,
 }
 
 /// Builds release and runs `lb-bench`.
@@ -24,6 +27,9 @@ pub fn run(args: Args) -> Result<()> {
         .arg(&out);
     if args.quick {
         cmd.arg("--quick");
+    }
+    if let Some(section) = &args.only {
+        cmd.args(["--only", section]);
     }
     run_checked(&mut cmd)
 }

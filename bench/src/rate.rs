@@ -1,0 +1,442 @@
+//! Packet rate, end to end across veths, one DUT core, against baselines in
+//! the same run and topology (see `rate_topology.rs`).
+//!
+//! The generator (`bench_gen`, live-frame test runs on CPU 0) sends 64-byte
+//! UDP frames of pseudo-random flows (source address and port) to the VIP.
+//! The DUT's receive path on `i` runs in its threaded-NAPI kernel thread
+//! pinned to CPU 1; what it forwards out of `o` is received by the sink's XDP
+//! counter on `s` (its NAPI runs as softirq on the DUT's CPU, right after the
+//! DUT's poll, so nothing waits in a ring). Cases, each on the same topology:
+//! the forwarding ceiling (`bench_forward`: MAC rewrite + bpf_redirect), kernel
+//! routing, nftables DNAT (both behind an XDP_PASS program on `i`), and lb
+//! (`lb_xdp` with the maps filled by the test harness: one UDP service, four
+//! backends whose next hop is the sink).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, PerCpuArray},
+    programs::{ProgramFd, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use lb_common::{SETTINGS_HAS_SOURCE_V4, Settings, flow::PROTO_UDP};
+use lb_tests::harness::{Lb, backend_entry, words};
+use lb_tests::lab::cmd;
+
+use crate::generator::Generator;
+use crate::napi;
+use crate::rate_frame::{FRAME_LEN, Forward, GenTemplate, SinkKind, udp_template};
+use crate::rate_topology::{DUT_IN_ADDR, Iface, RateNet};
+use crate::report::{Report, Row, Target};
+
+static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+const PORT: u16 = 7777;
+/// Where nftables DNATs the VIP (routed to the sink like everything else).
+const DNAT_TO: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
+/// Clients: 198.19.x.y (the generator writes x.y per flow).
+const CLIENTS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
+const FLOWS: u32 = 65_536;
+const BACKENDS: u32 = 4;
+const TABLE_SIZE: u32 = 65_537;
+/// CPU of the generator thread.
+const GEN_CPU: usize = 0;
+/// CPU of the DUT's receive path (and the sink's softirq).
+const DUT_CPU: usize = 1;
+
+/// One configuration under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    Forward,
+    Routing,
+    NftDnat,
+    Lb,
+}
+
+impl Case {
+    const ALL: [Case; 4] = [Case::Forward, Case::Routing, Case::NftDnat, Case::Lb];
+
+    fn label(self) -> &'static str {
+        match self {
+            Case::Forward => "baseline: XDP forward (MAC rewrite + redirect)",
+            Case::Routing => "baseline: kernel routing (ip_forward)",
+            Case::NftDnat => "baseline: nftables DNAT + routing",
+            Case::Lb => "lb: lb_xdp, IPIP to 4 backends",
+        }
+    }
+
+    /// What the sink must see.
+    fn expect(self) -> SinkKind {
+        match self {
+            Case::Forward | Case::Routing => SinkKind::UdpToVip,
+            Case::NftDnat => SinkKind::Other,
+            Case::Lb => SinkKind::Ipip,
+        }
+    }
+
+    /// The XDP program on the DUT's ingress.
+    fn program(self) -> &'static str {
+        match self {
+            Case::Forward => "bench_forward",
+            Case::Routing | Case::NftDnat => "bench_pass",
+            Case::Lb => lb_common::PROG_LB,
+        }
+    }
+}
+
+/// One measurement window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    /// Packets per second counted at the sink.
+    pps: f64,
+    /// Share of one CPU the DUT's NAPI thread used (1.0 = saturated).
+    dut_busy: f64,
+    /// Frames per second the generator handed to the kernel.
+    offered: f64,
+}
+
+impl Sample {
+    /// Packets per second one DUT core forwards: the sink's rate divided by
+    /// the share of the core the DUT used (equal to the sink's rate when the
+    /// core is saturated).
+    pub fn per_core(self) -> f64 {
+        if self.dut_busy > 0.0 {
+            self.pps / self.dut_busy.min(1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+struct Sizes {
+    warmup: Duration,
+    window: Duration,
+    runs: usize,
+}
+
+/// Runs every case and adds the rate rows to `report`.
+pub fn run(report: &mut Report, quick: bool) -> Result<()> {
+    let sizes = if quick {
+        Sizes {
+            warmup: Duration::from_millis(50),
+            window: Duration::from_millis(200),
+            runs: 1,
+        }
+    } else {
+        Sizes {
+            warmup: Duration::from_millis(500),
+            window: Duration::from_millis(2500),
+            runs: 3,
+        }
+    };
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    ensure!(
+        cpus >= 2,
+        "the rate benchmark needs 2 CPUs (generator, DUT)"
+    );
+
+    let net = RateNet::new()?;
+    let mut bench = EbpfLoader::new()
+        .load(BENCH_OBJECT)
+        .context("load the rate programs")?;
+    for name in ["bench_gen", "bench_forward", "bench_sink", "bench_pass"] {
+        let p: &mut Xdp = bench.program_mut(name).context(name)?.try_into()?;
+        p.load()
+            .with_context(|| format!("verifier rejected {name}"))?;
+    }
+    let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
+    debug_assert_eq!(template.len(), FRAME_LEN);
+    Array::<_, GenTemplate>::try_from(bench.map_mut("GEN_TEMPLATE").context("GEN_TEMPLATE")?)?
+        .set(
+            0,
+            GenTemplate {
+                frame: template,
+                flows: FLOWS,
+                pad: 0,
+            },
+            0,
+        )?;
+    Array::<_, Forward>::try_from(bench.map_mut("FORWARD").context("FORWARD")?)?.set(
+        0,
+        Forward {
+            ifindex: net.dut_out.ifindex,
+            dst: net.sink_if.mac,
+            src: net.dut_out.mac,
+        },
+        0,
+    )?;
+    Array::<_, u32>::try_from(bench.map_mut("SINK_VIP").context("SINK_VIP")?)?.set(
+        0,
+        u32::from_ne_bytes(VIP.octets()),
+        0,
+    )?;
+    let sink_prog: &mut Xdp = bench
+        .program_mut("bench_sink")
+        .context("bench_sink")?
+        .try_into()?;
+    attach(sink_prog, &net.sink_if)?;
+    let generator = {
+        let p: &Xdp = bench
+            .program("bench_gen")
+            .context("bench_gen")?
+            .try_into()?;
+        p.fd()?.try_clone()?
+    };
+    let mut lb = datapath(&net)?;
+
+    let mut samples: Vec<(Case, Sample)> = Vec::new();
+    for _ in 0..sizes.runs {
+        for case in Case::ALL {
+            let sample = measure(&net, &mut bench, &mut lb, &generator, case, &sizes)
+                .with_context(|| format!("rate case {case:?}"))?;
+            samples.push((case, sample));
+        }
+    }
+    let median = |case: Case| -> Sample {
+        let mut v: Vec<Sample> = samples
+            .iter()
+            .filter(|(c, _)| *c == case)
+            .map(|(_, s)| *s)
+            .collect();
+        v.sort_by(|a, b| a.per_core().total_cmp(&b.per_core()));
+        v[v.len() / 2]
+    };
+    let forward = median(Case::Forward);
+    let routing = median(Case::Routing);
+    let nft = median(Case::NftDnat);
+    let lbs = median(Case::Lb);
+    let detail = |s: Sample| {
+        format!(
+            "sink {:.2} Mpps with the DUT core {:.0}% busy (offered {:.2})",
+            s.pps / 1e6,
+            s.dut_busy * 100.0,
+            s.offered / 1e6
+        )
+    };
+    let row = |name: String, value: f64, unit: &'static str, target, versus| Row {
+        section: "rate",
+        name,
+        value,
+        unit,
+        target,
+        versus,
+    };
+    for (case, s) in [
+        (Case::Forward, forward),
+        (Case::Routing, routing),
+        (Case::NftDnat, nft),
+    ] {
+        report.push(row(
+            case.label().into(),
+            s.pps / 1e6,
+            "Mpps",
+            None,
+            detail(s),
+        ));
+    }
+    report.push(row(
+        Case::Lb.label().into(),
+        lbs.per_core() / 1e6,
+        "Mpps",
+        None,
+        format!(
+            "{:.2}x routing; {}",
+            lbs.per_core() / routing.per_core(),
+            detail(lbs)
+        ),
+    ));
+    report.push(row(
+        "lb rate / XDP forward".into(),
+        lbs.per_core() / forward.per_core(),
+        "x",
+        Some(Target::AtLeast(0.9)),
+        String::new(),
+    ));
+    report.push(row(
+        "lb rate / nftables DNAT".into(),
+        lbs.per_core() / nft.per_core(),
+        "x",
+        Some(Target::AtLeast(5.0)),
+        String::new(),
+    ));
+    report.note(format!(
+        "rate: live-frame generator (CPU {GEN_CPU}) -> veth -> DUT (threaded NAPI pinned to CPU {DUT_CPU}) -> veth -> \
+         XDP counter at the sink (softirq on the DUT's CPU); 64-byte UDP frames, {FLOWS} pseudo-random flows; \
+         figure = Mpps per DUT core = sink packets / CPU seconds of the DUT's NAPI thread (= the sink's rate when \
+         that core is saturated); median of {} runs x {:.1} s after {:.1} s warm-up",
+        sizes.runs,
+        sizes.window.as_secs_f64(),
+        sizes.warmup.as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The lb datapath (test harness) set up for the rate topology: a UDP service
+/// on the VIP, four backends behind the sink.
+fn datapath(net: &RateNet) -> Result<Lb> {
+    let mut lb = Lb::with_conntrack(4 * FLOWS);
+    let (src, _) = words(IpAddr::V4(DUT_IN_ADDR));
+    lb.set_settings(Settings {
+        source_v4: src[0],
+        source_v6: [0; 4],
+        flags: SETTINGS_HAS_SOURCE_V4,
+        ifindex: net.dut_in.ifindex,
+        mtu: 1500,
+        gateway_mac: [0; 6],
+        interface_mac: net.dut_in.mac,
+    });
+    for id in 1..=BACKENDS {
+        let mut b = backend_entry(
+            Ipv4Addr::new(198, 18, 3, id as u8).into(),
+            1,
+            net.dut_out.ifindex,
+        );
+        b.next_hop_mac = net.sink_if.mac;
+        b.source_mac = net.dut_out.mac;
+        lb.set_backend(id, b);
+    }
+    let table: Vec<u32> = (0..TABLE_SIZE).map(|i| 1 + i % BACKENDS).collect();
+    lb.add_service(VIP.into(), PORT, PROTO_UDP, 0, &table);
+    lb.add_marker(VIP.into());
+    Ok(lb)
+}
+
+/// Measures one case: sets the DUT up, runs the generator, counts at the
+/// sink, tears the DUT down.
+fn measure(
+    net: &RateNet,
+    bench: &mut Ebpf,
+    lb: &mut Lb,
+    generator: &ProgramFd,
+    case: Case,
+    sizes: &Sizes,
+) -> Result<Sample> {
+    let _nft = match case {
+        Case::NftDnat => Some(NftDnat::add(net.dut().name())?),
+        _ => None,
+    };
+    let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
+    let result = run_traffic(net, bench, generator, case, sizes);
+    dut_prog(case, bench, lb)?.detach(link)?;
+    result
+}
+
+/// The program under test of `case`.
+fn dut_prog<'a>(case: Case, bench: &'a mut Ebpf, lb: &'a mut Lb) -> Result<&'a mut Xdp> {
+    let ebpf = if case == Case::Lb {
+        &mut lb.ebpf
+    } else {
+        bench
+    };
+    let name = case.program();
+    Ok(ebpf.program_mut(name).context(name)?.try_into()?)
+}
+
+/// Turns the DUT's NAPI threaded and pinned, runs the generator, and reads the
+/// sink and the DUT thread's CPU time around the window.
+fn run_traffic(
+    net: &RateNet,
+    bench: &Ebpf,
+    generator: &ProgramFd,
+    case: Case,
+    sizes: &Sizes,
+) -> Result<Sample> {
+    let pids = napi::thread_and_pin(net.dut(), &net.dut_in.name, DUT_CPU)?;
+    let dut_cpu = || -> Result<u64> { pids.iter().map(|&p| napi::cpu_ns(p)).sum() };
+    let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
+    let generator = Generator::start(
+        &net.gen_if.ns,
+        generator.try_clone()?,
+        template.to_vec(),
+        net.gen_if.ifindex,
+        GEN_CPU,
+        sizes.warmup + sizes.window + Duration::from_secs(2),
+    )?;
+    std::thread::sleep(sizes.warmup);
+    let (c0, t0, g0, i0) = (sink(bench)?, dut_cpu()?, generator.sent(), Instant::now());
+    std::thread::sleep(sizes.window);
+    let (c1, t1, g1, i1) = (sink(bench)?, dut_cpu()?, generator.sent(), Instant::now());
+    generator.stop()?;
+    let secs = (i1 - i0).as_secs_f64();
+    let total = c1[0] - c0[0];
+    let expected = c1[case.expect() as usize] - c0[case.expect() as usize];
+    ensure!(
+        total > 0,
+        "{case:?}: no packet reached the sink (counts {c1:?})"
+    );
+    ensure!(
+        expected * 10 >= total * 9,
+        "{case:?}: the sink saw {total} packets but only {expected} of the expected kind {:?} (counts {c1:?})",
+        case.expect()
+    );
+    let sample = Sample {
+        pps: total as f64 / secs,
+        dut_busy: (t1 - t0) as f64 / 1e9 / secs,
+        offered: (g1 - g0) as f64 / secs,
+    };
+    eprintln!(
+        "lb-bench: rate {case:?}: {:.3} Mpps at the sink, DUT {:.0}% busy, offered {:.2} Mpps",
+        sample.pps / 1e6,
+        sample.dut_busy * 100.0,
+        sample.offered / 1e6
+    );
+    Ok(sample)
+}
+
+/// The sink's counters, summed over CPUs (indices as `SinkKind`, 0 = all).
+fn sink(bench: &Ebpf) -> Result<[u64; 4]> {
+    let m = PerCpuArray::<_, u64>::try_from(bench.map("SINK_COUNTS").context("SINK_COUNTS")?)?;
+    let mut out = [0u64; 4];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = m.get(&(i as u32), 0)?.iter().sum();
+    }
+    Ok(out)
+}
+
+/// An nftables DNAT of the VIP to [`DNAT_TO`] in a namespace; removed on drop.
+struct NftDnat {
+    ns: String,
+}
+
+impl NftDnat {
+    const TABLE: &'static str = "lbbench";
+
+    fn add(ns: &str) -> Result<NftDnat> {
+        let _ = cmd::exec_in(ns, "nft", &[&format!("delete table ip {}", Self::TABLE)]);
+        let script = format!(
+            "add table ip {t}; \
+             add chain ip {t} pre {{ type nat hook prerouting priority -100; }}; \
+             add rule ip {t} pre ip daddr {VIP} udp dport {PORT} dnat to {DNAT_TO}",
+            t = Self::TABLE
+        );
+        cmd::exec_in(ns, "nft", &[&script]).context("nft (is nftables installed?)")?;
+        Ok(NftDnat { ns: ns.to_owned() })
+    }
+}
+
+impl Drop for NftDnat {
+    fn drop(&mut self) {
+        let _ = cmd::exec_in(
+            &self.ns,
+            "nft",
+            &[&format!("delete table ip {}", Self::TABLE)],
+        );
+    }
+}
+
+/// Attaches `prog` in native mode to `iface` (from inside its namespace: the
+/// ifindex is resolved there).
+fn attach(prog: &mut Xdp, iface: &Iface) -> Result<XdpLinkId> {
+    let ifindex = iface.ifindex;
+    iface
+        .ns
+        .run(|| prog.attach_to_if_index(ifindex, XdpMode::Driver))?
+        .with_context(|| format!("attach (native) to {}", iface.name))
+}
