@@ -1,4 +1,5 @@
-//! Control-plane figures: Maglev table build time.
+//! Control-plane figures: Maglev table build time, and the real agent's
+//! scale-event latency and memory (`scale_latency.rs`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -7,6 +8,7 @@ use anyhow::{Result, ensure};
 use lb::maglev::{MaglevTable, NO_BACKEND, WeightedBackend};
 
 use crate::report::{Report, Row, Target};
+use crate::scale_latency;
 
 /// Maglev build time for the issue's (M, N) pairs, median of several builds.
 pub fn maglev(report: &mut Report, quick: bool) -> Result<()> {
@@ -48,5 +50,26 @@ pub fn maglev(report: &mut Report, quick: bool) -> Result<()> {
             versus: "paper: 1.8 ms at M=65537".into(),
         });
     }
+    Ok(())
+}
+
+/// Scale-event latency at 10 x 10 (100 events; quick: 3) and, in a full run,
+/// 100 x 100 (20 events); agent memory at 100 x 100 (quick: 10 x 10).
+pub fn agent(report: &mut Report, quick: bool) -> Result<()> {
+    let p99 = Some(Target::AtMost(50.0));
+    if quick {
+        scale_latency::latency(report, 10, 10, 3, p99)?;
+        scale_latency::memory(report, 10, 10)?;
+    } else {
+        scale_latency::latency(report, 10, 10, 100, p99)?;
+        scale_latency::latency(report, 100, 100, 20, None)?;
+        scale_latency::memory(report, 100, 100)?;
+    }
+    report.note(
+        "scale events: the real agent (lb run) on a veth in a namespace, default Maglev M=65537; each save \
+         (temporary file renamed over the config) adds, reweights or removes one backend of one service; \
+         latency = save -> that service's VIPS entry points at its new table, polled through the pins every 1 ms; \
+         the next save waits for the agent's log line. Memory: VmRSS/VmHWM of the agent after its first apply",
+    );
     Ok(())
 }

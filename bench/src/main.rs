@@ -6,14 +6,18 @@
 //! program's verdict and fails on a broken path. `--only SECTION` runs one
 //! section (`per-packet`, `rate`, `control-plane`).
 
+mod agent_host;
 mod control_plane;
 mod generator;
+mod memory;
 mod napi;
 mod per_packet;
 mod rate;
 mod rate_frame;
 mod rate_topology;
 mod report;
+mod scale_config;
+mod scale_latency;
 mod sections;
 
 use std::path::PathBuf;
@@ -55,6 +59,7 @@ fn main() -> Result<()> {
     }
     if wanted(Section::ControlPlane) {
         control_plane::maglev(&mut report, quick)?;
+        control_plane::agent(&mut report, quick)?;
     }
     print!("{}", report.table());
     if let Some(path) = out {
