@@ -235,7 +235,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     ] {
         report.push(row(
             case.label().into(),
-            s.pps / 1e6,
+            s.per_core() / 1e6,
             "Mpps",
             None,
             detail(s),

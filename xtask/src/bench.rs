@@ -22,6 +22,8 @@ pub fn run(args: Args) -> Result<()> {
     bootstrap::ensure_all()?;
     bootstrap::require_root("cargo xtask bench")?;
     let out = workspace_root().join("target/bench/latest.json");
+    // The control-plane section runs the real agent: `lb` next to `lb-bench`.
+    run_checked(cargo().args(["build", "--release", "-p", "lb-userspace", "--bin", "lb"]))?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "lb-bench", "--", "--out"])
         .arg(&out);
