@@ -48,6 +48,10 @@ static GEN_TEMPLATE: Array<GenTemplate, 1> = Array::new();
 #[btf_map]
 static FORWARD: Array<Forward, 1> = Array::new();
 
+/// Frames the generator has written (per CPU).
+#[btf_map]
+static GEN_COUNT: PerCpuArray<u64, 1> = PerCpuArray::new();
+
 /// Sink counters: 0 every frame, 1 IPv4-in-IPv4, 2 UDP to `SINK_VIP`, 3 other.
 #[btf_map]
 static SINK_COUNTS: PerCpuArray<u64, 4> = PerCpuArray::new();
@@ -65,6 +69,10 @@ pub fn bench_gen(ctx: XdpContext) -> u32 {
     let Some(t) = GEN_TEMPLATE.get(0) else {
         return xdp_action::XDP_ABORTED;
     };
+    if let Some(n) = GEN_COUNT.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot.
+        unsafe { *n += 1 };
+    }
     // SAFETY: bpf_get_prandom_u32 has no preconditions.
     let r = unsafe { bpf_get_prandom_u32() };
     let flow = if t.flows > 1 { r % t.flows } else { 0 };
@@ -73,7 +81,14 @@ pub fn bench_gen(ctx: XdpContext) -> u32 {
     // SAFETY: GEN_LEN bytes are in bounds (checked above).
     unsafe {
         let p = start as *mut u8;
-        *(p as *mut [u8; GEN_LEN]) = t.frame;
+        // Word by word: a plain array copy becomes a byte-wise memmove call.
+        let src = t.frame.as_ptr() as *const u64;
+        let dst = p as *mut u64;
+        let mut w = 0;
+        while w < GEN_LEN / 8 {
+            dst.add(w).write_unaligned(src.add(w).read_unaligned());
+            w += 1;
+        }
         // Source address 26..30: the template's first two octets, then the flow.
         *p.add(28) = (flow >> 8) as u8;
         *p.add(29) = flow as u8;

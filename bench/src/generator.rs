@@ -4,24 +4,32 @@
 //! really transmitted out of the ingress interface given in the context.
 //! The syscall is issued directly (aya's test run needs the program object,
 //! which cannot leave its `Ebpf`; a program fd can).
+//!
+//! Every test-run call with repeat > 1 costs tens of milliseconds of fixed
+//! time asleep (the kernel swaps the XDP dispatcher in and out), so one call
+//! covers the whole measurement: it is given far more frames than it can send
+//! in time and is ended by a signal (the kernel checks for one between
+//! batches and returns EINTR).
 
 use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::unix::thread::JoinHandleExt as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, anyhow, bail};
 use aya::programs::ProgramFd;
 use lb_tests::lab::netns::NetNs;
 
-use crate::napi;
-
-/// Frames per test-run call (about 10-20 ms of sending).
-const FRAMES_PER_CALL: u32 = 65_536;
-/// Frames per kernel batch (at most 256). A veth's receive ring holds 256
-/// frames: smaller batches leave room for several in flight.
-const BATCH: u32 = 64;
+/// Frames per test-run call: an upper bound (minutes at the rates seen
+/// here); the call is normally ended by [`STOP_SIGNAL`].
+const FRAMES_PER_CALL: u32 = 1 << 30;
+/// Ends a running test-run call (a no-op handler is installed for it).
+const STOP_SIGNAL: i32 = libc::SIGUSR1;
+/// Frames per kernel batch (the kernel's maximum). A veth's receive ring
+/// holds 256 frames; the DUT drains it on the same CPU after every batch.
+const BATCH: u32 = 256;
 
 /// The `struct xdp_md` context of a live run (data, data_end, data_meta,
 /// ingress_ifindex, rx_queue_index, egress_ifindex): the whole `len`-byte
@@ -95,8 +103,8 @@ pub fn live_attr(prog_fd: u32, frame: &[u8], ctx: &[u8], repeat: u32, batch: u32
     }
 }
 
-/// One `bpf(BPF_PROG_TEST_RUN)` call.
-fn test_run(attr: &mut TestRunAttr) -> Result<()> {
+/// One `bpf(BPF_PROG_TEST_RUN)` call; `Ok(false)` when a signal ended it.
+fn test_run(attr: &mut TestRunAttr) -> Result<bool> {
     // SAFETY: attr is a valid, fully initialised bpf_attr prefix whose
     // pointers (frame, context) outlive the call; the kernel reads at most
     // `size` bytes and writes only retval and duration.
@@ -109,8 +117,44 @@ fn test_run(attr: &mut TestRunAttr) -> Result<()> {
         )
     };
     if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINTR) {
+            return Ok(false);
+        }
+        bail!("bpf(BPF_PROG_TEST_RUN, live frames): {e}");
+    }
+    Ok(true)
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Installs a no-op handler for [`STOP_SIGNAL`] (without it the signal would
+/// end the process).
+fn install_stop_handler() -> Result<()> {
+    // SAFETY: a zeroed sigaction with a valid handler and an empty mask.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(STOP_SIGNAL, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        bail!("sigaction: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
         bail!(
-            "bpf(BPF_PROG_TEST_RUN, live frames): {}",
+            "sched_setaffinity(cpu {cpu}): {}",
             std::io::Error::last_os_error()
         );
     }
@@ -120,7 +164,6 @@ fn test_run(attr: &mut TestRunAttr) -> Result<()> {
 /// A running generator thread; stopped on drop.
 pub struct Generator {
     stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
     handle: Option<JoinHandle<lb_tests::lab::Result<Result<()>>>>,
 }
 
@@ -136,53 +179,59 @@ impl Generator {
         cpu: usize,
         limit: Duration,
     ) -> Result<Generator> {
+        install_stop_handler()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let (s, n) = (Arc::clone(&stop), Arc::clone(&sent));
+        let s = Arc::clone(&stop);
         let handle = ns.spawn("lb-bench-gen", move || -> Result<()> {
-            napi::pin(0, cpu)?;
+            pin(cpu)?;
             let ctx = xdp_md(frame.len() as u32, ifindex);
             let started = Instant::now();
-            // Bounded in time and in calls (a call takes well over 0.5 ms),
-            // whatever the stop flag does.
-            let max_calls = (limit.as_secs_f64() * 2000.0) as u64 + 10;
-            let mut calls = 0u64;
-            while !s.load(Ordering::Relaxed) && started.elapsed() < limit && calls < max_calls {
+            // Bounded in calls and time; each call in frames (and by the signal).
+            let mut calls = 0;
+            while !s.load(Ordering::Relaxed) && started.elapsed() < limit && calls < 100 {
                 let fd = prog.as_fd().as_raw_fd() as u32;
                 test_run(&mut live_attr(fd, &frame, &ctx, FRAMES_PER_CALL, BATCH))?;
-                n.fetch_add(u64::from(FRAMES_PER_CALL), Ordering::Relaxed);
                 calls += 1;
             }
             Ok(())
         })?;
         Ok(Generator {
             stop,
-            sent,
             handle: Some(handle),
         })
     }
 
-    /// Frames handed to the kernel so far.
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+    /// Stops the thread (flag, then the signal until it has exited, bounded);
+    /// fails with the thread's error.
+    pub fn stop(mut self) -> Result<()> {
+        self.halt();
+        match self.handle.take() {
+            Some(handle) => handle
+                .join()
+                .map_err(|_| anyhow!("generator thread panicked"))??,
+            None => Ok(()),
+        }
     }
 
-    /// Stops the thread; fails with the thread's error, or when nothing was sent.
-    pub fn stop(mut self) -> Result<()> {
+    /// Sets the stop flag and signals the thread until it has finished
+    /// (bounded: 5 s).
+    fn halt(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            handle
-                .join()
-                .map_err(|_| anyhow!("generator thread panicked"))???;
+        let Some(handle) = &self.handle else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !handle.is_finished() && Instant::now() < deadline {
+            // SAFETY: the thread has not been joined, so its pthread_t is valid.
+            unsafe { libc::pthread_kill(handle.as_pthread_t(), STOP_SIGNAL) };
+            std::thread::sleep(Duration::from_millis(1));
         }
-        ensure!(self.sent() > 0, "the generator sent nothing");
-        Ok(())
     }
 }
 
 impl Drop for Generator {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.halt();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

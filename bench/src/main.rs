@@ -10,7 +10,6 @@ mod agent_host;
 mod control_plane;
 mod generator;
 mod memory;
-mod napi;
 mod per_packet;
 mod rate;
 mod rate_frame;
