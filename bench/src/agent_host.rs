@@ -2,7 +2,8 @@
 //! its own bpffs pin root (outside `/sys`), a config file it watches, a log.
 //!
 //! Names follow the lab's (`lblab<pid>-agent<n>-...`), so leftovers of a
-//! killed run are swept by the next run; everything is removed on drop.
+//! killed run are swept by the next run; everything is removed on drop
+//! (except the log and config with `LB_LAB_KEEP_LOGS` set).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -218,6 +219,9 @@ impl Drop for AgentHost {
             }
         }
         netns::remove_pin_base(&self.base);
-        let _ = std::fs::remove_dir_all(&self.scratch);
+        // As the lab: LB_LAB_KEEP_LOGS keeps the config and the agent's log.
+        if std::env::var_os("LB_LAB_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.scratch);
+        }
     }
 }

@@ -54,22 +54,21 @@ pub fn maglev(report: &mut Report, quick: bool) -> Result<()> {
 }
 
 /// Scale-event latency at 10 x 10 (100 events; quick: 3) and, in a full run,
-/// 100 x 100 (20 events); agent memory at 100 x 100 (quick: 10 x 10).
+/// 100 x 100 (20 events); agent memory from the largest agent (100 x 100;
+/// quick: 10 x 10).
 pub fn agent(report: &mut Report, quick: bool) -> Result<()> {
     let p99 = Some(Target::AtMost(50.0));
     if quick {
-        scale_latency::latency(report, 10, 10, 3, p99)?;
-        scale_latency::memory(report, 10, 10)?;
+        scale_latency::run(report, 10, 10, 3, p99, true)?;
     } else {
-        scale_latency::latency(report, 10, 10, 100, p99)?;
-        scale_latency::latency(report, 100, 100, 20, None)?;
-        scale_latency::memory(report, 100, 100)?;
+        scale_latency::run(report, 10, 10, 100, p99, false)?;
+        scale_latency::run(report, 100, 100, 20, None, true)?;
     }
     report.note(
         "scale events: the real agent (lb run) on a veth in a namespace, default Maglev M=65537; each save \
          (temporary file renamed over the config) adds, reweights or removes one backend of one service; \
          latency = save -> that service's VIPS entry points at its new table, polled through the pins every 1 ms; \
-         the next save waits for the agent's log line. Memory: VmRSS/VmHWM of the agent after its first apply",
+         the next save waits for the agent's log line. Memory: VmRSS/VmHWM of that agent after its first apply",
     );
     Ok(())
 }

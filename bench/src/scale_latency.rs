@@ -22,16 +22,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// The maps' poll interval.
 const POLL: Duration = Duration::from_millis(1);
 
-/// Latency of `events` scale events at `services` x `backends`.
-pub fn latency(
+/// Latency of `events` scale events at `services` x `backends`; with
+/// `memory`, first the agent's memory once it has applied the config.
+pub fn run(
     report: &mut Report,
     services: u32,
     backends: u32,
     events: u32,
     target: Option<Target>,
+    memory: bool,
 ) -> Result<()> {
     let mut extras = vec![Extra::Absent; services as usize];
     let host = AgentHost::start(&yaml(services, backends, &extras), START_TIMEOUT)?;
+    if memory {
+        agent_memory(report, &host, services, backends)?;
+    }
     let vips = host.vips()?;
     let mut visible = Vec::with_capacity(events as usize);
     for k in 0..events {
@@ -77,12 +82,8 @@ pub fn latency(
     Ok(())
 }
 
-/// Agent memory after applying `services` x `backends`.
-pub fn memory(report: &mut Report, services: u32, backends: u32) -> Result<()> {
-    let host = AgentHost::start(
-        &yaml(services, backends, &vec![Extra::Absent; services as usize]),
-        START_TIMEOUT,
-    )?;
+/// The agent's memory after it applied `services` x `backends`.
+fn agent_memory(report: &mut Report, host: &AgentHost, services: u32, backends: u32) -> Result<()> {
     // Let it settle (state file written, health/neighbour tasks idle).
     std::thread::sleep(Duration::from_millis(500));
     let pid = host.pid().context("agent not running")?;
