@@ -102,7 +102,7 @@ impl Report {
                 format!("{} {verdict}", t.text())
             });
             s += &format!(
-                "{:<14} {:<46} {:>9} {:<4} {:<12} {}\n",
+                "{:<14} {:<52} {:>9} {:<4} {:<12} {}\n",
                 r.section,
                 r.name,
                 figure(r.value),
