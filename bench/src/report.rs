@@ -83,7 +83,7 @@ impl Report {
     /// The table as text.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "lb-bench{} — {}\n\n{:<14} {:<44} {:>12}  {:<9} {}\n",
+            "lb-bench{} — {}\n\n{:<14} {:<52} {:>9}      {:<12} {}\n",
             if self.quick {
                 " --quick (smoke run, numbers meaningless)"
             } else {
