@@ -3,33 +3,63 @@
 //! Prints one table (each figure beside its baselines and target) and writes it
 //! as JSON. `--quick` runs every benchmark once in a tiny configuration, so that
 //! `cargo xtask test` keeps this code from rotting; it still checks every
-//! program's verdict and fails on a broken path.
+//! program's verdict and fails on a broken path. `--only SECTION` runs one
+//! section (`per-packet`, `rate`, `control-plane`).
 
+mod agent_host;
 mod control_plane;
+mod generator;
+mod memory;
 mod per_packet;
+mod rate;
+mod rate_frame;
+mod rate_topology;
 mod report;
+mod scale_config;
+mod scale_latency;
+mod sections;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use report::Report;
+use sections::Section;
 
 fn main() -> Result<()> {
     let mut quick = false;
     let mut out: Option<PathBuf> = None;
+    let mut only: Option<Section> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--out" => out = Some(args.next().context("--out needs a path")?.into()),
-            other => anyhow::bail!("unknown argument {other:?} (expected --quick, --out FILE)"),
+            "--only" => only = Some(args.next().context("--only needs a section")?.parse()?),
+            other => anyhow::bail!(
+                "unknown argument {other:?} (expected --quick, --out FILE, --only {})",
+                Section::NAMES
+            ),
         }
     }
-    pin_to_one_cpu();
+    let wanted = |s: Section| only.is_none_or(|o| o == s);
     let mut report = Report::new(quick);
-    per_packet::run(&mut report, quick)?;
-    control_plane::maglev(&mut report, quick)?;
+    if wanted(Section::PerPacket) {
+        // BPF_PROG_TEST_RUN runs the program on the calling CPU: one fixed CPU
+        // keeps caches and per-CPU maps comparable between cases. The rate
+        // section places its own threads, so the pin is undone after this.
+        let saved = current_affinity();
+        pin_to_last_cpu();
+        per_packet::run(&mut report, quick)?;
+        restore_affinity(&saved);
+    }
+    if wanted(Section::Rate) {
+        rate::run(&mut report, quick)?;
+    }
+    if wanted(Section::ControlPlane) {
+        control_plane::maglev(&mut report, quick)?;
+        control_plane::agent(&mut report, quick)?;
+    }
     print!("{}", report.table());
     if let Some(path) = out {
         if let Some(dir) = path.parent() {
@@ -41,9 +71,24 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Runs on the last CPU: BPF_PROG_TEST_RUN runs the program on the calling CPU,
-/// and one fixed CPU keeps caches and per-CPU maps comparable between cases.
-fn pin_to_one_cpu() {
+fn current_affinity() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        set
+    }
+}
+
+fn restore_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: sched_setaffinity reads the set.
+    unsafe {
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+    }
+}
+
+/// Runs on the last CPU.
+fn pin_to_last_cpu() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // SAFETY: cpu_set_t is plain data; sched_setaffinity reads it.
     unsafe {

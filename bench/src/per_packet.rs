@@ -23,7 +23,7 @@ use lb_tests::{
     harness::{Lb, TEST_RUN_INGRESS, XDP_PASS, XDP_TX, backend_entry, flow_key},
 };
 
-use crate::report::{Report, Row};
+use crate::report::{Report, Row, Target};
 
 static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
 
@@ -167,7 +167,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     )?);
     let not_vip = net(wrapped(&mut bench, lb_fd, &other, 0, &sizes, XDP_PASS)?);
 
-    let row = |name: &str, value: f64, target: Option<f64>, versus: String| Row {
+    let row = |name: &str, value: f64, target: Option<Target>, versus: String| Row {
         section: "per-packet",
         name: name.into(),
         value,
@@ -199,7 +199,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     report.push(row(
         "lb: established flow, hot (1 flow)",
         hot,
-        Some(40.0),
+        Some(Target::AtMost(40.0)),
         vs(hot),
     ));
     report.push(row(
@@ -211,7 +211,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     report.push(row(
         "lb: new flow (SYN, Maglev + conntrack insert)",
         new_flow,
-        Some(220.0),
+        Some(Target::AtMost(220.0)),
         vs(new_flow),
     ));
     report.push(row("lb: non-VIP packet passed", not_vip, None, vs(not_vip)));

@@ -2,6 +2,40 @@
 
 use serde_json::{Value, json};
 
+/// A target the issue sets for a figure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    /// The figure must be at most this (times, costs).
+    AtMost(f64),
+    /// The figure must be at least this (rates, ratios).
+    AtLeast(f64),
+}
+
+impl Target {
+    /// Whether `value` meets the target.
+    pub fn met(self, value: f64) -> bool {
+        match self {
+            Target::AtMost(t) => value <= t,
+            Target::AtLeast(t) => value >= t,
+        }
+    }
+
+    /// `<=40` / `>=0.9`.
+    pub fn text(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("<={t}"),
+            Target::AtLeast(t) => format!(">={t}"),
+        }
+    }
+
+    /// The bound.
+    pub fn bound(self) -> f64 {
+        match self {
+            Target::AtMost(t) | Target::AtLeast(t) => t,
+        }
+    }
+}
+
 /// One measured figure.
 pub struct Row {
     /// Section (per-packet, control plane).
@@ -12,8 +46,8 @@ pub struct Row {
     pub value: f64,
     /// Its unit.
     pub unit: &'static str,
-    /// Target, when the issue sets one (lower is better).
-    pub target: Option<f64>,
+    /// Target, when the issue sets one.
+    pub target: Option<Target>,
     /// Free-form comparison against the baselines of the same run.
     pub versus: String,
 }
@@ -49,7 +83,7 @@ impl Report {
     /// The table as text.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "lb-bench{} — {}\n\n{:<14} {:<44} {:>12}  {:<9} {}\n",
+            "lb-bench{} — {}\n\n{:<14} {:<52} {:>9}      {:<12} {}\n",
             if self.quick {
                 " --quick (smoke run, numbers meaningless)"
             } else {
@@ -64,12 +98,17 @@ impl Report {
         );
         for r in &self.rows {
             let target = r.target.map_or(String::new(), |t| {
-                let verdict = if r.value <= t { "ok" } else { "MISSED" };
-                format!("<={t} {verdict}")
+                let verdict = if t.met(r.value) { "met" } else { "MISSED" };
+                format!("{} {verdict}", t.text())
             });
             s += &format!(
-                "{:<14} {:<44} {:>9.1} {:<2}  {:<9} {}\n",
-                r.section, r.name, r.value, r.unit, target, r.versus
+                "{:<14} {:<52} {:>9} {:<4} {:<12} {}\n",
+                r.section,
+                r.name,
+                figure(r.value),
+                r.unit,
+                target,
+                r.versus
             );
         }
         s += "\n";
@@ -92,12 +131,24 @@ impl Report {
                 "name": r.name,
                 "value": r.value,
                 "unit": r.unit,
-                "target": r.target,
-                "met": r.target.map(|t| r.value <= t),
+                "target": r.target.map(Target::text),
+                "target_bound": r.target.map(Target::bound),
+                "met": r.target.map(|t| t.met(r.value)),
                 "versus": r.versus,
             })).collect::<Vec<_>>(),
             "notes": self.notes,
         })
+    }
+}
+
+/// A figure with 3 significant digits (at least one decimal).
+fn figure(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
 }
 

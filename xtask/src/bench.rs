@@ -12,6 +12,9 @@ pub struct Args {
     /// Tiny configuration: checks the benchmark code runs (numbers meaningless).
     #[arg(long)]
     pub quick: bool,
+    /// Run one section only: per-packet, rate or control-plane.
+    #[arg(long, value_name = "SECTION")]
+    pub only: Option<String>,
 }
 
 /// Builds release and runs `lb-bench`.
@@ -19,11 +22,16 @@ pub fn run(args: Args) -> Result<()> {
     bootstrap::ensure_all()?;
     bootstrap::require_root("cargo xtask bench")?;
     let out = workspace_root().join("target/bench/latest.json");
+    // The control-plane section runs the real agent: `lb` next to `lb-bench`.
+    run_checked(cargo().args(["build", "--release", "-p", "lb-userspace", "--bin", "lb"]))?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "lb-bench", "--", "--out"])
         .arg(&out);
     if args.quick {
         cmd.arg("--quick");
+    }
+    if let Some(section) = &args.only {
+        cmd.args(["--only", section]);
     }
     run_checked(&mut cmd)
 }

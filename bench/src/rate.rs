@@ -1,0 +1,420 @@
+//! Packet rate, end to end across veths, one DUT core, against baselines in
+//! the same run and topology (see `rate_topology.rs`).
+//!
+//! Everything runs on one CPU: the generator thread (`bench_gen`, live-frame
+//! test runs) is pinned to it and sends 64-byte UDP frames of pseudo-random
+//! flows (source address and port) to the VIP; each batch it sends into the
+//! veth schedules the DUT's NAPI on the same CPU, which runs as softirq as
+//! soon as the batch is flushed: the program under test on `i`, its
+//! forwarding out of `o`, and the sink's XDP counter on `s`. So the rate is
+//! that of one core doing generator + DUT + sink work, and nothing waits in a
+//! ring for another CPU (a cross-CPU split measured here lost most frames to
+//! wake-up latency: the DUT's thread idled half the time while its 256-frame
+//! ring overflowed). Cases, each on the same topology:
+//! the forwarding ceiling (`bench_forward`: MAC rewrite + bpf_redirect), kernel
+//! routing, nftables DNAT (both behind an XDP_PASS program on `i`), and lb
+//! (`lb_xdp` with the maps filled by the test harness: one UDP service, four
+//! backends whose next hop is the sink).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, PerCpuArray},
+    programs::{ProgramFd, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use lb_common::{SETTINGS_HAS_SOURCE_V4, Settings, flow::PROTO_UDP};
+use lb_tests::harness::{Lb, backend_entry, words};
+use lb_tests::lab::cmd;
+
+use crate::generator::Generator;
+use crate::rate_frame::{FRAME_LEN, Forward, GenTemplate, SinkKind, udp_template};
+use crate::rate_topology::{DUT_IN_ADDR, Iface, RateNet};
+use crate::report::{Report, Row, Target};
+
+static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+const PORT: u16 = 7777;
+/// Where nftables DNATs the VIP (routed to the sink like everything else).
+const DNAT_TO: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
+/// Clients: 198.19.x.y (the generator writes x.y per flow).
+const CLIENTS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
+const FLOWS: u32 = 65_536;
+const BACKENDS: u32 = 4;
+const TABLE_SIZE: u32 = 65_537;
+
+/// One configuration under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    Forward,
+    Routing,
+    NftDnat,
+    Lb,
+}
+
+impl Case {
+    const ALL: [Case; 4] = [Case::Forward, Case::Routing, Case::NftDnat, Case::Lb];
+
+    fn label(self) -> &'static str {
+        match self {
+            Case::Forward => "baseline: XDP forward (MAC rewrite + redirect)",
+            Case::Routing => "baseline: kernel routing (ip_forward)",
+            Case::NftDnat => "baseline: nftables DNAT + routing",
+            Case::Lb => "lb: lb_xdp, IPIP to 4 backends",
+        }
+    }
+
+    /// What the sink must see.
+    fn expect(self) -> SinkKind {
+        match self {
+            Case::Forward | Case::Routing => SinkKind::UdpToVip,
+            Case::NftDnat => SinkKind::Other,
+            Case::Lb => SinkKind::Ipip,
+        }
+    }
+
+    /// The XDP program on the DUT's ingress.
+    fn program(self) -> &'static str {
+        match self {
+            Case::Forward => "bench_forward",
+            Case::Routing | Case::NftDnat => "bench_pass",
+            Case::Lb => lb_common::PROG_LB,
+        }
+    }
+}
+
+/// One measurement window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    /// Packets per second counted at the sink.
+    pps: f64,
+    /// Frames per second the generator handed to the kernel.
+    offered: f64,
+}
+
+struct Sizes {
+    warmup: Duration,
+    window: Duration,
+    runs: usize,
+}
+
+/// Runs every case and adds the rate rows to `report`.
+pub fn run(report: &mut Report, quick: bool) -> Result<()> {
+    let sizes = if quick {
+        Sizes {
+            warmup: Duration::from_millis(50),
+            window: Duration::from_millis(200),
+            runs: 1,
+        }
+    } else {
+        Sizes {
+            warmup: Duration::from_millis(500),
+            window: Duration::from_millis(2500),
+            runs: 3,
+        }
+    };
+    // The last CPU, as the per-packet section.
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+
+    let net = RateNet::new()?;
+    let mut bench = EbpfLoader::new()
+        .load(BENCH_OBJECT)
+        .context("load the rate programs")?;
+    for name in ["bench_gen", "bench_forward", "bench_sink", "bench_pass"] {
+        let p: &mut Xdp = bench.program_mut(name).context(name)?.try_into()?;
+        p.load()
+            .with_context(|| format!("verifier rejected {name}"))?;
+    }
+    let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
+    debug_assert_eq!(template.len(), FRAME_LEN);
+    Array::<_, GenTemplate>::try_from(bench.map_mut("GEN_TEMPLATE").context("GEN_TEMPLATE")?)?
+        .set(
+            0,
+            GenTemplate {
+                frame: template,
+                flows: FLOWS,
+                pad: 0,
+            },
+            0,
+        )?;
+    Array::<_, Forward>::try_from(bench.map_mut("FORWARD").context("FORWARD")?)?.set(
+        0,
+        Forward {
+            ifindex: net.dut_out.ifindex,
+            dst: net.sink_if.mac,
+            src: net.dut_out.mac,
+        },
+        0,
+    )?;
+    Array::<_, u32>::try_from(bench.map_mut("SINK_VIP").context("SINK_VIP")?)?.set(
+        0,
+        u32::from_ne_bytes(VIP.octets()),
+        0,
+    )?;
+    let sink_prog: &mut Xdp = bench
+        .program_mut("bench_sink")
+        .context("bench_sink")?
+        .try_into()?;
+    attach(sink_prog, &net.sink_if)?;
+    let generator = {
+        let p: &Xdp = bench
+            .program("bench_gen")
+            .context("bench_gen")?
+            .try_into()?;
+        p.fd()?.try_clone()?
+    };
+    let mut lb = datapath(&net)?;
+
+    let mut samples: Vec<(Case, Sample)> = Vec::new();
+    for _ in 0..sizes.runs {
+        for case in Case::ALL {
+            let sample = measure(&net, &mut bench, &mut lb, &generator, case, cpu, &sizes)
+                .with_context(|| format!("rate case {case:?}"))?;
+            samples.push((case, sample));
+        }
+    }
+    let median = |case: Case| -> Sample {
+        let mut v: Vec<Sample> = samples
+            .iter()
+            .filter(|(c, _)| *c == case)
+            .map(|(_, s)| *s)
+            .collect();
+        v.sort_by(|a, b| a.pps.total_cmp(&b.pps));
+        v[v.len() / 2]
+    };
+    let forward = median(Case::Forward);
+    let routing = median(Case::Routing);
+    let nft = median(Case::NftDnat);
+    let lbs = median(Case::Lb);
+    // Everything shares one core, so the difference of the per-packet times
+    // (1 / rate) to the forward case is what the path costs beyond forwarding.
+    let over_forward = |s: Sample| 1e9 / s.pps - 1e9 / forward.pps;
+    let detail = |s: Sample| {
+        format!(
+            "{:.0} ns/packet on the core, +{:.0} ns over forward; {:.1}% of generated frames reached the sink",
+            1e9 / s.pps,
+            over_forward(s),
+            100.0 * s.pps / s.offered
+        )
+    };
+    let row = |name: String, value: f64, unit: &'static str, target, versus| Row {
+        section: "rate",
+        name,
+        value,
+        unit,
+        target,
+        versus,
+    };
+    for (case, s) in [
+        (Case::Forward, forward),
+        (Case::Routing, routing),
+        (Case::NftDnat, nft),
+    ] {
+        report.push(row(
+            case.label().into(),
+            s.pps / 1e6,
+            "Mpps",
+            None,
+            detail(s),
+        ));
+    }
+    report.push(row(
+        Case::Lb.label().into(),
+        lbs.pps / 1e6,
+        "Mpps",
+        None,
+        format!("{:.2}x routing; {}", lbs.pps / routing.pps, detail(lbs)),
+    ));
+    report.push(row(
+        "lb rate / XDP forward".into(),
+        lbs.pps / forward.pps,
+        "x",
+        Some(Target::AtLeast(0.9)),
+        String::new(),
+    ));
+    report.push(row(
+        "lb rate / nftables DNAT".into(),
+        lbs.pps / nft.pps,
+        "x",
+        Some(Target::AtLeast(5.0)),
+        String::new(),
+    ));
+    report.note(format!(
+        "rate: one core (CPU {cpu}) runs live-frame generator -> veth -> DUT -> veth -> XDP counter at the sink \
+         (the DUT and sink as softirq after each generator batch); 64-byte UDP frames, {FLOWS} pseudo-random flows; \
+         packets counted at the sink; median of {} runs x {:.1} s after {:.1} s warm-up",
+        sizes.runs,
+        sizes.window.as_secs_f64(),
+        sizes.warmup.as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The lb datapath (test harness) set up for the rate topology: a UDP service
+/// on the VIP, four backends behind the sink.
+fn datapath(net: &RateNet) -> Result<Lb> {
+    let mut lb = Lb::with_conntrack(4 * FLOWS);
+    let (src, _) = words(IpAddr::V4(DUT_IN_ADDR));
+    lb.set_settings(Settings {
+        source_v4: src[0],
+        source_v6: [0; 4],
+        flags: SETTINGS_HAS_SOURCE_V4,
+        ifindex: net.dut_in.ifindex,
+        mtu: 1500,
+        gateway_mac: [0; 6],
+        interface_mac: net.dut_in.mac,
+    });
+    for id in 1..=BACKENDS {
+        let mut b = backend_entry(
+            Ipv4Addr::new(198, 18, 3, id as u8).into(),
+            1,
+            net.dut_out.ifindex,
+        );
+        b.next_hop_mac = net.sink_if.mac;
+        b.source_mac = net.dut_out.mac;
+        lb.set_backend(id, b);
+    }
+    let table: Vec<u32> = (0..TABLE_SIZE).map(|i| 1 + i % BACKENDS).collect();
+    lb.add_service(VIP.into(), PORT, PROTO_UDP, 0, &table);
+    lb.add_marker(VIP.into());
+    Ok(lb)
+}
+
+/// Measures one case: sets the DUT up, runs the generator, counts at the
+/// sink, tears the DUT down.
+fn measure(
+    net: &RateNet,
+    bench: &mut Ebpf,
+    lb: &mut Lb,
+    generator: &ProgramFd,
+    case: Case,
+    cpu: usize,
+    sizes: &Sizes,
+) -> Result<Sample> {
+    let _nft = match case {
+        Case::NftDnat => Some(NftDnat::add(net.dut().name())?),
+        _ => None,
+    };
+    let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
+    let result = run_traffic(net, bench, generator, case, cpu, sizes);
+    dut_prog(case, bench, lb)?.detach(link)?;
+    result
+}
+
+/// The program under test of `case`.
+fn dut_prog<'a>(case: Case, bench: &'a mut Ebpf, lb: &'a mut Lb) -> Result<&'a mut Xdp> {
+    let ebpf = if case == Case::Lb {
+        &mut lb.ebpf
+    } else {
+        bench
+    };
+    let name = case.program();
+    Ok(ebpf.program_mut(name).context(name)?.try_into()?)
+}
+
+/// Runs the generator on `cpu` and reads the sink around the window.
+fn run_traffic(
+    net: &RateNet,
+    bench: &Ebpf,
+    generator: &ProgramFd,
+    case: Case,
+    cpu: usize,
+    sizes: &Sizes,
+) -> Result<Sample> {
+    let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
+    let generator = Generator::start(
+        &net.gen_if.ns,
+        generator.try_clone()?,
+        template.to_vec(),
+        net.gen_if.ifindex,
+        cpu,
+        sizes.warmup + sizes.window + Duration::from_secs(2),
+    )?;
+    std::thread::sleep(sizes.warmup);
+    let (c0, g0, i0) = (sink(bench)?, generated(bench)?, Instant::now());
+    std::thread::sleep(sizes.window);
+    let (c1, g1, i1) = (sink(bench)?, generated(bench)?, Instant::now());
+    generator.stop()?;
+    let secs = (i1 - i0).as_secs_f64();
+    let total = c1[0] - c0[0];
+    let expected = c1[case.expect() as usize] - c0[case.expect() as usize];
+    ensure!(
+        total > 0,
+        "{case:?}: no packet reached the sink (counts {c1:?})"
+    );
+    ensure!(
+        expected * 10 >= total * 9,
+        "{case:?}: the sink saw {total} packets but only {expected} of the expected kind {:?} (counts {c1:?})",
+        case.expect()
+    );
+    let sample = Sample {
+        pps: total as f64 / secs,
+        offered: (g1 - g0) as f64 / secs,
+    };
+    eprintln!(
+        "lb-bench: rate {case:?}: {:.3} Mpps at the sink, {:.2} Mpps generated",
+        sample.pps / 1e6,
+        sample.offered / 1e6
+    );
+    Ok(sample)
+}
+
+/// The sink's counters, summed over CPUs (indices as `SinkKind`, 0 = all).
+fn sink(bench: &Ebpf) -> Result<[u64; 4]> {
+    let m = PerCpuArray::<_, u64>::try_from(bench.map("SINK_COUNTS").context("SINK_COUNTS")?)?;
+    let mut out = [0u64; 4];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = m.get(&(i as u32), 0)?.iter().sum();
+    }
+    Ok(out)
+}
+
+/// Frames `bench_gen` has written, summed over CPUs.
+fn generated(bench: &Ebpf) -> Result<u64> {
+    let m = PerCpuArray::<_, u64>::try_from(bench.map("GEN_COUNT").context("GEN_COUNT")?)?;
+    Ok(m.get(&0, 0)?.iter().sum())
+}
+
+/// An nftables DNAT of the VIP to [`DNAT_TO`] in a namespace; removed on drop.
+struct NftDnat {
+    ns: String,
+}
+
+impl NftDnat {
+    const TABLE: &'static str = "lbbench";
+
+    fn add(ns: &str) -> Result<NftDnat> {
+        let _ = cmd::exec_in(ns, "nft", &[&format!("delete table ip {}", Self::TABLE)]);
+        let script = format!(
+            "add table ip {t}; \
+             add chain ip {t} pre {{ type nat hook prerouting priority -100; }}; \
+             add rule ip {t} pre ip daddr {VIP} udp dport {PORT} dnat to {DNAT_TO}",
+            t = Self::TABLE
+        );
+        cmd::exec_in(ns, "nft", &[&script]).context("nft (is nftables installed?)")?;
+        Ok(NftDnat { ns: ns.to_owned() })
+    }
+}
+
+impl Drop for NftDnat {
+    fn drop(&mut self) {
+        let _ = cmd::exec_in(
+            &self.ns,
+            "nft",
+            &[&format!("delete table ip {}", Self::TABLE)],
+        );
+    }
+}
+
+/// Attaches `prog` in native mode to `iface` (from inside its namespace: the
+/// ifindex is resolved there).
+fn attach(prog: &mut Xdp, iface: &Iface) -> Result<XdpLinkId> {
+    let ifindex = iface.ifindex;
+    iface
+        .ns
+        .run(|| prog.attach_to_if_index(ifindex, XdpMode::Driver))?
+        .with_context(|| format!("attach (native) to {}", iface.name))
+}
