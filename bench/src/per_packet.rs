@@ -57,7 +57,10 @@ struct Sizes {
 pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let sizes = if quick {
         Sizes {
-            passes: std::env::var("XP").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            passes: std::env::var("XP")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000),
             runs: if std::env::var("XP").is_ok() { 5 } else { 1 },
             cold_flows: 1000,
         }

@@ -71,6 +71,12 @@ pub const MAX_DECAP_ADDRS: u32 = 64;
 pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 /// `BPF_F_INNER_MAP`: inner Maglev arrays may differ in size.
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+/// `BPF_F_MMAPABLE`: an array the agent can fill through `mmap` (one memcpy
+/// instead of a per-element update).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// Flags of every inner Maglev table (the kernel requires the template in
+/// [`MAP_MAGLEV_TABLES`] and each inner array to carry the same flags).
+pub const MAGLEV_INNER_FLAGS: u32 = BPF_F_INNER_MAP | BPF_F_MMAPABLE;
 
 /// Lookup key of [`MAP_VIPS`]: a service is a (VIP, port, protocol).
 /// `port == 0` is the wildcard service of the address (every port).

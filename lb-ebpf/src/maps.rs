@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    BPF_F_INNER_MAP, BPF_F_NO_COMMON_LRU, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_CONNTRACK_ENTRIES,
-    DecapKey, FlowEntry, FlowKey, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES,
-    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
-    counters::GLOBAL_COUNTER_COUNT,
+    BPF_F_NO_COMMON_LRU, BackendEntry, BackendStats, DECAP_COUNTER_COUNT,
+    DEFAULT_CONNTRACK_ENTRIES, DecapKey, FlowEntry, FlowKey, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
+    MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES, ServiceEntry, ServiceStats, Settings,
+    VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
 };
 
 /// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
@@ -22,10 +22,11 @@ pub static VIP_FILTER: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
 pub static VIPS: HashMap<VipKey, ServiceEntry, { MAX_SERVICES as usize }> = HashMap::new();
 
 /// Per-service Maglev tables (double-buffered: two indices per service).
-/// Inner arrays carry `BPF_F_INNER_MAP`, so their sizes may differ.
+/// Inner arrays carry `BPF_F_INNER_MAP` (so their sizes may differ) and
+/// `BPF_F_MMAPABLE` (the agent fills them through mmap).
 #[btf_map]
 pub static MAGLEV_TABLES: ArrayOfMaps<
-    Array<u32, 1, { BPF_F_INNER_MAP as usize }>,
+    Array<u32, 1, { MAGLEV_INNER_FLAGS as usize }>,
     { MAX_MAGLEV_TABLES as usize },
 > = ArrayOfMaps::new();
 

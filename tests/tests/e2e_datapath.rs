@@ -12,7 +12,7 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use lb_common::flow::{FAMILY_V4, FAMILY_V6};
 use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BPF_F_INNER_MAP, BackendEntry, DecapKey,
+    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, DecapKey, MAGLEV_INNER_FLAGS,
     SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, Settings,
     VIP_ADDRESS_MARKER_PROTOCOL, VipKey,
 };
@@ -106,7 +106,7 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
         }
     }
     for v6 in [false, true] {
-        let mut inner = Array::<MapData, u32>::create(TABLE, BPF_F_INNER_MAP).unwrap();
+        let mut inner = Array::<MapData, u32>::create(TABLE, MAGLEV_INNER_FLAGS).unwrap();
         for slot in 0..TABLE {
             inner
                 .set(slot, slot % n + if v6 { n } else { 0 }, 0)

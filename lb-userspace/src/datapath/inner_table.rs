@@ -1,18 +1,18 @@
-//! Creating and filling an inner Maglev table in two syscalls.
+//! Creating and filling an inner Maglev table without per-slot syscalls.
 //!
 //! aya 0.14 writes arrays one element per syscall: 65,537 syscalls per table,
 //! most of a scale event's latency. Here the table is created with
-//! `BPF_MAP_CREATE` and filled with a single `BPF_MAP_UPDATE_BATCH`, then handed
-//! to aya as [`MapData`] for `ArrayOfMaps::set`.
+//! `BPF_MAP_CREATE` as an mmapable array, filled with one `memcpy` through a
+//! shared mapping (no reader sees it before it is put into the outer map),
+//! then handed to aya as [`MapData`] for `ArrayOfMaps::set`.
 
 use std::io;
 use std::os::fd::{FromRawFd as _, OwnedFd};
 
 use aya::maps::MapData;
-use lb_common::BPF_F_INNER_MAP;
+use lb_common::MAGLEV_INNER_FLAGS;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// `union bpf_attr` for BPF_MAP_CREATE (the fields we set, zero-padded).
@@ -28,20 +28,6 @@ struct MapCreateAttr {
     numa_node: u32,
     map_name: [u8; 16],
     rest: [u32; 16],
-}
-
-/// `union bpf_attr`'s `batch` member.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
@@ -61,7 +47,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     }
 }
 
-/// A new inner table (`BPF_F_INNER_MAP` array of `u32`) holding `slots`.
+/// A new inner table (array of `u32` with [`MAGLEV_INNER_FLAGS`]) holding `slots`.
 pub fn create_filled(slots: &[u32]) -> io::Result<MapData> {
     if slots.is_empty() {
         return Err(io::Error::new(
@@ -76,28 +62,56 @@ pub fn create_filled(slots: &[u32]) -> io::Result<MapData> {
         key_size: 4,
         value_size: 4,
         max_entries: slots.len() as u32,
-        map_flags: BPF_F_INNER_MAP,
+        map_flags: MAGLEV_INNER_FLAGS,
         map_name: name,
         ..Default::default()
     };
     let fd = bpf(BPF_MAP_CREATE, &mut create)?;
     // SAFETY: BPF_MAP_CREATE returned a new file descriptor that we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let keys: Vec<u32> = (0..slots.len() as u32).collect();
-    let mut batch = BatchAttr {
-        keys: keys.as_ptr() as u64,
-        values: slots.as_ptr() as u64,
-        count: slots.len() as u32,
-        map_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
-        ..Default::default()
-    };
-    bpf(BPF_MAP_UPDATE_BATCH, &mut batch)?;
-    if batch.count as usize != slots.len() {
-        return Err(io::Error::other(format!(
-            "batch update wrote {} of {} slots",
-            batch.count,
-            slots.len()
-        )));
-    }
+    fill_through_mmap(&fd, slots)?;
     MapData::from_fd(fd).map_err(io::Error::other)
+}
+
+/// Copies `slots` into the mmapable array `fd` (created with `slots.len()`
+/// entries). Array elements are 8-byte aligned in the kernel (`round_up(
+/// value_size, 8)`), so each `u32` slot sits in the low half of a `u64`.
+fn fill_through_mmap(fd: &OwnedFd, slots: &[u32]) -> io::Result<()> {
+    let elements: Vec<u64> = slots
+        .iter()
+        .map(|&id| u64::from_ne_bytes(widen(id)))
+        .collect();
+    let bytes = std::mem::size_of_val(elements.as_slice());
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let len = bytes.div_ceil(page) * page;
+    // SAFETY: a fresh shared mapping of the map's value area, which is at least
+    // `len` bytes (the kernel rounds an mmapable array up to whole pages).
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `addr` maps `len >= bytes` writable bytes that nothing else uses
+    // yet; the source and destination do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(elements.as_ptr().cast::<u8>(), addr.cast::<u8>(), bytes);
+        libc::munmap(addr, len);
+    }
+    Ok(())
+}
+
+/// The 8 bytes of one array element holding `id` (value first, zero padding).
+fn widen(id: u32) -> [u8; 8] {
+    let mut e = [0u8; 8];
+    e[..4].copy_from_slice(&id.to_ne_bytes());
+    e
 }

@@ -654,7 +654,13 @@ fn vip_filter_bits_are_set_first_and_cleared_last() {
         );
     }
     let cleared = if new_word == word { new_bits } else { 0 };
-    assert_eq!(last, &MapOp::SetVipFilterWord { word, bits: cleared });
+    assert_eq!(
+        last,
+        &MapOp::SetVipFilterWord {
+            word,
+            bits: cleared
+        }
+    );
     // Nothing changes: no filter write.
     let p2 = plan(&prev(&p1), &moved, &AllUp).unwrap();
     assert!(p2.ops.is_empty(), "{:?}", p2.ops);
