@@ -145,7 +145,6 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
         };
         vips.insert(marker, ServiceEntry::default(), 0).unwrap();
     }
-    drop(vips);
     for v6 in [false, true] {
         lb_tests::harness::mark_vip(ebpf, addr::vip(v6));
     }
