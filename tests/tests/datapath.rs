@@ -59,7 +59,7 @@ fn apply_plans_then_adopt_pins() {
         // The peer answers ARP: resolve the next hop (nudge, then retry).
         let mut nh = None;
         for _ in 0..20 {
-            nh = lb::agent::neighbours::resolve("198.18.3.2".parse().unwrap());
+            nh = lb::agent::neighbours::resolve_all(&["198.18.3.2".parse().unwrap()])[0].next_hop;
             if nh.is_some() {
                 break;
             }

@@ -88,6 +88,24 @@ fn e2e_1_balance_follows_weights() {
         new_flows >= 4000,
         "lb stats counted {new_flows} new flows for 4000 connections: {view:?}"
     );
+    // The agent's resolver thread found the next hop toward every backend
+    // (until then the datapath used its own FIB lookup).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let missing = loop {
+        let log = s.lab.agent_log();
+        let missing: Vec<String> = s
+            .lab
+            .backends()
+            .iter()
+            .map(|b| format!("next hop toward backend {}:", b.addr(false)))
+            .filter(|line| !log.contains(line.as_str()))
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(missing.is_empty(), "not resolved: {missing:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Next-hop resolution off the agent's loop: a thread that runs the (slow,
-//! `ip`-spawning) lookups of [`neighbours::resolve`] and hands results back, so
+//! Next-hop resolution off the agent's loop: a thread that runs the
+//! (`ip`-spawning) lookups of [`neighbours::resolve_all`] and hands results back, so
 //! that an apply never waits for them. Until a backend's next hop is known the
 //! datapath resolves it itself (`bpf_fib_lookup`), so nothing waits on this.
 
@@ -42,9 +42,13 @@ impl Resolver {
                     while let Ok(more) = incoming.try_recv() {
                         batch.extend(more);
                     }
-                    for address in batch {
-                        let next_hop = neighbours::resolve(address);
-                        if results.send(Resolved { address, next_hop }).is_err() {
+                    let batch: Vec<IpAddr> = batch.into_iter().collect();
+                    for r in neighbours::resolve_all(&batch) {
+                        let resolved = Resolved {
+                            address: r.backend,
+                            next_hop: r.next_hop,
+                        };
+                        if results.send(resolved).is_err() {
                             return;
                         }
                     }
