@@ -7,7 +7,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -20,8 +19,6 @@ use lb_tests::lab::{
 };
 
 use crate::rate_topology::mac_text;
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 const IFACE: &str = "a0";
 const PEER_IFACE: &str = "p0";
@@ -44,12 +41,7 @@ impl AgentHost {
     /// by `timeout`).
     pub fn start(yaml: &str, timeout: Duration) -> Result<AgentHost> {
         netns::remove_leftovers();
-        let name = format!(
-            "{}{}-agent{}",
-            netns::NAME_BASE,
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = netns::unique_name("agent");
         let base = Path::new(netns::PIN_BASE).join(&name);
         let scratch = std::env::temp_dir().join(&name);
         let mut host = AgentHost {

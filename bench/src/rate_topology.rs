@@ -18,7 +18,6 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
 use lb_tests::lab::{
@@ -30,8 +29,6 @@ use lb_tests::lab::{
 pub const DUT_IN_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 210, 2);
 /// The sink's address (the DUT's next hop for everything).
 pub const SINK_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 211, 2);
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// One interface: namespace, name, index and MAC.
 #[derive(Clone, Debug)]
@@ -75,12 +72,7 @@ impl RateNet {
     /// Builds the topology (leftovers of killed runs are removed first).
     pub fn new() -> Result<RateNet> {
         netns::remove_leftovers();
-        let prefix = format!(
-            "{}{}-rate{}-",
-            netns::NAME_BASE,
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let prefix = format!("{}-", netns::unique_name("rate"));
         let mut namespaces = Namespaces::default();
         let mut create = |role: &str| -> Result<Arc<NetNs>> {
             let name = format!("{prefix}{role}");

@@ -14,6 +14,14 @@ use super::error::{LabError, Result};
 /// followed by the owning process id and a dash: `lblab<pid>-`.
 pub const NAME_BASE: &str = "lblab";
 
+/// A name no other run or object of this process uses: `lblab<pid>-<tag><n>`
+/// (`n` counts up per process). Leftover sweeps recognise it by the pid.
+pub fn unique_name(tag: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{NAME_BASE}{}-{tag}{n}", std::process::id())
+}
+
 /// Where lab bpffs instances are mounted (one per lab, outside `/sys`, so pins
 /// survive `ip netns exec`'s private `/sys`).
 pub const PIN_BASE: &str = "/run/lblab";

@@ -14,7 +14,6 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::addr::{self, LinkAddrs};
@@ -32,9 +31,6 @@ pub const LB_IFACE: &str = "l0";
 pub const ROUTER_LB_IFACE: &str = "r-lb";
 /// Each backend's interface (in its namespace).
 pub const BACKEND_IFACE: &str = "s0";
-
-/// Labs created by this process so far (part of each lab's unique prefix).
-static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// One backend: its namespace, its servers and (once started) its decap program.
 #[derive(Debug)]
@@ -171,12 +167,7 @@ impl Lab {
     /// process yet). Leftovers of killed earlier runs are removed first.
     pub fn new(backends: u8) -> Result<Lab> {
         netns::remove_leftovers();
-        let prefix = format!(
-            "{}{}-{}-",
-            netns::NAME_BASE,
-            std::process::id(),
-            LAB_COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = format!("{}-", netns::unique_name(""));
         let scratch = std::env::temp_dir().join(prefix.trim_end_matches('-'));
         std::fs::create_dir_all(&scratch)
             .map_err(LabError::io(format!("create {}", scratch.display())))?;
