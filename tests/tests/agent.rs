@@ -389,6 +389,17 @@ fn scale_events_invalid_config_and_restart() {
         assert!(json.contains(name), "{name} missing from lb stats: {v}");
     }
 
+    // 6b. A new table size: both services get new tables in one batch write,
+    // each checked slot by slot.
+    setup.write_renamed(&two.replace("maglev_table_size: 251", "maglev_table_size: 257"));
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    assert!(st.services.iter().all(|s| s.table_size == 257), "{st:?}");
+    setup.write_renamed(&two);
+    let st = setup.wait_applied(st.applied_at_unix_ms);
+    check_maps(&dir, &st);
+    assert!(st.services.iter().all(|s| s.table_size == 251), "{st:?}");
+
     // 7. An invalid file: nothing changes (state file and maps).
     let vips_before = vips(&dir);
     setup.write_renamed("maglev_table_size: 250\nservices:\n  - name: web\n    vip: not-an-ip\n");

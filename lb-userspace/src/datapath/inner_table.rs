@@ -13,6 +13,7 @@ use aya::maps::MapData;
 use lb_common::MAGLEV_INNER_FLAGS;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// `union bpf_attr` for BPF_MAP_CREATE (the fields we set, zero-padded).
@@ -28,6 +29,20 @@ struct MapCreateAttr {
     numa_node: u32,
     map_name: [u8; 16],
     rest: [u32; 16],
+}
+
+/// `union bpf_attr`'s `batch` member.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
@@ -114,4 +129,36 @@ fn widen(id: u32) -> [u8; 8] {
     let mut e = [0u8; 8];
     e[..4].copy_from_slice(&id.to_ne_bytes());
     e
+}
+
+/// Stores every `(index, table)` into the outer array-of-maps `outer_fd` with
+/// one `BPF_MAP_UPDATE_BATCH`. The kernel waits for one RCU grace period per
+/// map-in-map write syscall (so that no program still uses a replaced inner
+/// map when it returns): one batch waits once for all the tables.
+pub fn put_all(outer_fd: std::os::fd::BorrowedFd<'_>, tables: &[(u32, MapData)]) -> io::Result<()> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<u32> = tables.iter().map(|(index, _)| *index).collect();
+    let fds: Vec<u32> = tables
+        .iter()
+        .map(|(_, t)| t.fd().as_fd().as_raw_fd() as u32)
+        .collect();
+    let mut batch = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: fds.as_ptr() as u64,
+        count: keys.len() as u32,
+        map_fd: outer_fd.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_MAP_UPDATE_BATCH, &mut batch)?;
+    if batch.count as usize != keys.len() {
+        return Err(io::Error::other(format!(
+            "batch update stored {} of {} tables",
+            batch.count,
+            keys.len()
+        )));
+    }
+    Ok(())
 }

@@ -441,11 +441,39 @@ impl Datapath {
     }
 
     /// Applies map operations in order.
+    /// A run of consecutive `PutTable`s is stored with one batch write.
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
-        for op in ops {
-            self.apply_one(op)?;
+        let mut rest = ops;
+        while let Some(first) = rest.first() {
+            let tables = rest
+                .iter()
+                .take_while(|op| matches!(op, MapOp::PutTable { .. }))
+                .count();
+            if tables > 0 {
+                self.put_tables(&rest[..tables])?;
+                rest = &rest[tables..];
+            } else {
+                self.apply_one(first)?;
+                rest = &rest[1..];
+            }
         }
         Ok(())
+    }
+
+    /// Creates and fills the inner tables of `ops` (all `PutTable`), then
+    /// stores them into MAGLEV_TABLES in one batch.
+    fn put_tables(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
+        let mut tables = Vec::with_capacity(ops.len());
+        for op in ops {
+            if let MapOp::PutTable { index, slots } = op {
+                let inner = inner_table::create_filled(slots)
+                    .map_err(|e| DatapathError::io("a new Maglev table", e))?;
+                tables.push((*index, inner));
+            }
+        }
+        use std::os::fd::AsFd as _;
+        inner_table::put_all(self.tables_fd.as_fd(), &tables)
+            .map_err(|e| DatapathError::io("storing new Maglev tables", e))
     }
 
     fn apply_one(&mut self, op: &MapOp) -> Result<(), DatapathError> {

@@ -5,8 +5,9 @@
 //! 1. new backend ids are zeroed and written (LIVE) before any table refers to them;
 //!    backends coming back up are made LIVE before they get slots again;
 //! 2. removed services leave VIPS before any new service could reuse anything;
-//! 3. each changed service gets a fresh table at its *spare* index, then its
-//!    VIPS entry flips to it (the atomic swap described in `lb_common::maps`);
+//! 3. each changed service gets a fresh table at its *spare* index (all of
+//!    them first, in one run of `PutTable`s), then its VIPS entry flips to it
+//!    (the atomic swap described in `lb_common::maps`);
 //! 4. only then are removed backends retired and down backends made non-LIVE,
 //!    so no live table ever points to a retired id.
 //!
@@ -351,7 +352,8 @@ pub fn plan(
 
     let mut new_backend_ops = Vec::new(); // zero stats + put live, and back-up puts
     let mut removal_ops = Vec::new(); // deleted services
-    let mut table_ops = Vec::new(); // tables + service flips
+    let mut new_tables = Vec::new(); // fresh tables at spare (unused) indices
+    let mut table_ops = Vec::new(); // service flips (and new services' stats, markers)
     let mut late_ops = Vec::new(); // retire / down
     let mut changes = Vec::new();
     let mut services = Vec::new();
@@ -589,7 +591,7 @@ pub fn plan(
                     for &id in ids {
                         *counts.entry(id).or_default() += 1;
                     }
-                    table_ops.push(MapOp::PutTable {
+                    new_tables.push(MapOp::PutTable {
                         index,
                         slots: ids.clone(),
                     });
@@ -666,6 +668,9 @@ pub fn plan(
         .collect();
     ops.extend(new_backend_ops);
     ops.extend(removal_ops);
+    // Every new table before the first flip: they sit at indices nothing reads
+    // yet, and consecutive table writes share one kernel grace period.
+    ops.extend(new_tables);
     ops.extend(table_ops);
     ops.extend(late_ops);
     ops.extend(

@@ -134,7 +134,7 @@ fn initial() -> Plan {
 }
 
 #[test]
-fn initial_apply_writes_backends_then_table_then_service_and_marker() {
+fn initial_apply_writes_backends_then_table_then_stats_marker_and_service() {
     let p = initial();
     assert_eq!(
         without_filter(&p.ops),
@@ -143,13 +143,13 @@ fn initial_apply_writes_backends_then_table_then_service_and_marker() {
             MapOp::ZeroBackendStats { id: 1 },
             put_backend(0, "198.18.3.2", 1, true),
             put_backend(1, "198.18.3.3", 1, true),
-            MapOp::ZeroServiceStats { id: 0 },
-            MapOp::PutVipMarker {
-                vip: ip("198.18.100.1")
-            },
             MapOp::PutTable {
                 index: 0,
                 slots: table(&[("198.18.3.2", 1, 0), ("198.18.3.3", 1, 1)]),
+            },
+            MapOp::ZeroServiceStats { id: 0 },
+            MapOp::PutVipMarker {
+                vip: ip("198.18.100.1")
             },
             put_service("198.18.100.1", 80, 0, 0, M),
         ]
@@ -359,13 +359,13 @@ fn adding_and_removing_a_service() {
         vec![
             MapOp::ZeroBackendStats { id: 2 },
             put_backend_of(1, 2, "198.18.4.2", 1, true),
-            MapOp::ZeroServiceStats { id: 1 },
-            MapOp::PutVipMarker {
-                vip: ip("198.18.100.2")
-            },
             MapOp::PutTable {
                 index: 2,
                 slots: vec![2; M as usize],
+            },
+            MapOp::ZeroServiceStats { id: 1 },
+            MapOp::PutVipMarker {
+                vip: ip("198.18.100.2")
             },
             put_service("198.18.100.2", 53, 1, 2, M),
         ]
@@ -664,4 +664,31 @@ fn vip_filter_bits_are_set_first_and_cleared_last() {
     // Nothing changes: no filter write.
     let p2 = plan(&prev(&p1), &moved, &AllUp).unwrap();
     assert!(p2.ops.is_empty(), "{:?}", p2.ops);
+}
+
+#[test]
+fn every_new_table_comes_before_the_first_flip() {
+    // Two services change at once (a new table size): both tables are written
+    // in one run, before either VIPS entry flips.
+    let mut cfg = web(vec![backend("198.18.3.2", 1, false)]);
+    cfg.services.push(service(
+        "dns",
+        "198.18.100.2",
+        53,
+        vec![backend("198.18.4.2", 1, false)],
+    ));
+    let p0 = plan(&empty(), &cfg, &AllUp).unwrap();
+    cfg.maglev_table_size = 65521;
+    let p1 = plan(&prev(&p0), &cfg, &AllUp).unwrap();
+    let kinds: Vec<&str> = p1
+        .ops
+        .iter()
+        .map(|op| match op {
+            MapOp::PutTable { .. } => "table",
+            MapOp::PutService { .. } => "flip",
+            _ => "other",
+        })
+        .filter(|k| *k != "other")
+        .collect();
+    assert_eq!(kinds, ["table", "table", "flip", "flip"]);
 }
