@@ -47,6 +47,9 @@ pub const MAP_NAMES: [&str; 11] = [
     lb_common::MAP_VIP_FILTER,
 ];
 
+/// The kernel's internal `ENOTSUPP` (524), which some BPF commands return.
+const KERNEL_ENOTSUPP: i32 = 524;
+
 /// File name of the pinned XDP link inside a pin directory.
 pub const LINK_PIN: &str = "link";
 
@@ -472,8 +475,25 @@ impl Datapath {
             }
         }
         use std::os::fd::AsFd as _;
-        inner_table::put_all(self.tables_fd.as_fd(), &tables)
-            .map_err(|e| DatapathError::io("storing new Maglev tables", e))
+        match inner_table::put_all(self.tables_fd.as_fd(), &tables) {
+            Ok(()) => Ok(()),
+            // A kernel without batch writes on array-of-maps: one write each.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)
+                ) =>
+            {
+                tracing::debug!("batch store of Maglev tables refused ({e}); storing one by one");
+                let mut outer: ArrayOfMaps<_, MapData> =
+                    ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
+                for (index, inner) in &tables {
+                    outer.set(*index, inner, 0)?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(DatapathError::io("storing new Maglev tables", e)),
+        }
     }
 
     fn apply_one(&mut self, op: &MapOp) -> Result<(), DatapathError> {
@@ -525,13 +545,7 @@ impl Datapath {
                     Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
                 m.set(*word, *bits, 0)?;
             }
-            MapOp::PutTable { index, slots } => {
-                let inner = inner_table::create_filled(slots)
-                    .map_err(|e| DatapathError::io("a new Maglev table", e))?;
-                let mut outer: ArrayOfMaps<_, MapData> =
-                    ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
-                outer.set(*index, &inner, 0)?;
-            }
+            MapOp::PutTable { .. } => self.put_tables(std::slice::from_ref(op))?,
             MapOp::DeleteTable { index } => {
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&self.tables_fd);
                 delete_elem(fd, index)?;
