@@ -1,6 +1,6 @@
 //! Background loads: pinging long-lived connections, streams of new ones.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use super::flows::FlowSet;
 #[derive(Debug)]
 pub struct Pinger {
     stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+    deadline: Instant,
     flows: Arc<Mutex<FlowSet>>,
     thread: JoinHandle<u64>,
 }
@@ -22,22 +24,24 @@ impl Pinger {
     /// Pings every flow, then sleeps `interval`, over and over, for at most `limit`.
     pub fn start(flows: FlowSet, interval: Duration, limit: Duration) -> Pinger {
         let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicU64::new(0));
         let flows = Arc::new(Mutex::new(flows));
-        let (flag, shared) = (stop.clone(), flows.clone());
+        let deadline = Instant::now() + limit;
+        let (flag, count, shared) = (stop.clone(), rounds.clone(), flows.clone());
         let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + limit;
-            let mut rounds = 0;
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
                 if let Ok(mut flows) = shared.lock() {
                     flows.ping_all();
                 }
-                rounds += 1;
+                count.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(interval);
             }
-            rounds
+            count.load(Ordering::SeqCst)
         });
         Pinger {
             stop,
+            rounds,
+            deadline,
             flows,
             thread,
         }
@@ -57,6 +61,16 @@ impl Pinger {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut flows)
+    }
+
+    /// Waits until at least `rounds` background rounds ran (bounded by the
+    /// pinger's own time limit), then [`Pinger::finish`]es: a slow machine
+    /// still exercises every flow that often across the event under test.
+    pub fn finish_after_rounds(self, rounds: u64) -> Result<(FlowSet, u64)> {
+        while self.rounds.load(Ordering::SeqCst) < rounds && Instant::now() < self.deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.finish()
     }
 
     /// Stops, pings every flow one last time, and returns the flows and the
