@@ -65,10 +65,6 @@ pub const MAX_TABLE_SIZE: u32 = 16_777_213;
 pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 2_097_152;
 /// Most local addresses the decapsulator accepts.
 pub const MAX_DECAP_ADDRS: u32 = 64;
-/// `BPF_F_NO_COMMON_LRU`: the connection table keeps one LRU list per CPU (no
-/// shared list lock on inserts); each CPU evicts among the flows it inserted,
-/// out of `max_entries / possible CPUs` entries of its own.
-pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 /// `BPF_F_INNER_MAP`: inner Maglev arrays may differ in size.
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
 /// `BPF_F_MMAPABLE`: an array the agent can fill through `mmap` (one memcpy

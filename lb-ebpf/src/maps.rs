@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    BPF_F_NO_COMMON_LRU, BackendEntry, BackendStats, DECAP_COUNTER_COUNT,
+    BackendEntry, BackendStats, DECAP_COUNTER_COUNT,
     DEFAULT_CONNTRACK_ENTRIES, DecapKey, FlowEntry, FlowKey, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
     MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES, ServiceEntry, ServiceStats, Settings,
     VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
@@ -36,12 +36,8 @@ pub static BACKENDS: Array<BackendEntry, { MAX_BACKENDS as usize }> = Array::new
 
 /// Connection table: flow -> backend. The agent sets the real size at load time.
 #[btf_map]
-pub static CONNTRACK: LruHashMap<
-    FlowKey,
-    FlowEntry,
-    { DEFAULT_CONNTRACK_ENTRIES as usize },
-    { BPF_F_NO_COMMON_LRU as usize },
-> = LruHashMap::new();
+pub static CONNTRACK: LruHashMap<FlowKey, FlowEntry, { DEFAULT_CONNTRACK_ENTRIES as usize }> =
+    LruHashMap::new();
 
 /// Interface settings (one entry).
 #[btf_map]
