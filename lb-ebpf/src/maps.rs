@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    BackendEntry, BackendStats, DECAP_COUNTER_COUNT,
-    DEFAULT_CONNTRACK_ENTRIES, DecapKey, FlowEntry, FlowKey, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
-    MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES, ServiceEntry, ServiceStats, Settings,
-    VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
+    BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_CONNTRACK_ENTRIES, DecapKey,
+    FlowEntry, FlowKey, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
+    MAX_SERVICES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
+    counters::GLOBAL_COUNTER_COUNT,
 };
 
 /// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
