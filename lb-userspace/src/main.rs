@@ -50,8 +50,37 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, skipping a cause whose text the
+/// message before it already contains (most messages quote their source).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn causes_already_quoted_are_not_repeated() {
+        let io = std::io::Error::other("disk on fire");
+        let quoted = anyhow::Error::new(io).context("cannot read a.yaml: disk on fire");
+        assert_eq!(describe(&quoted), "cannot read a.yaml: disk on fire");
+        let io = std::io::Error::other("disk on fire");
+        let plain = anyhow::Error::new(io).context("loading the config");
+        assert_eq!(describe(&plain), "loading the config: disk on fire");
     }
 }
