@@ -139,25 +139,21 @@ fn pinned(key: &FlowKey) -> Option<(BackendId, &'static BackendEntry)> {
     }
 }
 
-/// The backend of flow `key` of service `svc`: its connection-table entry when
-/// valid (not for a SYN), else a Maglev pick that is recorded when `insert`.
-/// `None` (counted) when the service has no backend for a new flow.
+/// The backend of an ICMP error's flow `key` (service `svc`): its valid
+/// connection-table entry, else the Maglev pick, which an error never records.
+/// Hits and misses are counted (`NonSynMiss` is for TCP segments only); `None`
+/// (counted) when the service has no backend for a new flow.
 #[inline(always)]
-pub fn pick(
+pub fn pick_for_error(
     key: &FlowKey,
     svc: &ServiceEntry,
-    syn: bool,
-    tcp: bool,
-    insert: bool,
 ) -> Option<(BackendId, &'static BackendEntry)> {
-    if !syn {
-        if let Some(found) = pinned(key) {
-            count(GlobalCounter::ConntrackHit);
-            return Some(found);
-        }
-        count_miss(tcp);
+    if let Some(found) = pinned(key) {
+        count(GlobalCounter::ConntrackHit);
+        return Some(found);
     }
-    pick_new(key, svc, insert)
+    count_miss(false);
+    pick_new(key, svc, false)
 }
 
 /// A Maglev pick for flow `key` of service `svc`, recorded in the connection

@@ -29,7 +29,7 @@ use lb_ebpf::{
 };
 
 use crate::prog::{
-    balance::{drop, pass_not_vip, pick},
+    balance::{drop, pass_not_vip, pick_for_error},
     counters::count,
     encap,
     vip::{is_vip_address, service},
@@ -87,7 +87,7 @@ fn forward_error(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> Option<u32> {
         f.protocol,
         p.family,
     );
-    let Some((id, backend)) = pick(&key, &svc, false, false, false) else {
+    let Some((id, backend)) = pick_for_error(&key, &svc) else {
         return Some(xdp_action::XDP_DROP);
     };
     let action = encap::send(ctx, pkt, p, id, backend);
