@@ -71,7 +71,9 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
             cold_flows: 1_000_000,
         }
     };
-    let mut lb = Lb::with_conntrack(sizes.cold_flows * 2 + 1024);
+    // Four slots per cold flow: a set-associative table at 25% load keeps
+    // all but ~0.4% of them (buckets that draw more than four flows).
+    let mut lb = Lb::with_conntrack(sizes.cold_flows * 4);
     for id in 1..=BACKENDS {
         let addr = Ipv4Addr::new(198, 18, 3, id as u8);
         lb.set_backend(id, backend_entry(addr.into(), 1, TEST_RUN_INGRESS));
@@ -155,9 +157,10 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         XDP_TX,
     )?);
     let hits = lb.global(lb_common::GlobalCounter::ConntrackHit) - hits_before;
+    let passes = u64::from(sizes.passes) * sizes.runs as u64;
     ensure!(
-        hits >= u64::from(sizes.passes) * sizes.runs as u64,
-        "cold case: only {hits} connection-table hits; the pre-populated flows were not found"
+        hits * 100 >= passes * 99,
+        "cold case: only {hits} connection-table hits in {passes} passes; the pre-populated flows were not found"
     );
     // New flow: a SYN from a new client every pass (Maglev pick + insert).
     let new_flow = net(wrapped(

@@ -37,48 +37,12 @@ pub struct FlowKey {
     pub pad: [u8; 2],
 }
 
-const C1: u32 = 0xcc9e_2d51;
-const C2: u32 = 0x1b87_3593;
-/// Fixed seed: every load balancer node must compute the same hash.
-const FLOW_HASH_SEED: u32 = 0x4c42_5f31; // "LB_1"
-
-#[inline(always)]
-fn mix(h: u32, k: u32) -> u32 {
-    let k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-    (h ^ k)
-        .rotate_left(13)
-        .wrapping_mul(5)
-        .wrapping_add(0xe654_6b64)
-}
-
-/// Murmur3 finalizer: spreads every input bit over the whole word.
-#[inline(always)]
-pub fn fmix32(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^= h >> 16;
-    h
-}
-
-/// Hash of a flow's 5-tuple (murmur3 over the key's ten 32-bit words, fixed seed).
+/// Hash of a flow's 5-tuple: the high half of [`crate::flow_hash64`].
 ///
 /// The Maglev slot of a flow is `flow_hash(key) % table_size`.
 #[inline(always)]
 pub fn flow_hash(key: &FlowKey) -> u32 {
-    let mut h = FLOW_HASH_SEED;
-    h = mix(h, key.src[0]);
-    h = mix(h, key.src[1]);
-    h = mix(h, key.src[2]);
-    h = mix(h, key.src[3]);
-    h = mix(h, key.dst[0]);
-    h = mix(h, key.dst[1]);
-    h = mix(h, key.dst[2]);
-    h = mix(h, key.dst[3]);
-    h = mix(h, (key.src_port as u32) | ((key.dst_port as u32) << 16));
-    h = mix(h, (key.protocol as u32) | ((key.family as u32) << 8));
-    fmix32(h ^ 40)
+    (crate::flow_hash64(key) >> 32) as u32
 }
 
 #[cfg(test)]
@@ -103,9 +67,18 @@ mod tests {
         let mut k = base;
         k.protocol = PROTO_UDP;
         assert_ne!(h, flow_hash(&k));
-        let mut k = base;
-        k.dst[3] = 1;
-        assert_ne!(h, flow_hash(&k));
+        let mut v6 = base;
+        v6.family = FAMILY_V6;
+        let h6 = flow_hash(&v6);
+        assert_ne!(h, h6);
+        for word in 1..4 {
+            let mut k = v6;
+            k.src[word] = 1;
+            assert_ne!(h6, flow_hash(&k));
+            let mut k = v6;
+            k.dst[word] = 1;
+            assert_ne!(h6, flow_hash(&k));
+        }
         // Deterministic across calls (and machines: no runtime seed).
         assert_eq!(h, flow_hash(&base));
     }

@@ -7,7 +7,7 @@
 //! | [`MAP_VIPS`] | hash | [`VipKey`] -> [`ServiceEntry`] |
 //! | [`MAP_MAGLEV_TABLES`] | array of arrays | table index -> inner `Array<u32>` of [`BackendId`]s, `table_size` long |
 //! | [`MAP_BACKENDS`] | array | [`BackendId`] -> [`BackendEntry`] |
-//! | [`MAP_CONNTRACK`] | LRU hash | [`crate::FlowKey`] -> [`FlowEntry`] |
+//! | [`MAP_CONNTRACK`] | array (mmapable) | bucket index -> [`crate::FlowBucket`] ([`crate::flow_table`]) |
 //! | [`MAP_SETTINGS`] | array (1) | 0 -> [`Settings`] |
 //! | [`MAP_BACKEND_STATS`] | per-CPU array | [`BackendId`] -> [`crate::BackendStats`] |
 //! | [`MAP_SERVICE_STATS`] | per-CPU array | service id -> [`crate::ServiceStats`] |
@@ -36,7 +36,7 @@ pub const MAP_VIPS: &str = "VIPS";
 pub const MAP_MAGLEV_TABLES: &str = "MAGLEV_TABLES";
 /// Backend array name.
 pub const MAP_BACKENDS: &str = "BACKENDS";
-/// Connection table (LRU hash) name.
+/// Connection table (set-associative flow table) name.
 pub const MAP_CONNTRACK: &str = "CONNTRACK";
 /// Global settings array name.
 pub const MAP_SETTINGS: &str = "SETTINGS";
@@ -61,8 +61,13 @@ pub const MAX_MAGLEV_TABLES: u32 = 2 * MAX_SERVICES;
 pub const MAX_BACKENDS: u32 = 65536;
 /// Largest Maglev table size the datapath accepts.
 pub const MAX_TABLE_SIZE: u32 = 16_777_213;
-/// Default connection-table capacity (flows).
+/// Default connection-table capacity (flows): 2^19 buckets of 4, 128 MiB.
 pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 2_097_152;
+/// Default connection-table buckets.
+pub const DEFAULT_FLOW_BUCKETS: u32 = crate::flow_buckets(DEFAULT_CONNTRACK_ENTRIES);
+/// The datapath's global holding the number of connection-table buckets
+/// minus one; every loader sets it to match the table's size.
+pub const GLOBAL_FLOW_BUCKET_MASK: &str = "FLOW_BUCKET_MASK";
 /// Most local addresses the decapsulator accepts.
 pub const MAX_DECAP_ADDRS: u32 = 64;
 /// `BPF_F_INNER_MAP`: inner Maglev arrays may differ in size.
@@ -147,7 +152,8 @@ pub struct BackendEntry {
     pub service_id: u32,
 }
 
-/// Value of [`MAP_CONNTRACK`]: the backend a flow is pinned to.
+/// A connection-table pin: the backend a flow is pinned to (held in a
+/// [`crate::FlowSlot`] of [`MAP_CONNTRACK`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowEntry {
@@ -219,6 +225,8 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceEntry {}
     unsafe impl aya::Pod for super::BackendEntry {}
     unsafe impl aya::Pod for super::FlowEntry {}
+    unsafe impl aya::Pod for crate::FlowSlot {}
+    unsafe impl aya::Pod for crate::FlowBucket {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::DecapKey {}
     unsafe impl aya::Pod for crate::FlowKey {}

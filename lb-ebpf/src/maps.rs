@@ -2,12 +2,12 @@
 //! (the agent's side of the same contract).
 
 use aya_ebpf::{
-    btf_maps::{Array, ArrayOfMaps, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, ArrayOfMaps, HashMap, PerCpuArray},
     macros::btf_map,
 };
 use lb_common::{
-    BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_CONNTRACK_ENTRIES, DecapKey,
-    FlowEntry, FlowKey, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
+    BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS, DecapKey,
+    FlowBucket, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
     MAX_SERVICES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
     counters::GLOBAL_COUNTER_COUNT,
 };
@@ -34,10 +34,18 @@ pub static MAGLEV_TABLES: ArrayOfMaps<
 #[btf_map]
 pub static BACKENDS: Array<BackendEntry, { MAX_BACKENDS as usize }> = Array::new();
 
-/// Connection table: flow -> backend. The agent sets the real size at load time.
+/// Connection table: a set-associative flow table (`lb_common::flow_table`),
+/// bucket index -> [`FlowBucket`]. The agent sets the real size at load time,
+/// with [`FLOW_BUCKET_MASK`] to match. Mmapable so that buckets are
+/// page-aligned: every slot is one cache line.
 #[btf_map]
-pub static CONNTRACK: LruHashMap<FlowKey, FlowEntry, { DEFAULT_CONNTRACK_ENTRIES as usize }> =
-    LruHashMap::new();
+pub static CONNTRACK: Array<FlowBucket, { DEFAULT_FLOW_BUCKETS as usize }, { BPF_F_MMAPABLE as usize }> =
+    Array::new();
+
+/// Number of [`CONNTRACK`] buckets minus one (a power of two minus one), set
+/// by the loader.
+#[unsafe(no_mangle)]
+pub static FLOW_BUCKET_MASK: u32 = DEFAULT_FLOW_BUCKETS - 1;
 
 /// Interface settings (one entry).
 #[btf_map]

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use lb::state::{AppliedState, BackendState};
-use lb_common::{BACKEND_LIVE, BackendEntry, FlowEntry, FlowKey, ServiceEntry, VipKey};
+use lb_common::{
+    BACKEND_LIVE, BackendEntry, FlowBucket, FlowEntry, FlowKey, ServiceEntry, VipKey,
+    flow_table::user::{conntrack_get, conntrack_put},
+};
 use lb_tests::netns::{NetNsPair, TestBpffs};
 
 fn lb_bin() -> PathBuf {
@@ -445,9 +448,9 @@ fn scale_events_invalid_config_and_restart() {
         generation: backend_of(&st, "web", "198.18.3.4").generation,
     };
     {
-        let mut ct: HashMap<MapData, FlowKey, FlowEntry> =
-            HashMap::try_from(Map::LruHashMap(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        ct.insert(flow, pinned_to, 0).unwrap();
+        let mut ct: Array<MapData, FlowBucket> =
+            Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
+        conntrack_put(&mut ct, &flow, pinned_to).unwrap();
     }
     let vips_before = vips(&dir);
     let backends_before: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
@@ -477,9 +480,9 @@ fn scale_events_invalid_config_and_restart() {
         );
     }
     {
-        let ct: HashMap<MapData, FlowKey, FlowEntry> =
-            HashMap::try_from(Map::LruHashMap(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        assert_eq!(ct.get(&flow, 0).unwrap(), pinned_to);
+        let ct: Array<MapData, FlowBucket> =
+            Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
+        assert_eq!(conntrack_get(&ct, &flow).unwrap(), Some(pinned_to));
     }
     assert!(xdp_attached(&setup.net));
     drop(agent);

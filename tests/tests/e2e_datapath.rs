@@ -49,8 +49,10 @@ fn link_info(ns: &str, iface: &str) -> (u32, [u8; 6]) {
 
 fn load(ns: &NetNs, prog: &str, iface: &str, setup: impl FnOnce(&mut Ebpf) + Send) -> Ebpf {
     ns.run(|| {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(lb_common::MAP_CONNTRACK, 4096)
+        let mask = lb_common::flow_table::user::conntrack_mask(4096);
+        let mut loader = EbpfLoader::new();
+        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
+        let mut ebpf = loader
             .load(lb::object::EBPF_OBJECT)
             .expect("load object");
         setup(&mut ebpf);

@@ -4,8 +4,10 @@ use aya::{EbpfLoader, programs::Xdp};
 
 #[test]
 fn object_loads_and_verifies() {
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(lb_common::MAP_CONNTRACK, 1024)
+    let mask = lb_common::flow_table::user::conntrack_mask(1024);
+    let mut loader = EbpfLoader::new();
+    lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
+    let mut ebpf = loader
         .load(lb::object::EBPF_OBJECT)
         .expect("load eBPF object");
     for name in lb::datapath::MAP_NAMES {

@@ -2,8 +2,7 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, GlobalCounter, ServiceEntry,
-    flow_hash,
+    BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, GlobalCounter, ServiceEntry, flow_hash64,
 };
 use lb_ebpf::{
     Kind, Packet, Parsed,
@@ -13,10 +12,10 @@ use lb_ebpf::{
 };
 
 use crate::{
-    maps::{BACKEND_STATS, BACKENDS, CONNTRACK, MAGLEV_TABLES, SERVICE_STATS},
+    maps::{BACKEND_STATS, BACKENDS, MAGLEV_TABLES, SERVICE_STATS},
     prog::{
         counters::count,
-        encap, icmp,
+        encap, flows, icmp,
         vip::{is_vip_address, maybe_vip, service},
     },
 };
@@ -83,7 +82,8 @@ fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
     let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
     let syn = tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-    if !syn && let Some((id, backend)) = pinned(&key) {
+    let hash = flow_hash64(&key);
+    if !syn && let Some((id, backend)) = pinned(&key, hash) {
         // Only VIP flows are ever pinned, and a backend id belongs to one
         // service until it is retired (which makes the entry stale): the flow's
         // service is the backend's, no VIPS lookup needed.
@@ -98,7 +98,7 @@ fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
     if !syn {
         count_miss(tcp);
     }
-    let Some((id, backend)) = pick_new(&key, &svc, true) else {
+    let Some((id, backend)) = pick_new(&key, hash, &svc, true) else {
         return xdp_action::XDP_DROP;
     };
     encap::send(ctx, pkt, p, id, backend)
@@ -128,12 +128,11 @@ fn count_miss(tcp: bool) {
 /// The backend flow `key` is pinned to, when its entry is still valid (the
 /// backend LIVE and of the generation the flow was pinned with).
 #[inline(always)]
-fn pinned(key: &FlowKey) -> Option<(BackendId, &'static BackendEntry)> {
-    // SAFETY: map value pointer, read once.
-    let e = unsafe { *CONNTRACK.get_ptr(key)? };
-    let b = BACKENDS.get(e.backend_id)?;
-    if b.flags & BACKEND_LIVE != 0 && b.generation == e.generation {
-        Some((e.backend_id, b))
+fn pinned(key: &FlowKey, hash: u64) -> Option<(BackendId, &'static BackendEntry)> {
+    let pin = flows::lookup(key, hash)?;
+    let b = BACKENDS.get(pin.backend_id)?;
+    if b.flags & BACKEND_LIVE != 0 && b.generation == pin.generation {
+        Some((pin.backend_id, b))
     } else {
         None
     }
@@ -148,12 +147,13 @@ pub fn pick_for_error(
     key: &FlowKey,
     svc: &ServiceEntry,
 ) -> Option<(BackendId, &'static BackendEntry)> {
-    if let Some(found) = pinned(key) {
+    let hash = flow_hash64(key);
+    if let Some(found) = pinned(key, hash) {
         count(GlobalCounter::ConntrackHit);
         return Some(found);
     }
     count_miss(false);
-    pick_new(key, svc, false)
+    pick_new(key, hash, svc, false)
 }
 
 /// A Maglev pick for flow `key` of service `svc`, recorded in the connection
@@ -162,6 +162,7 @@ pub fn pick_for_error(
 #[inline(always)]
 fn pick_new(
     key: &FlowKey,
+    hash: u64,
     svc: &ServiceEntry,
     insert: bool,
 ) -> Option<(BackendId, &'static BackendEntry)> {
@@ -169,7 +170,7 @@ fn pick_new(
     if size == 0 {
         return no_backend(svc);
     }
-    let slot = flow_hash(key) % size;
+    let slot = ((hash >> 32) as u32) % size;
     let Some(&id) = MAGLEV_TABLES.get_value(svc.table_index, &slot) else {
         return no_backend(svc);
     };
@@ -180,12 +181,11 @@ fn pick_new(
         return no_backend(svc);
     }
     if insert {
-        let entry = FlowEntry {
+        let pin = FlowEntry {
             backend_id: id,
             generation: b.generation,
         };
-        // An LRU insert only fails on allocation trouble; the packet still goes.
-        let _ = CONNTRACK.insert(key, entry, 0);
+        flows::record(key, hash, pin);
     }
     if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
         // SAFETY: this CPU's slot.

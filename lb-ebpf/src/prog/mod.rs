@@ -42,5 +42,6 @@ pub mod balance;
 pub mod counters;
 pub mod decap;
 pub mod encap;
+pub mod flows;
 pub mod icmp;
 pub mod vip;

@@ -56,8 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let addrs_pin = dir.join(lb_common::MAP_DECAP_ADDRS);
     let stats_pin = dir.join(lb_common::MAP_DECAP_STATS);
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(lb_common::MAP_CONNTRACK, 1)
+    // The decapsulator never touches the connection table: one bucket.
+    let mask = 0;
+    let mut loader = EbpfLoader::new();
+    lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
+    let mut ebpf = loader
         .map_pin_path(lb_common::MAP_DECAP_ADDRS, addrs_pin.as_path())
         .map_pin_path(lb_common::MAP_DECAP_STATS, stats_pin.as_path())
         .load(lb::object::EBPF_OBJECT)?;

@@ -172,6 +172,36 @@ pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
     Ok(detached)
 }
 
+/// The bucket count of a pinned connection table, or why its layout is not
+/// this build's (pins of an older release: the agent starts fresh instead).
+fn pinned_conntrack_buckets(pin: &Path) -> Result<u32, String> {
+    let info = aya::maps::MapInfo::from_pin(pin)
+        .map_err(|e| format!("{}: {e}", pin.display()))?;
+    let kind = info.map_type().ok();
+    check_conntrack_layout(
+        kind == Some(aya::maps::MapType::Array),
+        info.value_size(),
+        info.max_entries(),
+    )
+    .map_err(|why| format!("pinned maps of another layout ({}: {why})", pin.display()))
+}
+
+/// Whether a pinned connection table (an array or not, its value size and
+/// entries) has this build's layout; its bucket count when it has.
+fn check_conntrack_layout(is_array: bool, value_size: u32, entries: u32) -> Result<u32, String> {
+    let want = std::mem::size_of::<lb_common::FlowBucket>() as u32;
+    if !is_array {
+        return Err("not a flow-bucket array".into());
+    }
+    if value_size != want {
+        return Err(format!("{value_size}-byte values, expected {want}"));
+    }
+    if !entries.is_power_of_two() {
+        return Err(format!("{entries} buckets, not a power of two"));
+    }
+    Ok(entries)
+}
+
 /// What was last written for a backend id (rewritten when its next hop changes).
 #[derive(Clone, Copy, Debug)]
 struct WrittenBackend {
@@ -210,16 +240,30 @@ impl Datapath {
         let link_ifindex = sys::obj_get(&link_path)
             .ok()
             .map(|fd| sys::xdp_link_ifindex(&fd).unwrap_or(0));
-        let adopt = match (&previous, link_ifindex) {
+        let mut adopt = match (&previous, link_ifindex) {
             _ if opts.fresh => None,
             (Some(st), Some(li)) if st.ifindex == iface.ifindex && li == iface.ifindex => {
                 previous.clone()
             }
             _ => None,
         };
+        let conntrack_pin = dir.join(lb_common::MAP_CONNTRACK);
+        let mut buckets = lb_common::flow_buckets(opts.conntrack_entries);
+        let mut incompatible = None;
+        if adopt.is_some() {
+            match pinned_conntrack_buckets(&conntrack_pin) {
+                Ok(n) => buckets = n,
+                Err(why) => {
+                    incompatible = Some(why);
+                    adopt = None;
+                }
+            }
+        }
         if adopt.is_none() && dir.exists() {
             let why = if opts.fresh {
                 "--fresh".to_string()
+            } else if let Some(why) = incompatible {
+                why
             } else {
                 match (&previous, link_ifindex) {
                     (None, _) => "no state file".to_string(),
@@ -240,7 +284,8 @@ impl Datapath {
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        loader.map_max_entries(lb_common::MAP_CONNTRACK, opts.conntrack_entries);
+        let mask = buckets - 1;
+        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
         let mut ebpf = loader.load(crate::object::EBPF_OBJECT)?;
         let prog: &mut Xdp = ebpf
             .program_mut(lb_common::PROG_LB)
@@ -639,5 +684,23 @@ fn attach(
                 Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb"))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_conntrack_layout;
+
+    #[test]
+    fn only_this_builds_connection_table_is_adopted() {
+        let bucket = std::mem::size_of::<lb_common::FlowBucket>() as u32;
+        assert_eq!(check_conntrack_layout(true, bucket, 1024), Ok(1024));
+        // The LRU hash of earlier releases (8-byte values).
+        let e = check_conntrack_layout(false, 8, 2_097_152).unwrap_err();
+        assert!(e.contains("not a flow-bucket array"), "{e}");
+        let e = check_conntrack_layout(true, 128, 1024).unwrap_err();
+        assert!(e.contains("128-byte values, expected 256"), "{e}");
+        let e = check_conntrack_layout(true, bucket, 1000).unwrap_err();
+        assert!(e.contains("not a power of two"), "{e}");
     }
 }

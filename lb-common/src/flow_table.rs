@@ -1,0 +1,205 @@
+//! The connection table's layout: a set-associative flow table.
+//!
+//! [`crate::MAP_CONNTRACK`] is an array of [`FlowBucket`]s, a power of two of
+//! them. A flow lives in bucket [`bucket_index`] of its [`flow_hash64`], in one
+//! of [`FLOW_WAYS`] slots. A lookup reads one bucket (four cache lines) and
+//! compares keys; an insert overwrites the flow's own slot, else an empty one,
+//! else the least recently seen one of the bucket: LRU replacement within each
+//! bucket, as a CPU cache does. `seen` is in jiffies: flows seen within the
+//! same tick are equally recent. Nothing is locked: a slot carries a check word
+//! computed over its key hash and value, so a slot torn by two CPUs writing it
+//! at once reads as empty (the flow re-picks, as after an eviction).
+
+use crate::{BackendId, FlowEntry, flow::FlowKey};
+
+/// Slots per bucket.
+pub const FLOW_WAYS: usize = 4;
+
+/// One connection-table slot: a flow and the backend it is pinned to.
+/// 64 bytes, one cache line. An all-zero slot is empty.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowSlot {
+    /// The flow.
+    pub key: FlowKey,
+    /// The backend the flow is pinned to.
+    pub backend_id: BackendId,
+    /// The backend's generation when the flow was pinned.
+    pub generation: u32,
+    /// When the flow was last seen, in jiffies (low 32 bits).
+    pub seen: u32,
+    /// [`slot_check`] of the key's hash and the value; 0 = empty slot.
+    pub check: u32,
+    /// Zero.
+    pub pad: [u32; 2],
+}
+
+/// One bucket of [`FLOW_WAYS`] slots.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBucket {
+    /// The slots.
+    pub slots: [FlowSlot; FLOW_WAYS],
+}
+
+const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+const K1: u64 = 0xff51_afd7_ed55_8ccd;
+const K2: u64 = 0xc4ce_b9fe_1a85_ec53;
+
+#[inline(always)]
+fn absorb(h: u64, w: u64) -> u64 {
+    let h = (h ^ w).wrapping_mul(K0);
+    h ^ (h >> 32)
+}
+
+/// Murmur3's 64-bit finalizer.
+#[inline(always)]
+pub fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(K1);
+    h ^= h >> 33;
+    h = h.wrapping_mul(K2);
+    h ^ (h >> 33)
+}
+
+/// 64-bit hash of a flow key: two words for IPv4, five for IPv6, then a
+/// finalizer. Deterministic (no seed): every node computes the same value.
+#[inline(always)]
+pub fn flow_hash64(key: &FlowKey) -> u64 {
+    let tail = u64::from(key.src_port)
+        | (u64::from(key.dst_port) << 16)
+        | (u64::from(key.protocol) << 32)
+        | (u64::from(key.family) << 40);
+    let mut h = 0x4c42_5f31_u64;
+    h = absorb(h, u64::from(key.src[0]) | (u64::from(key.dst[0]) << 32));
+    if key.family != crate::flow::FAMILY_V4 {
+        h = absorb(h, u64::from(key.src[1]) | (u64::from(key.src[2]) << 32));
+        h = absorb(h, u64::from(key.src[3]) | (u64::from(key.dst[1]) << 32));
+        h = absorb(h, u64::from(key.dst[2]) | (u64::from(key.dst[3]) << 32));
+    }
+    h = absorb(h, tail);
+    fmix64(h)
+}
+
+/// Most buckets a connection table may have (2^26: 268M flows, 16 GiB).
+pub const MAX_FLOW_BUCKETS: u32 = 1 << 26;
+
+/// Buckets of a connection table for `entries` flows: `entries / FLOW_WAYS`
+/// rounded up to a power of two (at least 1, at most [`MAX_FLOW_BUCKETS`]).
+pub const fn flow_buckets(entries: u32) -> u32 {
+    let b = entries.div_ceil(FLOW_WAYS as u32);
+    if b <= 1 {
+        1
+    } else if b >= MAX_FLOW_BUCKETS {
+        MAX_FLOW_BUCKETS
+    } else {
+        b.next_power_of_two()
+    }
+}
+
+/// The bucket of a flow with hash `hash` in a table of `mask + 1` buckets.
+#[inline(always)]
+pub fn bucket_index(hash: u64, mask: u32) -> u32 {
+    (hash as u32) & mask
+}
+
+/// The check word of a slot holding a flow of hash `hash` pinned to
+/// (`backend_id`, `generation`); never 0.
+#[inline(always)]
+pub fn slot_check(hash: u64, backend_id: BackendId, generation: u32) -> u32 {
+    let v = (u64::from(backend_id) << 32) | u64::from(generation);
+    let x = (hash ^ v.wrapping_mul(K2)).wrapping_mul(K0);
+    ((x >> 32) as u32) | 1
+}
+
+/// Whether two flow keys are the same flow (one branch: the words are
+/// compared with XOR and OR).
+#[inline(always)]
+pub fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
+    let mut diff = (a.src_port ^ b.src_port) as u32 | (a.dst_port ^ b.dst_port) as u32;
+    diff |= (a.protocol ^ b.protocol) as u32 | (a.family ^ b.family) as u32;
+    for i in 0..4 {
+        diff |= (a.src[i] ^ b.src[i]) | (a.dst[i] ^ b.dst[i]);
+    }
+    diff == 0
+}
+
+impl FlowSlot {
+    /// A slot pinning flow `key` (hash `hash`) to `entry`, seen at `now`.
+    #[inline(always)]
+    pub fn new(key: &FlowKey, hash: u64, entry: FlowEntry, now: u32) -> Self {
+        Self {
+            key: *key,
+            backend_id: entry.backend_id,
+            generation: entry.generation,
+            seen: now,
+            check: slot_check(hash, entry.backend_id, entry.generation),
+            pad: [0; 2],
+        }
+    }
+
+    /// The slot's pin when it holds `key` (hash `hash`) and is intact.
+    #[inline(always)]
+    pub fn pin_of(&self, key: &FlowKey, hash: u64) -> Option<FlowEntry> {
+        if !same_flow(&self.key, key) {
+            return None;
+        }
+        let (backend_id, generation) = (self.backend_id, self.generation);
+        if self.check != slot_check(hash, backend_id, generation) {
+            return None;
+        }
+        Some(FlowEntry {
+            backend_id,
+            generation,
+        })
+    }
+}
+
+impl FlowBucket {
+    /// The way holding flow `key` (hash `hash`) and its pin.
+    #[inline(always)]
+    pub fn find(&self, key: &FlowKey, hash: u64) -> Option<(usize, FlowEntry)> {
+        for way in 0..FLOW_WAYS {
+            if same_flow(&self.slots[way].key, key) {
+                return self.slots[way].pin_of(key, hash).map(|e| (way, e));
+            }
+        }
+        None
+    }
+
+    /// The way a new pin of flow `key` goes to at time `now`: the flow's own
+    /// slot, else the first empty one, else the least recently seen one.
+    #[inline(always)]
+    pub fn victim(&self, key: &FlowKey, now: u32) -> usize {
+        let mut victim = 0;
+        let mut oldest = 0;
+        for way in 0..FLOW_WAYS {
+            let s = &self.slots[way];
+            if same_flow(&s.key, key) {
+                return way;
+            }
+            let age = if s.check == 0 {
+                u32::MAX
+            } else {
+                now.wrapping_sub(s.seen)
+            };
+            if way == 0 || age > oldest {
+                oldest = age;
+                victim = way;
+            }
+        }
+        victim
+    }
+
+    /// Pins flow `key` (hash `hash`) to `entry` at time `now` (host side: the
+    /// datapath writes the same slot through a map pointer).
+    pub fn place(&mut self, key: &FlowKey, hash: u64, entry: FlowEntry, now: u32) {
+        let way = self.victim(key, now);
+        self.slots[way] = FlowSlot::new(key, hash, entry, now);
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(feature = "user")]
+pub mod user;
