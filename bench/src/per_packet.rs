@@ -71,9 +71,8 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
             cold_flows: 1_000_000,
         }
     };
-    // Four slots per cold flow: a set-associative table at 25% load keeps
-    // all but ~0.4% of them (buckets that draw more than four flows).
-    let mut lb = Lb::with_conntrack(sizes.cold_flows * 4);
+    // Two slots per cold flow (the table half full, as sized in production).
+    let mut lb = Lb::with_conntrack(sizes.cold_flows * 2);
     for id in 1..=BACKENDS {
         let addr = Ipv4Addr::new(198, 18, 3, id as u8);
         lb.set_backend(id, backend_entry(addr.into(), 1, TEST_RUN_INGRESS));

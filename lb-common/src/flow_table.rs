@@ -1,11 +1,12 @@
 //! The connection table's layout: a set-associative flow table.
 //!
 //! [`crate::MAP_CONNTRACK`] is an array of [`FlowBucket`]s, a power of two of
-//! them. A flow lives in bucket [`bucket_index`] of its [`flow_hash64`], in one
-//! of [`FLOW_WAYS`] slots. A lookup reads one bucket (four cache lines) and
-//! compares keys; an insert overwrites the flow's own slot, else an empty one,
-//! else the least recently seen one of the bucket: LRU replacement within each
-//! bucket, as a CPU cache does. `seen` is in jiffies: flows seen within the
+//! them. A flow lives in one of the two buckets [`bucket_pair`] of its
+//! [`flow_hash64`], in one of [`FLOW_WAYS`] slots each. A lookup reads the
+//! first bucket (four cache lines), then the second if needed, and compares
+//! keys; an insert overwrites the flow's own slot, else an empty one, else the
+//! least recently seen of the eight: LRU replacement within each pair of
+//! buckets, as a CPU cache does within a set. `seen` is in jiffies: flows seen within the
 //! same tick are equally recent. Nothing is locked: a slot carries a check word
 //! computed over its key hash and value, so a slot torn by two CPUs writing it
 //! at once reads as empty (the flow re-picks, as after an eviction).
@@ -97,10 +98,13 @@ pub const fn flow_buckets(entries: u32) -> u32 {
     }
 }
 
-/// The bucket of a flow with hash `hash` in a table of `mask + 1` buckets.
+/// The two buckets a flow of hash `hash` may live in, in a table of
+/// `mask + 1` buckets (from the low and the high half of the hash; they may
+/// coincide). Two choices keep buckets evenly filled: with one, buckets that
+/// draw more than four active flows thrash long before the table is full.
 #[inline(always)]
-pub fn bucket_index(hash: u64, mask: u32) -> u32 {
-    (hash as u32) & mask
+pub fn bucket_pair(hash: u64, mask: u32) -> [u32; 2] {
+    [(hash as u32) & mask, ((hash >> 32) as u32) & mask]
 }
 
 /// The check word of a slot holding a flow of hash `hash` pinned to
@@ -166,37 +170,43 @@ impl FlowBucket {
         }
         None
     }
+}
 
-    /// The way a new pin of flow `key` goes to at time `now`: the flow's own
-    /// slot, else the first empty one, else the least recently seen one.
-    #[inline(always)]
-    pub fn victim(&self, key: &FlowKey, now: u32) -> usize {
-        let mut victim = 0;
-        let mut oldest = 0;
+/// Where flow `key` (hash `hash`) is pinned among its two buckets
+/// ([`bucket_pair`]): (bucket 0 or 1, way, pin).
+#[inline(always)]
+pub fn find_pin(pair: [&FlowBucket; 2], key: &FlowKey, hash: u64) -> Option<(usize, usize, FlowEntry)> {
+    if let Some((way, pin)) = pair[0].find(key, hash) {
+        return Some((0, way, pin));
+    }
+    pair[1].find(key, hash).map(|(way, pin)| (1, way, pin))
+}
+
+/// The slot (bucket 0 or 1 of the pair, way) a new pin of flow `key` goes to
+/// at time `now`: the flow's own slot in either bucket, else the first empty
+/// one (bucket 0 first), else the least recently seen of the eight.
+#[inline(always)]
+pub fn slot_for_pin(pair: [&FlowBucket; 2], key: &FlowKey, now: u32) -> (usize, usize) {
+    let mut victim = (0, 0);
+    let mut oldest = 0;
+    for (i, bucket) in pair.iter().enumerate() {
         for way in 0..FLOW_WAYS {
-            let s = &self.slots[way];
+            let s = &bucket.slots[way];
             if same_flow(&s.key, key) {
-                return way;
+                return (i, way);
             }
             let age = if s.check == 0 {
                 u32::MAX
             } else {
                 now.wrapping_sub(s.seen)
             };
-            if way == 0 || age > oldest {
+            if (i == 0 && way == 0) || age > oldest {
                 oldest = age;
-                victim = way;
+                victim = (i, way);
             }
         }
-        victim
     }
-
-    /// Pins flow `key` (hash `hash`) to `entry` at time `now` (host side: the
-    /// datapath writes the same slot through a map pointer).
-    pub fn place(&mut self, key: &FlowKey, hash: u64, entry: FlowEntry, now: u32) {
-        let way = self.victim(key, now);
-        self.slots[way] = FlowSlot::new(key, hash, entry, now);
-    }
+    victim
 }
 
 #[cfg(test)]

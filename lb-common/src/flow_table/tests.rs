@@ -39,67 +39,87 @@ fn buckets_round_up_to_powers_of_two() {
     assert_eq!(flow_buckets(u32::MAX), MAX_FLOW_BUCKETS);
 }
 
-#[test]
-fn a_placed_flow_is_found_with_its_pin() {
-    let mut b = FlowBucket::default();
-    let k = key(1);
-    let h = flow_hash64(&k);
-    assert_eq!(b.find(&k, h), None);
-    b.place(&k, h, pin(3), 100);
-    assert_eq!(b.find(&k, h), Some((0, pin(3))));
-    // Re-pinning overwrites the flow's own slot.
-    b.place(&k, h, pin(4), 101);
-    assert_eq!(b.find(&k, h), Some((0, pin(4))));
-    assert_eq!(b.slots[1], FlowSlot::default());
-    // Another flow is not found, and goes to an empty slot.
-    let k2 = key(2);
-    let h2 = flow_hash64(&k2);
-    assert_eq!(b.find(&k2, h2), None);
-    b.place(&k2, h2, pin(5), 102);
-    assert_eq!(b.find(&k2, h2), Some((1, pin(5))));
-    assert_eq!(b.find(&k, h), Some((0, pin(4))));
+/// Places `key` into `pair` as the datapath does.
+fn place(pair: &mut [FlowBucket; 2], key: &FlowKey, entry: FlowEntry, now: u32) -> (usize, usize) {
+    let (i, way) = slot_for_pin([&pair[0], &pair[1]], key, now);
+    pair[i].slots[way] = FlowSlot::new(key, flow_hash64(key), entry, now);
+    (i, way)
+}
+
+fn find(pair: &[FlowBucket; 2], key: &FlowKey) -> Option<(usize, usize, FlowEntry)> {
+    find_pin([&pair[0], &pair[1]], key, flow_hash64(key))
 }
 
 #[test]
-fn a_full_bucket_replaces_its_least_recently_seen_flow() {
-    let mut b = FlowBucket::default();
-    let seen = [50u32, 10, 40, 30];
-    for (way, t) in seen.iter().enumerate() {
-        let k = key(way as u16);
-        b.place(&k, flow_hash64(&k), pin(way as u32), *t);
+fn a_placed_flow_is_found_with_its_pin() {
+    let mut pair = [FlowBucket::default(); 2];
+    let k = key(1);
+    assert_eq!(find(&pair, &k), None);
+    assert_eq!(place(&mut pair, &k, pin(3), 100), (0, 0));
+    assert_eq!(find(&pair, &k), Some((0, 0, pin(3))));
+    // Re-pinning overwrites the flow's own slot.
+    assert_eq!(place(&mut pair, &k, pin(4), 101), (0, 0));
+    assert_eq!(find(&pair, &k), Some((0, 0, pin(4))));
+    assert_eq!(pair[0].slots[1], FlowSlot::default());
+    // Another flow is not found, and goes to the first empty slot.
+    let k2 = key(2);
+    assert_eq!(find(&pair, &k2), None);
+    assert_eq!(place(&mut pair, &k2, pin(5), 102), (0, 1));
+    assert_eq!(find(&pair, &k2), Some((0, 1, pin(5))));
+    assert_eq!(find(&pair, &k), Some((0, 0, pin(4))));
+}
+
+#[test]
+fn the_second_bucket_takes_flows_once_the_first_is_full() {
+    let mut pair = [FlowBucket::default(); 2];
+    for port in 0..4 {
+        assert_eq!(place(&mut pair, &key(port), pin(1), 10), (0, port as usize));
+    }
+    assert_eq!(place(&mut pair, &key(4), pin(2), 11), (1, 0));
+    assert_eq!(find(&pair, &key(4)), Some((1, 0, pin(2))));
+    // A flow of the second bucket is re-pinned in place, even when the first
+    // has room again: a second, stale copy could outlive the first.
+    pair[0].slots[2] = FlowSlot::default();
+    assert_eq!(place(&mut pair, &key(4), pin(3), 12), (1, 0));
+    assert_eq!(find(&pair, &key(4)), Some((1, 0, pin(3))));
+}
+
+#[test]
+fn a_full_pair_replaces_its_least_recently_seen_flow() {
+    let mut pair = [FlowBucket::default(); 2];
+    let seen = [50u32, 45, 40, 35, 30, 10, 20, 25];
+    for (n, t) in seen.iter().enumerate() {
+        place(&mut pair, &key(n as u16), pin(n as u32), *t);
     }
     let k = key(9);
-    assert_eq!(b.victim(&k, 60), 1);
-    b.place(&k, flow_hash64(&k), pin(9), 60);
-    assert_eq!(b.find(&k, flow_hash64(&k)), Some((1, pin(9))));
-    let gone = key(1);
-    assert_eq!(b.find(&gone, flow_hash64(&gone)), None);
+    assert_eq!(slot_for_pin([&pair[0], &pair[1]], &k, 60), (1, 1));
+    place(&mut pair, &k, pin(9), 60);
+    assert_eq!(find(&pair, &k), Some((1, 1, pin(9))));
+    assert_eq!(find(&pair, &key(5)), None);
     // Ages wrap with the 32-bit clock: seen just before the wrap is older.
-    let mut b = FlowBucket::default();
-    for (way, t) in [u32::MAX - 5, 2, 3, 4].iter().enumerate() {
-        let k = key(way as u16);
-        b.place(&k, flow_hash64(&k), pin(1), *t);
+    let mut pair = [FlowBucket::default(); 2];
+    for (n, t) in [2u32, 3, 4, u32::MAX - 5, 5, 5, 5, 5].iter().enumerate() {
+        place(&mut pair, &key(n as u16), pin(1), *t);
     }
-    assert_eq!(b.victim(&key(9), 5), 0);
+    assert_eq!(slot_for_pin([&pair[0], &pair[1]], &key(9), 6), (0, 3));
 }
 
 #[test]
 fn a_torn_slot_reads_as_empty() {
-    let mut b = FlowBucket::default();
+    let mut pair = [FlowBucket::default(); 2];
     let k = key(1);
-    let h = flow_hash64(&k);
-    b.place(&k, h, pin(3), 1);
+    place(&mut pair, &k, pin(3), 1);
     // Another writer's value under this key: the check word no longer matches.
-    b.slots[0].backend_id = 4;
-    assert_eq!(b.find(&k, h), None);
-    b.slots[0].backend_id = 3;
-    b.slots[0].generation = 8;
-    assert_eq!(b.find(&k, h), None);
-    b.slots[0].generation = 7;
-    assert_eq!(b.find(&k, h), Some((0, pin(3))));
+    pair[0].slots[0].backend_id = 4;
+    assert_eq!(find(&pair, &k), None);
+    pair[0].slots[0].backend_id = 3;
+    pair[0].slots[0].generation = 8;
+    assert_eq!(find(&pair, &k), None);
+    pair[0].slots[0].generation = 7;
+    assert_eq!(find(&pair, &k), Some((0, 0, pin(3))));
     // An empty slot never matches, even the all-zero key.
     let zero = FlowKey::default();
-    assert_eq!(FlowBucket::default().find(&zero, flow_hash64(&zero)), None);
+    assert_eq!(find(&[FlowBucket::default(); 2], &zero), None);
 }
 
 #[test]
@@ -124,10 +144,41 @@ fn same_flow_compares_every_field() {
 fn buckets_spread_evenly() {
     let mask = 255;
     let mut counts = [0u32; 256];
+    let mut second = [0u32; 256];
     for port in 0..25_600u16 {
-        counts[bucket_index(flow_hash64(&key(port)), mask) as usize] += 1;
+        let [a, b] = bucket_pair(flow_hash64(&key(port)), mask);
+        counts[a as usize] += 1;
+        second[b as usize] += 1;
     }
-    for c in counts {
-        assert!((50..160).contains(&c), "uneven bucket {c}");
+    for c in counts.iter().chain(&second) {
+        assert!((50..160).contains(c), "uneven bucket {c}");
     }
+}
+
+/// Cyclic access to as many flows as half the slots (the worst case for LRU
+/// replacement): with two buckets per flow, every flow keeps its slot.
+#[test]
+fn half_a_table_of_active_flows_never_thrashes() {
+    const BUCKETS: usize = 256;
+    let mut table = [FlowBucket::default(); BUCKETS];
+    let flows = (BUCKETS * FLOW_WAYS / 2) as u16;
+    let mut misses = 0;
+    for round in 0..3u32 {
+        for port in 0..flows {
+            let k = key(port);
+            let h = flow_hash64(&k);
+            let [a, b] = bucket_pair(h, BUCKETS as u32 - 1);
+            let (a, b) = (a as usize, b as usize);
+            let now = round * u32::from(flows) + u32::from(port);
+            if find_pin([&table[a], &table[b]], &k, h).is_some() {
+                continue;
+            }
+            if round > 0 {
+                misses += 1;
+            }
+            let (i, way) = slot_for_pin([&table[a], &table[b]], &k, now);
+            table[[a, b][i]].slots[way] = FlowSlot::new(&k, h, pin(1), now);
+        }
+    }
+    assert_eq!(misses, 0);
 }

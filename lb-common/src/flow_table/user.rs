@@ -5,7 +5,7 @@ use core::borrow::{Borrow, BorrowMut};
 
 use aya::maps::{Array, MapData, MapError};
 
-use super::{FlowBucket, bucket_index, flow_buckets, flow_hash64};
+use super::{FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, flow_hash64, slot_for_pin};
 use crate::{FlowEntry, FlowKey, GLOBAL_FLOW_BUCKET_MASK, MAP_CONNTRACK};
 
 /// The connection-table bucket mask for `entries` flows: pass it to
@@ -21,9 +21,13 @@ pub fn size_conntrack<'a>(loader: &mut aya::EbpfLoader<'a>, mask: &'a u32) {
     loader.override_global(GLOBAL_FLOW_BUCKET_MASK, mask, true);
 }
 
-/// The bucket index of flow `key` in `table` (its length is a power of two).
-fn index<T: Borrow<MapData>>(table: &Array<T, FlowBucket>, key: &FlowKey) -> u32 {
-    bucket_index(flow_hash64(key), table.len().saturating_sub(1))
+/// Flow `key`'s two bucket indices in `table` and their contents.
+fn read_pair<T: Borrow<MapData>>(
+    table: &Array<T, FlowBucket>,
+    key: &FlowKey,
+) -> Result<([u32; 2], [FlowBucket; 2]), MapError> {
+    let idx = bucket_pair(flow_hash64(key), table.len().saturating_sub(1));
+    Ok((idx, [table.get(&idx[0], 0)?, table.get(&idx[1], 0)?]))
 }
 
 /// The pin of flow `key` in the connection table, if any.
@@ -31,20 +35,19 @@ pub fn conntrack_get<T: Borrow<MapData>>(
     table: &Array<T, FlowBucket>,
     key: &FlowKey,
 ) -> Result<Option<FlowEntry>, MapError> {
-    let bucket = table.get(&index(table, key), 0)?;
-    Ok(bucket.find(key, flow_hash64(key)).map(|(_, pin)| pin))
+    let (_, [a, b]) = read_pair(table, key)?;
+    Ok(find_pin([&a, &b], key, flow_hash64(key)).map(|(_, _, pin)| pin))
 }
 
-/// Pins flow `key` to `entry` in the connection table, as the datapath would
-/// (its own slot, an empty one, or the least recently seen one), seen at
-/// time 0 (the oldest there is).
+/// Pins flow `key` to `entry` in the connection table, choosing the slot as
+/// the datapath does, seen at time 0 (the oldest there is).
 pub fn conntrack_put<T: BorrowMut<MapData>>(
     table: &mut Array<T, FlowBucket>,
     key: &FlowKey,
     entry: FlowEntry,
 ) -> Result<(), MapError> {
-    let i = index(table, key);
-    let mut bucket = table.get(&i, 0)?;
-    bucket.place(key, flow_hash64(key), entry, 0);
-    table.set(i, bucket, 0)
+    let (idx, mut pair) = read_pair(table, key)?;
+    let (i, way) = slot_for_pin([&pair[0], &pair[1]], key, 0);
+    pair[i].slots[way] = FlowSlot::new(key, flow_hash64(key), entry, 0);
+    table.set(idx[i], pair[i], 0)
 }

@@ -3,16 +3,19 @@
 //! and reads as empty.
 
 use aya_ebpf::helpers::generated::bpf_jiffies64;
-use lb_common::{FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_index};
+use lb_common::{
+    FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair, find_pin, slot_for_pin,
+};
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK};
 
-/// The bucket of a flow of hash `hash`.
+/// The two buckets of a flow of hash `hash`.
 #[inline(always)]
-fn bucket(hash: u64) -> Option<*mut FlowBucket> {
+fn buckets(hash: u64) -> Option<[*mut FlowBucket; 2]> {
     // SAFETY: a plain read of a loader-set constant.
     let mask = unsafe { core::ptr::read_volatile(&FLOW_BUCKET_MASK) };
-    CONNTRACK.get_ptr_mut(bucket_index(hash, mask))
+    let [a, b] = bucket_pair(hash, mask);
+    Some([CONNTRACK.get_ptr_mut(a)?, CONNTRACK.get_ptr_mut(b)?])
 }
 
 /// Now, in jiffies (low 32 bits; the verifier inlines the helper as a load).
@@ -25,14 +28,14 @@ fn now() -> u32 {
 /// The pin of flow `key` (hash `hash`), marking the flow seen now.
 #[inline(always)]
 pub fn lookup(key: &FlowKey, hash: u64) -> Option<FlowEntry> {
-    let b = bucket(hash)?;
-    // SAFETY: a map value pointer; racy reads are validated by the check word.
-    let (way, pin) = unsafe { &*b }.find(key, hash)?;
-    if way < FLOW_WAYS {
+    let pair = buckets(hash)?;
+    // SAFETY: map value pointers; racy reads are validated by the check word.
+    let (i, way, pin) = find_pin(unsafe { [&*pair[0], &*pair[1]] }, key, hash)?;
+    if i < 2 && way < FLOW_WAYS {
         let t = now();
-        // SAFETY: in bounds (way < FLOW_WAYS); a plain store of one word.
+        // SAFETY: in bounds; a plain store of one word.
         unsafe {
-            let seen = core::ptr::addr_of_mut!((*b).slots[way].seen);
+            let seen = core::ptr::addr_of_mut!((*pair[i]).slots[way].seen);
             if *seen != t {
                 *seen = t;
             }
@@ -42,18 +45,18 @@ pub fn lookup(key: &FlowKey, hash: u64) -> Option<FlowEntry> {
 }
 
 /// Pins flow `key` (hash `hash`) to `entry`: its own slot, else an empty one,
-/// else the bucket's least recently seen one.
+/// else the least recently seen one of its two buckets.
 #[inline(always)]
 pub fn record(key: &FlowKey, hash: u64, entry: FlowEntry) {
-    let Some(b) = bucket(hash) else {
+    let Some(pair) = buckets(hash) else {
         return;
     };
     let t = now();
-    // SAFETY: a map value pointer.
-    let way = unsafe { &*b }.victim(key, t);
-    if way < FLOW_WAYS {
+    // SAFETY: map value pointers.
+    let (i, way) = slot_for_pin(unsafe { [&*pair[0], &*pair[1]] }, key, t);
+    if i < 2 && way < FLOW_WAYS {
         let slot = FlowSlot::new(key, hash, entry, t);
-        // SAFETY: in bounds (way < FLOW_WAYS).
-        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*b).slots[way]), slot) };
+        // SAFETY: in bounds.
+        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*pair[i]).slots[way]), slot) };
     }
 }
