@@ -4,12 +4,12 @@
 
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use lb_common::{
-    FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair, find_pin, slot_for_pin,
+    FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair, slot_for_pin,
 };
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK};
 
-/// The two buckets of a flow of hash `hash`.
+/// The two buckets of a flow of hash `hash` (for an insert, which reads both).
 #[inline(always)]
 fn buckets(hash: u64) -> Option<[*mut FlowBucket; 2]> {
     // SAFETY: a plain read of a loader-set constant.
@@ -25,17 +25,27 @@ fn now() -> u32 {
     unsafe { bpf_jiffies64() as u32 }
 }
 
-/// The pin of flow `key` (hash `hash`), marking the flow seen now.
+/// The pin of flow `key` (hash `hash`), marking the flow seen now. The
+/// second bucket is only read when the first does not hold the flow.
 #[inline(always)]
 pub fn lookup(key: &FlowKey, hash: u64) -> Option<FlowEntry> {
-    let pair = buckets(hash)?;
-    // SAFETY: map value pointers; racy reads are validated by the check word.
-    let (i, way, pin) = find_pin(unsafe { [&*pair[0], &*pair[1]] }, key, hash)?;
-    if i < 2 && way < FLOW_WAYS {
+    // SAFETY: a plain read of a loader-set constant.
+    let mask = unsafe { core::ptr::read_volatile(&FLOW_BUCKET_MASK) };
+    let [a, b] = bucket_pair(hash, mask);
+    let mut bucket = CONNTRACK.get_ptr_mut(a)?;
+    // SAFETY: a map value pointer; racy reads are validated by the check word.
+    let mut found = unsafe { &*bucket }.find(key, hash);
+    if found.is_none() {
+        bucket = CONNTRACK.get_ptr_mut(b)?;
+        // SAFETY: as above.
+        found = unsafe { &*bucket }.find(key, hash);
+    }
+    let (way, pin) = found?;
+    if way < FLOW_WAYS {
         let t = now();
         // SAFETY: in bounds; a plain store of one word.
         unsafe {
-            let seen = core::ptr::addr_of_mut!((*pair[i]).slots[way].seen);
+            let seen = core::ptr::addr_of_mut!((*bucket).slots[way].seen);
             if *seen != t {
                 *seen = t;
             }
