@@ -175,7 +175,11 @@ impl FlowBucket {
 /// Where flow `key` (hash `hash`) is pinned among its two buckets
 /// ([`bucket_pair`]): (bucket 0 or 1, way, pin).
 #[inline(always)]
-pub fn find_pin(pair: [&FlowBucket; 2], key: &FlowKey, hash: u64) -> Option<(usize, usize, FlowEntry)> {
+pub fn find_pin(
+    pair: [&FlowBucket; 2],
+    key: &FlowKey,
+    hash: u64,
+) -> Option<(usize, usize, FlowEntry)> {
     if let Some((way, pin)) = pair[0].find(key, hash) {
         return Some((0, way, pin));
     }

@@ -6,8 +6,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS, DecapKey,
-    FlowBucket, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
+    BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
+    DecapKey, FlowBucket, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
     MAX_SERVICES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
     counters::GLOBAL_COUNTER_COUNT,
 };
@@ -39,8 +39,11 @@ pub static BACKENDS: Array<BackendEntry, { MAX_BACKENDS as usize }> = Array::new
 /// with [`FLOW_BUCKET_MASK`] to match. Mmapable so that buckets are
 /// page-aligned: every slot is one cache line.
 #[btf_map]
-pub static CONNTRACK: Array<FlowBucket, { DEFAULT_FLOW_BUCKETS as usize }, { BPF_F_MMAPABLE as usize }> =
-    Array::new();
+pub static CONNTRACK: Array<
+    FlowBucket,
+    { DEFAULT_FLOW_BUCKETS as usize },
+    { BPF_F_MMAPABLE as usize },
+> = Array::new();
 
 /// Number of [`CONNTRACK`] buckets minus one (a power of two minus one), set
 /// by the loader.

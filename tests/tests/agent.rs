@@ -485,6 +485,33 @@ fn scale_events_invalid_config_and_restart() {
         assert_eq!(conntrack_get(&ct, &flow).unwrap(), Some(pinned_to));
     }
     assert!(xdp_attached(&setup.net));
+
+    // 8b. Pins of another map layout (here an earlier release's 8-byte-value
+    // connection table) are not adopted: the agent says which map differs,
+    // clears the pins and starts fresh with the same config.
+    let mut agent = agent;
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    drop(agent);
+    let ct_pin = dir.join(lb_common::MAP_CONNTRACK);
+    std::fs::remove_file(&ct_pin).unwrap();
+    let old: Array<MapData, u64> = Array::create(1024, 0).unwrap();
+    old.pin(&ct_pin).unwrap();
+    let agent = setup.start(&[]);
+    let st3 = setup.wait_applied(st2.applied_at_unix_ms);
+    let log = setup.log_text();
+    assert!(
+        log.contains("pinned maps of another layout (CONNTRACK: pinned type 2, key 4 B, value 8 B"),
+        "log:\n{log}"
+    );
+    assert_eq!(st3.services.len(), st2.services.len());
+    check_maps(&dir, &st3);
+    {
+        let ct: Array<MapData, FlowBucket> =
+            Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
+        assert_eq!(conntrack_get(&ct, &flow).unwrap(), None, "a fresh table");
+    }
+    assert!(xdp_attached(&setup.net));
     drop(agent);
 
     // 9. lb stop: detached, pins and state removed.

@@ -52,9 +52,7 @@ fn load(ns: &NetNs, prog: &str, iface: &str, setup: impl FnOnce(&mut Ebpf) + Sen
         let mask = lb_common::flow_table::user::conntrack_mask(4096);
         let mut loader = EbpfLoader::new();
         lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
-        let mut ebpf = loader
-            .load(lb::object::EBPF_OBJECT)
-            .expect("load object");
+        let mut ebpf = loader.load(lb::object::EBPF_OBJECT).expect("load object");
         setup(&mut ebpf);
         let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
         p.load().expect("verifier");

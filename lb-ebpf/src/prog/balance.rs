@@ -2,7 +2,8 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, GlobalCounter, ServiceEntry, flow_hash64,
+    BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, GlobalCounter, ServiceEntry,
+    flow_hash64,
 };
 use lb_ebpf::{
     Kind, Packet, Parsed,

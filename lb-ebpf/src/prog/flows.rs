@@ -3,9 +3,7 @@
 //! and reads as empty.
 
 use aya_ebpf::helpers::generated::bpf_jiffies64;
-use lb_common::{
-    FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair, slot_for_pin,
-};
+use lb_common::{FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair, slot_for_pin};
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK};
 

@@ -10,6 +10,7 @@
 pub mod bpffs;
 pub mod iface;
 mod inner_table;
+pub mod layout;
 pub mod sys;
 
 use std::collections::{BTreeMap, HashMap};
@@ -172,34 +173,23 @@ pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
     Ok(detached)
 }
 
-/// The bucket count of a pinned connection table, or why its layout is not
-/// this build's (pins of an older release: the agent starts fresh instead).
+/// The bucket count of a pinned connection table (of this build's layout).
 fn pinned_conntrack_buckets(pin: &Path) -> Result<u32, String> {
-    let info = aya::maps::MapInfo::from_pin(pin)
-        .map_err(|e| format!("{}: {e}", pin.display()))?;
-    let kind = info.map_type().ok();
-    check_conntrack_layout(
-        kind == Some(aya::maps::MapType::Array),
-        info.value_size(),
-        info.max_entries(),
-    )
-    .map_err(|why| format!("pinned maps of another layout ({}: {why})", pin.display()))
+    let info = aya::maps::MapInfo::from_pin(pin).map_err(|e| format!("{}: {e}", pin.display()))?;
+    check_bucket_count(info.max_entries())
 }
 
-/// Whether a pinned connection table (an array or not, its value size and
-/// entries) has this build's layout; its bucket count when it has.
-fn check_conntrack_layout(is_array: bool, value_size: u32, entries: u32) -> Result<u32, String> {
-    let want = std::mem::size_of::<lb_common::FlowBucket>() as u32;
-    if !is_array {
-        return Err("not a flow-bucket array".into());
+/// A connection table's bucket count must be a power of two (the datapath
+/// masks the hash).
+fn check_bucket_count(entries: u32) -> Result<u32, String> {
+    if entries.is_power_of_two() {
+        Ok(entries)
+    } else {
+        Err(format!(
+            "{}: {entries} buckets, not a power of two",
+            lb_common::MAP_CONNTRACK
+        ))
     }
-    if value_size != want {
-        return Err(format!("{value_size}-byte values, expected {want}"));
-    }
-    if !entries.is_power_of_two() {
-        return Err(format!("{entries} buckets, not a power of two"));
-    }
-    Ok(entries)
 }
 
 /// What was last written for a backend id (rewritten when its next hop changes).
@@ -251,10 +241,12 @@ impl Datapath {
         let mut buckets = lb_common::flow_buckets(opts.conntrack_entries);
         let mut incompatible = None;
         if adopt.is_some() {
-            match pinned_conntrack_buckets(&conntrack_pin) {
+            let checked = layout::check_pins(&dir, &MAP_NAMES, crate::object::EBPF_OBJECT)
+                .and_then(|()| pinned_conntrack_buckets(&conntrack_pin));
+            match checked {
                 Ok(n) => buckets = n,
                 Err(why) => {
-                    incompatible = Some(why);
+                    incompatible = Some(format!("pinned maps of another layout ({why})"));
                     adopt = None;
                 }
             }
@@ -689,18 +681,12 @@ fn attach(
 
 #[cfg(test)]
 mod tests {
-    use super::check_conntrack_layout;
+    use super::check_bucket_count;
 
     #[test]
-    fn only_this_builds_connection_table_is_adopted() {
-        let bucket = std::mem::size_of::<lb_common::FlowBucket>() as u32;
-        assert_eq!(check_conntrack_layout(true, bucket, 1024), Ok(1024));
-        // The LRU hash of earlier releases (8-byte values).
-        let e = check_conntrack_layout(false, 8, 2_097_152).unwrap_err();
-        assert!(e.contains("not a flow-bucket array"), "{e}");
-        let e = check_conntrack_layout(true, 128, 1024).unwrap_err();
-        assert!(e.contains("128-byte values, expected 256"), "{e}");
-        let e = check_conntrack_layout(true, bucket, 1000).unwrap_err();
-        assert!(e.contains("not a power of two"), "{e}");
+    fn only_a_power_of_two_of_buckets_is_adopted() {
+        assert_eq!(check_bucket_count(1024), Ok(1024));
+        let e = check_bucket_count(1000).unwrap_err();
+        assert!(e.contains("1000 buckets, not a power of two"), "{e}");
     }
 }
