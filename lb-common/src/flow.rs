@@ -18,7 +18,8 @@ pub const PROTO_UDP: u8 = 17;
 /// Addresses are network-order bytes; an IPv4 address uses `src[0]`/`dst[0]`
 /// (the raw `u32` as read from the header) and leaves the other words zero.
 /// Ports are the raw `u16` as read from the header (network order).
-#[repr(C)]
+/// 8-byte aligned, so that a key compares as five 64-bit words.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// Client address.
@@ -35,6 +36,15 @@ pub struct FlowKey {
     pub family: u8,
     /// Always zero (explicit padding so the key hashes identically everywhere).
     pub pad: [u8; 2],
+}
+
+impl FlowKey {
+    /// The key as five 64-bit words (40 bytes, 8-byte aligned, no implicit padding).
+    #[inline(always)]
+    pub fn words(&self) -> &[u64; 5] {
+        // SAFETY: same size, alignment satisfied, every bit pattern is a valid u64.
+        unsafe { &*(self as *const Self as *const [u64; 5]) }
+    }
 }
 
 /// Hash of a flow's 5-tuple: the high half of [`crate::flow_hash64`].

@@ -116,16 +116,12 @@ pub fn slot_check(hash: u64, backend_id: BackendId, generation: u32) -> u32 {
     ((x >> 32) as u32) | 1
 }
 
-/// Whether two flow keys are the same flow (one branch: the words are
-/// compared with XOR and OR).
+/// Whether two flow keys are the same flow (one branch: the five words are
+/// compared with XOR and OR; `pad` is always zero).
 #[inline(always)]
 pub fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
-    let mut diff = (a.src_port ^ b.src_port) as u32 | (a.dst_port ^ b.dst_port) as u32;
-    diff |= (a.protocol ^ b.protocol) as u32 | (a.family ^ b.family) as u32;
-    for i in 0..4 {
-        diff |= (a.src[i] ^ b.src[i]) | (a.dst[i] ^ b.dst[i]);
-    }
-    diff == 0
+    let (a, b) = (a.words(), b.words());
+    ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
 }
 
 impl FlowSlot {
