@@ -1,4 +1,5 @@
-//! The flow key of the connection table and the flow hash that picks a Maglev slot.
+//! The flow key of the connection table and the flow hash that picks both a
+//! flow's connection-table buckets and its Maglev slot.
 //!
 //! The hash lives here, not in the datapath, so that the agent and the tests can
 //! compute exactly which backend the datapath will pick for a flow.
@@ -47,12 +48,51 @@ impl FlowKey {
     }
 }
 
-/// Hash of a flow's 5-tuple: the high half of [`crate::flow_hash64`].
+const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+const K1: u64 = 0xff51_afd7_ed55_8ccd;
+const K2: u64 = 0xc4ce_b9fe_1a85_ec53;
+
+#[inline(always)]
+fn absorb(h: u64, w: u64) -> u64 {
+    let h = (h ^ w).wrapping_mul(K0);
+    h ^ (h >> 32)
+}
+
+/// Murmur3's 64-bit finalizer.
+#[inline(always)]
+pub fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(K1);
+    h ^= h >> 33;
+    h = h.wrapping_mul(K2);
+    h ^ (h >> 33)
+}
+
+/// 64-bit hash of a flow key: two words for IPv4, five for IPv6, then a
+/// finalizer. Deterministic (no seed): every node computes the same value.
+#[inline(always)]
+pub fn flow_hash64(key: &FlowKey) -> u64 {
+    let tail = u64::from(key.src_port)
+        | (u64::from(key.dst_port) << 16)
+        | (u64::from(key.protocol) << 32)
+        | (u64::from(key.family) << 40);
+    let mut h = 0x4c42_5f31_u64;
+    h = absorb(h, u64::from(key.src[0]) | (u64::from(key.dst[0]) << 32));
+    if key.family != FAMILY_V4 {
+        h = absorb(h, u64::from(key.src[1]) | (u64::from(key.src[2]) << 32));
+        h = absorb(h, u64::from(key.src[3]) | (u64::from(key.dst[1]) << 32));
+        h = absorb(h, u64::from(key.dst[2]) | (u64::from(key.dst[3]) << 32));
+    }
+    h = absorb(h, tail);
+    fmix64(h)
+}
+
+/// Hash of a flow's 5-tuple: the high half of [`flow_hash64`].
 ///
 /// The Maglev slot of a flow is `flow_hash(key) % table_size`.
 #[inline(always)]
 pub fn flow_hash(key: &FlowKey) -> u32 {
-    (crate::flow_hash64(key) >> 32) as u32
+    (flow_hash64(key) >> 32) as u32
 }
 
 #[cfg(test)]

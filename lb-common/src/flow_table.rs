@@ -2,12 +2,12 @@
 //!
 //! [`crate::MAP_CONNTRACK`] is an array of [`FlowBucket`]s, a power of two of
 //! them. A flow lives in one of the two buckets [`bucket_pair`] of its
-//! [`flow_hash64`], in one of [`FLOW_WAYS`] slots each. A lookup reads the
+//! [`crate::flow_hash64`], in one of [`FLOW_WAYS`] slots each. A lookup reads the
 //! first bucket (four cache lines), then the second if needed, and compares
 //! keys; an insert overwrites the flow's own slot, else an empty one, else the
 //! least recently seen of the eight: LRU replacement within each pair of
-//! buckets, as a CPU cache does within a set. `seen` is in jiffies: flows seen within the
-//! same tick are equally recent. Nothing is locked: a slot carries a check word
+//! buckets, as a CPU cache does within a set. `seen` is in jiffies: flows seen
+//! within the same tick are equally recent. Nothing is locked: a slot carries a check word
 //! computed over its key hash and value, so a slot torn by two CPUs writing it
 //! at once reads as empty (the flow re-picks, as after an eviction).
 
@@ -44,43 +44,7 @@ pub struct FlowBucket {
 }
 
 const K0: u64 = 0x9e37_79b9_7f4a_7c15;
-const K1: u64 = 0xff51_afd7_ed55_8ccd;
 const K2: u64 = 0xc4ce_b9fe_1a85_ec53;
-
-#[inline(always)]
-fn absorb(h: u64, w: u64) -> u64 {
-    let h = (h ^ w).wrapping_mul(K0);
-    h ^ (h >> 32)
-}
-
-/// Murmur3's 64-bit finalizer.
-#[inline(always)]
-pub fn fmix64(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(K1);
-    h ^= h >> 33;
-    h = h.wrapping_mul(K2);
-    h ^ (h >> 33)
-}
-
-/// 64-bit hash of a flow key: two words for IPv4, five for IPv6, then a
-/// finalizer. Deterministic (no seed): every node computes the same value.
-#[inline(always)]
-pub fn flow_hash64(key: &FlowKey) -> u64 {
-    let tail = u64::from(key.src_port)
-        | (u64::from(key.dst_port) << 16)
-        | (u64::from(key.protocol) << 32)
-        | (u64::from(key.family) << 40);
-    let mut h = 0x4c42_5f31_u64;
-    h = absorb(h, u64::from(key.src[0]) | (u64::from(key.dst[0]) << 32));
-    if key.family != crate::flow::FAMILY_V4 {
-        h = absorb(h, u64::from(key.src[1]) | (u64::from(key.src[2]) << 32));
-        h = absorb(h, u64::from(key.src[3]) | (u64::from(key.dst[1]) << 32));
-        h = absorb(h, u64::from(key.dst[2]) | (u64::from(key.dst[3]) << 32));
-    }
-    h = absorb(h, tail);
-    fmix64(h)
-}
 
 /// Most buckets a connection table may have (2^26: 268M flows, 16 GiB).
 pub const MAX_FLOW_BUCKETS: u32 = 1 << 26;

@@ -13,10 +13,9 @@ pub mod maps;
 pub mod vip_filter;
 
 pub use counters::{BackendStats, GlobalCounter, ServiceStats};
-pub use flow::{FlowKey, flow_hash};
+pub use flow::{FlowKey, flow_hash, flow_hash64};
 pub use flow_table::{
-    FLOW_WAYS, FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, flow_hash64, slot_check,
-    slot_for_pin,
+    FLOW_WAYS, FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, slot_check, slot_for_pin,
 };
 pub use maps::*;
 pub use vip_filter::{VIP_FILTER_BITS, VIP_FILTER_WORDS, vip_filter_bit, vip_filter_slot};

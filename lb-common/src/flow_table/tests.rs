@@ -1,5 +1,5 @@
 use super::*;
-use crate::flow::{FAMILY_V4, FAMILY_V6, PROTO_TCP};
+use crate::flow::{FAMILY_V4, FAMILY_V6, PROTO_TCP, flow_hash64};
 use core::mem::size_of;
 
 fn key(port: u16) -> FlowKey {

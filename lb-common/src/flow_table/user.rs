@@ -5,8 +5,8 @@ use core::borrow::{Borrow, BorrowMut};
 
 use aya::maps::{Array, MapData, MapError};
 
-use super::{FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, flow_hash64, slot_for_pin};
-use crate::{FlowEntry, FlowKey, GLOBAL_FLOW_BUCKET_MASK, MAP_CONNTRACK};
+use super::{FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, slot_for_pin};
+use crate::{FlowEntry, FlowKey, GLOBAL_FLOW_BUCKET_MASK, MAP_CONNTRACK, flow_hash64};
 
 /// The connection-table bucket mask for `entries` flows: pass it to
 /// [`size_conntrack`] (the loader borrows it until it loads).
