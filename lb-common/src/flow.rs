@@ -95,6 +95,20 @@ pub fn flow_hash(key: &FlowKey) -> u32 {
     (flow_hash64(key) >> 32) as u32
 }
 
+/// An IPv4 TCP flow to port 80 from client port `port` (tests).
+#[cfg(test)]
+pub(crate) fn test_key(port: u16) -> FlowKey {
+    FlowKey {
+        src: [0x0102_c6c6, 0, 0, 0],
+        dst: [0x0164_12c6, 0, 0, 0],
+        src_port: port,
+        dst_port: 80,
+        protocol: PROTO_TCP,
+        family: FAMILY_V4,
+        pad: [0; 2],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,15 +152,7 @@ mod tests {
         let m = 65537u32;
         let mut buckets = [0u32; 16];
         for port in 0..16_000u16 {
-            let k = FlowKey {
-                src: [0x0102_c6c6, 0, 0, 0],
-                dst: [0x0164_12c6, 0, 0, 0],
-                src_port: port,
-                dst_port: 80,
-                protocol: PROTO_TCP,
-                family: FAMILY_V4,
-                pad: [0; 2],
-            };
+            let k = test_key(port);
             buckets[((flow_hash(&k) % m) * 16 / m) as usize] += 1;
         }
         for b in buckets {
