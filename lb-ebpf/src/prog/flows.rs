@@ -7,12 +7,18 @@ use lb_common::{FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK};
 
+/// The indices of the two buckets of a flow of hash `hash`.
+#[inline(always)]
+fn bucket_indices(hash: u64) -> [u32; 2] {
+    // SAFETY: a plain read of a loader-set constant.
+    let mask = unsafe { core::ptr::read_volatile(&FLOW_BUCKET_MASK) };
+    bucket_pair(hash, mask)
+}
+
 /// The two buckets of a flow of hash `hash` (for an insert, which reads both).
 #[inline(always)]
 fn buckets(hash: u64) -> Option<[*mut FlowBucket; 2]> {
-    // SAFETY: a plain read of a loader-set constant.
-    let mask = unsafe { core::ptr::read_volatile(&FLOW_BUCKET_MASK) };
-    let [a, b] = bucket_pair(hash, mask);
+    let [a, b] = bucket_indices(hash);
     Some([CONNTRACK.get_ptr_mut(a)?, CONNTRACK.get_ptr_mut(b)?])
 }
 
@@ -27,9 +33,7 @@ fn now() -> u32 {
 /// second bucket is only read when the first does not hold the flow.
 #[inline(always)]
 pub fn lookup(key: &FlowKey, hash: u64) -> Option<FlowEntry> {
-    // SAFETY: a plain read of a loader-set constant.
-    let mask = unsafe { core::ptr::read_volatile(&FLOW_BUCKET_MASK) };
-    let [a, b] = bucket_pair(hash, mask);
+    let [a, b] = bucket_indices(hash);
     let mut bucket = CONNTRACK.get_ptr_mut(a)?;
     // SAFETY: a map value pointer; racy reads are validated by the check word.
     let mut found = unsafe { &*bucket }.find(key, hash);
