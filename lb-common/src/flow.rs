@@ -87,12 +87,19 @@ pub fn flow_hash64(key: &FlowKey) -> u64 {
     fmix64(h)
 }
 
-/// Hash of a flow's 5-tuple: the high half of [`flow_hash64`].
+/// The Maglev hash of a flow whose [`flow_hash64`] is `hash64`: its high half.
+/// The datapath, which already has the 64-bit hash, derives it here.
+#[inline(always)]
+pub fn maglev_hash(hash64: u64) -> u32 {
+    (hash64 >> 32) as u32
+}
+
+/// Hash of a flow's 5-tuple for Maglev: [`maglev_hash`] of [`flow_hash64`].
 ///
 /// The Maglev slot of a flow is `flow_hash(key) % table_size`.
 #[inline(always)]
 pub fn flow_hash(key: &FlowKey) -> u32 {
-    (flow_hash64(key) >> 32) as u32
+    maglev_hash(flow_hash64(key))
 }
 
 /// An IPv4 TCP flow to port 80 from client port `port` (tests).

@@ -13,7 +13,7 @@ pub mod maps;
 pub mod vip_filter;
 
 pub use counters::{BackendStats, GlobalCounter, ServiceStats};
-pub use flow::{FlowKey, flow_hash, flow_hash64};
+pub use flow::{FlowKey, flow_hash, flow_hash64, maglev_hash};
 pub use flow_table::{
     FLOW_WAYS, FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, slot_check, slot_for_pin,
 };

@@ -3,7 +3,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
     BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, GlobalCounter, ServiceEntry,
-    flow_hash64,
+    flow_hash64, maglev_hash,
 };
 use lb_ebpf::{
     Kind, Packet, Parsed,
@@ -171,7 +171,7 @@ fn pick_new(
     if size == 0 {
         return no_backend(svc);
     }
-    let slot = ((hash >> 32) as u32) % size;
+    let slot = maglev_hash(hash) % size;
     let Some(&id) = MAGLEV_TABLES.get_value(svc.table_index, &slot) else {
         return no_backend(svc);
     };
