@@ -37,7 +37,7 @@ impl Lab {
 
     /// Runs `lb decap --iface IF --pin-root <lab bpffs>/<dir>` in `ns` and checks
     /// that an XDP program is attached to `IF` afterwards.
-    fn run_decap(&mut self, ns: &str, iface: &str, dir: &str) -> Result<()> {
+    pub(super) fn run_decap(&mut self, ns: &str, iface: &str, dir: &str) -> Result<()> {
         let lb = self.lb_bin.clone().expect("lb binary set before decap");
         let root = self.pin_root()?.join(dir);
         let mut command = Command::new("ip");

@@ -42,7 +42,11 @@ fn tcp_request_sized(stream: &mut TcpStream, filler: usize) -> std::io::Result<S
 
 /// Opens one TCP connection and learns its backend.
 pub(super) fn tcp_open(dst: SocketAddr) -> std::io::Result<TcpFlow> {
-    let mut stream = TcpStream::connect_timeout(&dst, CONNECT_TIMEOUT)?;
+    tcp_flow(TcpStream::connect_timeout(&dst, CONNECT_TIMEOUT)?)
+}
+
+/// Makes a connected stream a long-lived flow: asks once which backend it reached.
+pub(super) fn tcp_flow(mut stream: TcpStream) -> std::io::Result<TcpFlow> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;

@@ -22,6 +22,7 @@ pub mod process;
 pub mod scenario;
 pub mod server;
 pub mod stats;
+pub mod tier;
 pub mod topology;
 pub mod udp;
 

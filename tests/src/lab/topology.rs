@@ -78,14 +78,14 @@ pub struct Lab {
     pub(crate) lb_bin: Option<PathBuf>,
 }
 
-fn sysctls(pairs: &[(&str, &str)]) -> Vec<String> {
+pub(super) fn sysctls(pairs: &[(&str, &str)]) -> Vec<String> {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 /// Sysctls every namespace gets before its interfaces exist: no IPv6 duplicate
 /// address detection (addresses usable at once), no reverse-path filter (replies
 /// leave backends from the VIP, which the router routes elsewhere).
-fn base_sysctls() -> Vec<String> {
+pub(super) fn base_sysctls() -> Vec<String> {
     sysctls(&[
         ("net.ipv6.conf.all.accept_dad", "0"),
         ("net.ipv6.conf.default.accept_dad", "0"),
@@ -114,7 +114,7 @@ fn configure_end(ns: &str, iface: &str, v4: IpAddr, v6: IpAddr) -> Result<()> {
 
 /// Wires `router iface` to `far iface` (created in `far`), with addresses and
 /// a default route from the far side to the router.
-fn wire_link(
+pub(super) fn wire_link(
     router: &str,
     r_if: &str,
     far: &str,
@@ -166,6 +166,17 @@ impl Lab {
     /// Builds the topology with `backends` backends (servers running, no `lb`
     /// process yet). Leftovers of killed earlier runs are removed first.
     pub fn new(backends: u8) -> Result<Lab> {
+        Self::build(backends, true)
+    }
+
+    /// Like [`Lab::new`], but without the load balancer: no load balancer
+    /// namespace (`lb_ns` is the client's, unused) and no route for the VIPs
+    /// on the router. The tier lab (`tier/`) adds its nodes and BGP routes.
+    pub fn without_lb(backends: u8) -> Result<Lab> {
+        Self::build(backends, false)
+    }
+
+    fn build(backends: u8, single_lb: bool) -> Result<Lab> {
         netns::remove_leftovers();
         let prefix = format!("{}-", netns::unique_name(""));
         let scratch = std::env::temp_dir().join(prefix.trim_end_matches('-'));
@@ -187,15 +198,17 @@ impl Lab {
             lb_bin: None,
         };
         lab.router_ns = NetNs::create(&format!("{}rt", lab.prefix))?;
-        lab.lb_ns = NetNs::create(&format!("{}lb", lab.prefix))?;
-        lab.build_core()?;
+        if single_lb {
+            lab.lb_ns = NetNs::create(&format!("{}lb", lab.prefix))?;
+        }
+        lab.build_core(single_lb)?;
         for _ in 0..backends {
             lab.add_backend()?;
         }
         Ok(lab)
     }
 
-    fn build_core(&mut self) -> Result<()> {
+    fn build_core(&mut self, single_lb: bool) -> Result<()> {
         let (cl, rt, lb) = (
             self.client_ns.name(),
             self.router_ns.name(),
@@ -212,6 +225,9 @@ impl Lab {
             ]),
         )?;
         wire_link(rt, "r-cl", cl, "c0", addr::client_link(), None)?;
+        if !single_lb {
+            return Ok(());
+        }
         wire_link(
             rt,
             ROUTER_LB_IFACE,
@@ -408,6 +424,7 @@ impl Lab {
                 .iter()
                 .map(|ns| ns.name().to_owned()),
         );
+        names.sort();
         names.dedup();
         for name in names {
             if Path::new("/run/netns").join(&name).exists() {
