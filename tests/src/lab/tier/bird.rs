@@ -109,7 +109,7 @@ mod tests {
         let text = config(2);
         assert!(text.contains("router id 198.18.112.2;"));
         assert!(text.contains("import where krt_source = 250;"));
-        assert!(text.contains("neighbor 2001:2:0:112::1 as 65000;"));
+        assert!(text.contains("neighbor 2001:2:0:70::1 as 65000;"));
         assert!(text.contains("interface \"l0\" { min rx interval 100 ms;"));
         assert!(text.contains("export where proto = \"kernel6\";"));
     }

@@ -186,7 +186,7 @@ mod tests {
     fn router_config_peers_with_every_slot_and_imports_only_vips() {
         let text = bgpd_config(4);
         assert!(text.contains(" neighbor 198.18.114.2 peer-group LB4\n"));
-        assert!(text.contains(" neighbor 2001:2:0:111::2 peer-group LB6\n"));
+        assert!(text.contains(" neighbor 2001:2:0:6f::2 peer-group LB6\n"));
         assert!(!text.contains("198.18.115.2"));
         assert!(text.contains("neighbor LB6 route-map VIP6-IN in"));
         assert!(text.contains("neighbor LB4 bfd profile fast"));
