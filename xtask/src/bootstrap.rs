@@ -150,12 +150,16 @@ fn ensure_bpf_linker(major: u32) -> Result<()> {
     )
 }
 
-/// iproute2 (namespaces), ethtool (veth offloads in the lab) and nftables (bench baseline).
+/// iproute2 (namespaces), ethtool (veth offloads in the lab), nftables (bench
+/// baseline, the tier's silent node failure), BIRD 2 (the tier's lb nodes) and
+/// FRR (the tier's router: zebra, bfdd, bgpd, vtysh).
 fn ensure_host_tools() -> Result<()> {
     let wanted = [
         ("ip", "iproute2"),
         ("ethtool", "ethtool"),
         ("nft", "nftables"),
+        ("bird", "bird2"),
+        ("vtysh", "frr"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -176,7 +180,30 @@ fn ensure_host_tools() -> Result<()> {
         );
     }
     println!("bootstrap: installing {}", missing.join(", "));
-    apt_install(&missing)
+    without_service_starts(|| apt_install(&missing))
+}
+
+/// Where Debian's maintainer scripts ask whether they may start a service.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// Runs `install` with a `policy-rc.d` that refuses every service start (when
+/// none exists already), so installing bird2 or frr never starts a routing
+/// daemon in the host's namespace: the lab starts its own, per namespace.
+fn without_service_starts(install: impl FnOnce() -> Result<()>) -> Result<()> {
+    let policy = Path::new(POLICY_RC_D);
+    if policy.exists() {
+        return install();
+    }
+    std::fs::write(
+        policy,
+        "#!/bin/sh\n# written by cargo xtask bootstrap for one install\nexit 101\n",
+    )
+    .with_context(|| format!("writing {POLICY_RC_D}"))?;
+    std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .with_context(|| format!("chmod {POLICY_RC_D}"))?;
+    let result = install();
+    let removed = std::fs::remove_file(policy).with_context(|| format!("removing {POLICY_RC_D}"));
+    result.and(removed)
 }
 
 fn ensure_bpffs() -> Result<()> {
