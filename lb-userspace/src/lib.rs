@@ -1,6 +1,7 @@
 //! The lb agent and CLI as a library: pure logic (config, Maglev, planning,
 //! health state) and a thin aya layer, so that tests can drive every part of it.
 //!
+//! - [`announce`]: VIP host routes for the host's BGP daemon (pure rule + `ip`).
 //! - [`config`]: the YAML schema, parsing and validation (`lb check`).
 //! - [`maglev`]: weighted Maglev table building (pure).
 //! - [`object`]: the embedded XDP object.
@@ -8,6 +9,7 @@
 //! - [`metrics`]: the Prometheus endpoint (`lb run --metrics`).
 
 pub mod agent;
+pub mod announce;
 pub mod config;
 pub mod datapath;
 pub mod health;

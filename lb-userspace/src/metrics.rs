@@ -255,6 +255,35 @@ pub fn encode_snapshot(snap: &Snapshot) -> String {
         "lb_service_no_backend",
         "New flows of a service dropped for want of a backend",
     );
+    let vip_announced = gauge_family(
+        &mut registry,
+        "lb_vip_announced",
+        "1 while the VIP's host route is installed for the BGP daemon to announce",
+    );
+    let draining = Gauge::<i64>::default();
+    registry.register(
+        "lb_node_draining",
+        "1 while the node drains (announce.enabled: false): every VIP withdrawn",
+        draining.clone(),
+    );
+    draining.set(i64::from(snap.draining));
+    let fingerprint = gauge_family(
+        &mut registry,
+        "lb_service_table_fingerprint",
+        "Fingerprint of the service's live Maglev table (slot -> backend address); equal on nodes that agree",
+    );
+    for v in &snap.vips {
+        vip_announced
+            .get_or_create(&vec![("vip", v.vip.to_string())])
+            .set(i64::from(v.announced));
+    }
+    for svc in snap.services.iter() {
+        if let Some(f) = svc.fingerprint {
+            fingerprint
+                .get_or_create(&vec![("service", svc.name.clone())])
+                .set(i64::from(f));
+        }
+    }
     let events = counter_family(
         &mut registry,
         "lb_datapath_events",
@@ -330,6 +359,14 @@ mod tests {
         has(r#"lb_datapath_events_total{counter="conntrack_hit"} 2000"#);
         has(r#"lb_datapath_events_total{counter="drop_no_backend"} 6"#);
         has("lb_attached 1");
+        has("lb_node_draining 0");
+        has(r#"lb_vip_announced{vip="198.18.100.1"} 1"#);
+        has(r#"lb_vip_announced{vip="2001:2::100:1"} 0"#);
+        has(&format!(
+            r#"lb_service_table_fingerprint{{service="web"}} {}"#,
+            0x0bad_cafe_u32
+        ));
+        assert!(!text.contains(r#"lb_service_table_fingerprint{service="dns6"}"#));
         for c in GlobalCounter::ALL {
             assert!(
                 text.contains(&format!("counter=\"{}\"", c.label())),

@@ -77,6 +77,11 @@ pub struct AppliedService {
     pub panic: bool,
     /// Backends in config order.
     pub backends: Vec<AppliedBackend>,
+    /// Fingerprint of the live table ([`crate::maglev::fingerprint`]): equal on
+    /// every node whose table sends each slot to the same backend address.
+    /// `None` in a state written before fingerprints existed.
+    #[serde(default)]
+    pub fingerprint: Option<u32>,
 }
 
 /// A backend id no longer in the config but kept (LIVE cleared) so that its
@@ -110,6 +115,9 @@ pub struct AppliedState {
     pub services: Vec<AppliedService>,
     /// Retired backend ids.
     pub retired_backends: Vec<RetiredBackend>,
+    /// VIP announcements (routes for the host's BGP daemon) and node drain.
+    #[serde(default)]
+    pub announce: crate::announce::AnnounceState,
 }
 
 /// Errors reading or writing a state file.
@@ -212,11 +220,22 @@ mod tests {
                     state: BackendState::Active,
                     slots: 65537,
                 }],
+                fingerprint: Some(0x1234_abcd),
             }],
             retired_backends: vec![RetiredBackend {
                 id: 4,
                 generation: 2,
             }],
+            announce: crate::announce::AnnounceState {
+                draining: true,
+                protocol: 251,
+                netns: Some(4026531840),
+                vips: vec![crate::announce::VipAnnouncement {
+                    vip: "198.18.100.1".parse().unwrap(),
+                    announced: false,
+                    reason: "node draining".into(),
+                }],
+            },
         };
         assert_eq!(AppliedState::read(&path).unwrap(), None);
         state.write(&path).unwrap();

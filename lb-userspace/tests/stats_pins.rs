@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{PerCpuArray, PerCpuValues};
 use aya::{Ebpf, EbpfLoader};
+use lb::announce::{AnnounceState, VipAnnouncement};
 use lb::state::{AppliedBackend, AppliedService, AppliedState, BackendState, state_path};
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
@@ -135,6 +136,7 @@ fn state(pin_dir: &Path) -> AppliedState {
                     backend("198.18.3.3", 8, 0, BackendState::Draining, 0),
                     backend("198.18.3.4", 9, 1, BackendState::Down, 4),
                 ],
+                fingerprint: Some(0x0bad_cafe),
             },
             AppliedService {
                 name: "dns6".into(),
@@ -146,9 +148,27 @@ fn state(pin_dir: &Path) -> AppliedState {
                 table_size: 13,
                 panic: false,
                 backends: vec![backend("2001:2::3:2", 12, 1, BackendState::Active, 13)],
+                fingerprint: Some(0x0000_00ff),
             },
         ],
         retired_backends: vec![],
+        announce: AnnounceState {
+            draining: false,
+            protocol: 250,
+            netns: None,
+            vips: vec![
+                VipAnnouncement {
+                    vip: "198.18.100.1".parse().unwrap(),
+                    announced: true,
+                    reason: "backends live".into(),
+                },
+                VipAnnouncement {
+                    vip: "2001:2::100:1".parse().unwrap(),
+                    announced: false,
+                    reason: "every backend down".into(),
+                },
+            ],
+        },
     }
 }
 

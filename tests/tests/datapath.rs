@@ -32,6 +32,7 @@ fn cfg(backends: &[&str]) -> Config {
             health_check: None,
             panic_threshold: 0.5,
         }],
+        announce: Default::default(),
     }
 }
 
@@ -107,6 +108,7 @@ fn apply_plans_then_adopt_pins() {
             maglev_table_size: 251,
             services: p2.services,
             retired_backends: p2.retired,
+            announce: Default::default(),
         }
     });
     // Maps through the pins.

@@ -173,7 +173,7 @@ impl Agent {
         self.applied.config_path = self.opts.config_path.clone();
         self.applied.applied_at_unix_ms = now_ms();
         self.applied.xdp_mode = self.datapath.mode().to_string();
-        self.applied.write(&self.state_path())?;
+        self.sync_announcements(&config.announce, true)?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             "{why}: {} — {} map ops, applied in {ms:.1} ms",
@@ -187,6 +187,24 @@ impl Agent {
         }
         self.config = config;
         Ok(())
+    }
+
+    /// Re-decides the VIP announcements, reconciles the kernel routes and
+    /// writes the state file (always with `write_unchanged`, else only when
+    /// the announcements changed).
+    fn sync_announcements(
+        &mut self,
+        announce: &config::AnnounceConfig,
+        write_unchanged: bool,
+    ) -> Result<(), StateError> {
+        let state_file = self.state_path();
+        let pin_dir = self.datapath.pin_dir().to_path_buf();
+        let paths = crate::announce::reconcile::Paths {
+            state_dir: &self.opts.state_dir,
+            state_file: &state_file,
+            pin_dir: &pin_dir,
+        };
+        crate::announce::reconcile::sync(&paths, &mut self.applied, announce, write_unchanged)
     }
 
     fn reload(&mut self, started: Instant, why: &str) {
@@ -243,6 +261,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         maglev_table_size: 0,
         services: Vec::new(),
         retired_backends: Vec::new(),
+        announce: Default::default(),
     });
     if applied.services.is_empty() {
         // Nothing adopted: remove a stale state file before the first apply.
@@ -302,6 +321,11 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
             _ = tick.tick() => {
                 let cfg = agent.config.clone();
                 agent.refresh_neighbours(&cfg, false);
+                // Routes changed behind lb's back (or the link detached) are
+                // noticed here.
+                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
+                    tracing::error!("announcements: {e}");
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

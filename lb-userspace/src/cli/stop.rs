@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use lb::announce::reconcile::withdraw_all;
 use lb::datapath::{detach_and_remove, pin_dir};
-use lb::state::{DEFAULT_PIN_ROOT, default_state_dir, state_path};
+use lb::state::{AppliedState, DEFAULT_PIN_ROOT, default_state_dir, state_path};
 
 /// Arguments of `lb stop`.
 #[derive(clap::Args)]
@@ -21,7 +22,8 @@ pub struct Args {
     state_dir: Option<PathBuf>,
 }
 
-/// Runs `lb stop`: detaches the XDP link, removes the pins and the state file.
+/// Runs `lb stop`: detaches the XDP link, removes the pins, withdraws the
+/// announced VIPs (their host routes) and removes the state file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = lb::datapath::bpffs::resolve_root(&args.pin_root, false)?;
     let dir = pin_dir(&root, &args.iface);
@@ -31,7 +33,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .state_dir
         .unwrap_or_else(|| default_state_dir(&args.pin_root));
     let state = state_path(&state_dir, &args.iface);
-    let had_state = std::fs::remove_file(&state).is_ok();
+    let mut had_state = false;
+    let mut remove_state = || had_state = std::fs::remove_file(&state).is_ok();
+    // Withdraw the announced VIPs (their routes) before the state file that
+    // claims them goes away.
+    match AppliedState::read(&state) {
+        Ok(Some(applied)) => match withdraw_all(&state_dir, &state, &applied, remove_state) {
+            Ok(vips) if vips.is_empty() => {}
+            Ok(vips) => eprintln!(
+                "{}: withdrew {}",
+                args.iface,
+                vips.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => eprintln!("{}: {e}", args.iface),
+        },
+        Ok(None) => remove_state(),
+        Err(e) => {
+            eprintln!("{e}; no route withdrawn");
+            remove_state();
+        }
+    }
     if !existed && !had_state {
         eprintln!(
             "nothing attached to {} (no pins under {})",

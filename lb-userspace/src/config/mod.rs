@@ -3,6 +3,7 @@
 //! `parse` turns text into a validated [`Config`] or a [`ConfigError`] listing
 //! *every* problem found, each naming the service/backend (and line when known).
 
+mod announce;
 mod fields;
 mod lines;
 #[cfg(test)]
@@ -14,6 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+pub use announce::{AnnounceConfig, DEFAULT_ROUTE_PROTOCOL};
 pub use warnings::warnings;
 
 /// Default Maglev table size (prime).
@@ -33,6 +35,8 @@ pub struct Config {
     pub encapsulation: EncapConfig,
     /// Services in file order.
     pub services: Vec<ServiceConfig>,
+    /// VIP announcement (`announce:`): node drain and route protocol.
+    pub announce: AnnounceConfig,
 }
 
 /// Encapsulation settings (`encapsulation:` key). Unset fields default to the

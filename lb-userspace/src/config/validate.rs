@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "conntrack_entries",
     "encapsulation",
     "services",
+    "announce",
 ];
 const ENCAP_KEYS: &[&str] = &["source_v4", "source_v6", "gateway_mac"];
 const SERVICE_KEYS: &[&str] = &[
@@ -91,6 +92,11 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
         Some(value) => encap(ctx, &top, value),
     };
 
+    let announce = match top.get("announce") {
+        None => Some(super::AnnounceConfig::default()),
+        Some(value) => super::announce::announce(ctx, &top, value),
+    };
+
     let services = match top.get("services") {
         None => {
             top.missing(ctx, "services");
@@ -133,6 +139,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
         conntrack_entries: conntrack?,
         encapsulation: encapsulation?,
         services: services?,
+        announce: announce?,
     })
 }
 

@@ -26,7 +26,7 @@ use lb_common::{
 
 use crate::config::{Config, Protocol, ServiceConfig};
 use crate::health::select_for_service;
-use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend};
+use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend, fingerprint};
 use crate::state::{AppliedBackend, AppliedService, BackendState, RetiredBackend};
 
 /// One operation on the datapath's maps, in the order the plan lists them.
@@ -316,6 +316,19 @@ fn slot_addresses(
     }
 }
 
+/// The fingerprint (slot -> address) of a table over `members`; an empty one
+/// when there is no table.
+fn table_fingerprint(
+    table: &Option<(MaglevTable, Vec<u32>)>,
+    members: &[(IpAddr, u32, u32)],
+) -> u32 {
+    let addresses: Vec<IpAddr> = members.iter().map(|m| m.0).collect();
+    match table {
+        Some((t, _)) => fingerprint(t.slots(), &addresses),
+        None => fingerprint(&[], &[]),
+    }
+}
+
 /// Plans the map operations that take the datapath from `prev` to `config`
 /// with the health view `health`.
 pub fn plan(
@@ -557,10 +570,15 @@ pub fn plan(
             b.sort();
             a == b
         };
-        let (parity, table_size, slots_by_id) = if same_table {
+        let (parity, table_size, slots_by_id, fingerprint) = if same_table {
             let o = old.expect("same_table implies old");
             let counts = old_slot_counts(o);
-            (o.table_parity, o.table_size, counts)
+            let fingerprint = match o.fingerprint {
+                Some(f) => f,
+                // A state from before fingerprints: compute it once.
+                None => table_fingerprint(&build_table(m, &new_members, &svc.name)?, &new_members),
+            };
+            (o.table_parity, o.table_size, counts, fingerprint)
         } else {
             let parity = match old {
                 Some(o) => 1 - o.table_parity,
@@ -568,6 +586,7 @@ pub fn plan(
             };
             let index = 2 * service_id + parity;
             let built = build_table(m, &new_members, &svc.name)?;
+            let fingerprint = table_fingerprint(&built, &new_members);
             let new_addrs = slot_addresses(&built, &new_members);
             let old_addrs = match old {
                 Some(o) if o.table_size > 0 => {
@@ -623,7 +642,7 @@ pub fn plan(
                 slots_moved: moved,
                 table_size,
             });
-            (parity, table_size, counts)
+            (parity, table_size, counts, fingerprint)
         };
         if same_table && !change_list.is_empty() {
             changes.push(ServiceChange {
@@ -646,6 +665,7 @@ pub fn plan(
             table_size,
             panic,
             backends,
+            fingerprint: Some(fingerprint),
         });
     }
     remaining_vips.clear();

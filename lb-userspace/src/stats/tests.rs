@@ -26,6 +26,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
                 service_id: 0,
                 table_size: 13,
                 panic: false,
+                fingerprint: Some(0x0bad_cafe),
                 counters: ServiceCounters {
                     packets: 100 * scale,
                     bytes: 6400 * scale,
@@ -66,6 +67,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
                 service_id: 1,
                 table_size: 0,
                 panic: true,
+                fingerprint: None,
                 counters: ServiceCounters {
                     packets: 5 * scale,
                     bytes: 500 * scale,
@@ -82,6 +84,19 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
             },
         ],
         global,
+        draining: false,
+        vips: vec![
+            crate::announce::VipAnnouncement {
+                vip: "198.18.100.1".parse().unwrap(),
+                announced: true,
+                reason: "backends live".into(),
+            },
+            crate::announce::VipAnnouncement {
+                vip: "2001:2::100:1".parse().unwrap(),
+                announced: false,
+                reason: "every backend down".into(),
+            },
+        ],
     }
 }
 
@@ -134,7 +149,7 @@ fn text_without_rates_shows_every_figure() {
     );
     assert!(!text.contains("PKT/S"), "{text}");
     assert!(
-        text.contains("service web  198.18.100.1:80/tcp  table 13\n"),
+        text.contains("service web  198.18.100.1:80/tcp  table 13  fingerprint 0badcafe\n"),
         "{text}"
     );
     assert!(
@@ -319,4 +334,37 @@ fn target_resolution_picks_the_only_interface_or_asks() {
         )
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn announcements_and_fingerprints_show_in_text_and_json() {
+    let mut snap = sample(1);
+    let text = render_text(&snap, None);
+    assert!(
+        text.contains("vip 198.18.100.1  announced (backends live)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vip 2001:2::100:1  NOT announced: every backend down\n"),
+        "{text}"
+    );
+    assert!(!text.contains("DRAINING"), "{text}");
+    let v = serde_json::to_value(report_json(&snap, None)).unwrap();
+    assert_eq!(v["draining"], false);
+    assert_eq!(v["vips"][0]["vip"], "198.18.100.1");
+    assert_eq!(v["vips"][0]["announced"], true);
+    assert_eq!(v["vips"][0]["reason"], "backends live");
+    assert_eq!(v["vips"][1]["announced"], false);
+    assert_eq!(v["vips"][1]["reason"], "every backend down");
+    assert_eq!(v["services"][0]["fingerprint"], "0badcafe");
+    assert!(v["services"][1]["fingerprint"].is_null());
+
+    snap.draining = true;
+    let text = render_text(&snap, None);
+    assert!(
+        text.contains("node DRAINING: every VIP withdrawn"),
+        "{text}"
+    );
+    let v = serde_json::to_value(report_json(&snap, None)).unwrap();
+    assert_eq!(v["draining"], true);
 }

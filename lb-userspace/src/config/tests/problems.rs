@@ -464,3 +464,47 @@ services:
         "{all:#?}"
     );
 }
+
+#[test]
+fn announce_protocol_out_of_range_or_reserved() {
+    one_problem(
+        &format!("announce:\n  protocol: 300\n{}", web("")),
+        2,
+        "announce.protocol",
+        "protocol 300 out of range 0..=255",
+    );
+    one_problem(
+        &format!("announce:\n  protocol: 2\n{}", web("")),
+        2,
+        "announce.protocol",
+        "protocol 2 is reserved for kernel",
+    );
+    one_problem(
+        &format!("announce:\n  protocol: 12\n{}", web("")),
+        2,
+        "announce.protocol",
+        "reserved for bird",
+    );
+}
+
+#[test]
+fn announce_bad_keys_and_types() {
+    one_problem(
+        &format!("announce:\n  enabled: sometimes\n{}", web("")),
+        2,
+        "announce.enabled",
+        "must be true or false",
+    );
+    one_problem(
+        &format!("announce:\n  enable: false\n{}", web("")),
+        2,
+        "announce",
+        "unknown key \"enable\"",
+    );
+    one_problem(
+        &format!("announce: yes\n{}", web("")),
+        1,
+        "announce",
+        "must be a mapping",
+    );
+}
