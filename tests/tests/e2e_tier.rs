@@ -205,6 +205,30 @@ fn tier_of_lb_nodes_with_bgp_ecmp_and_bfd() {
             short.by_backend
         );
     }
+    let watch = tier
+        .watch_command(&["--count", "2", "--interval", "0.3"])
+        .output()
+        .expect("lb watch --netns");
+    let text = String::from_utf8_lossy(&watch.stdout);
+    assert!(
+        watch.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&watch.stderr)
+    );
+    for node in &tier.nodes {
+        assert!(
+            text.contains(&format!("{} NEW/S", node.ns.name())),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("service web6") && text.contains("tables agree"),
+        "{text}"
+    );
+    println!(
+        "1. lb watch across the nodes:\n{}",
+        text.split("\n\n\n").last().unwrap_or(&text)
+    );
     let pinger = Pinger::start(flows, Duration::from_millis(200), Duration::from_secs(300));
 
     // 2. Graceful drain of n1, then back.

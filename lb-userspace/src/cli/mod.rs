@@ -7,6 +7,7 @@ pub mod run;
 pub mod stats;
 pub mod stop;
 pub mod watch;
+pub mod watch_nodes;
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {

@@ -28,15 +28,20 @@ pub struct Args {
     /// Stop after this many refreshes (default: until Ctrl-C).
     #[arg(long, value_name = "N")]
     count: Option<u64>,
+    /// Show several nodes side by side: enter each of these network namespaces
+    /// (names under /run/netns, comma-separated) to read its pins. `{netns}`
+    /// in `--pin-root` / `--state-dir` is replaced by each name.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    netns: Vec<String>,
 }
 
 /// Hides the cursor on a terminal and shows it again when dropped.
-struct CursorGuard {
+pub(super) struct CursorGuard {
     active: bool,
 }
 
 impl CursorGuard {
-    fn new(active: bool) -> Self {
+    pub(super) fn new(active: bool) -> Self {
         if active {
             let mut out = std::io::stdout();
             let _ = queue!(out, terminal::Clear(terminal::ClearType::All), cursor::Hide);
@@ -62,6 +67,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.interval.is_finite() && args.interval > 0.0,
         "--interval must be a number of seconds > 0"
     );
+    if !args.netns.is_empty() {
+        return super::watch_nodes::run(
+            &args.source,
+            &args.netns,
+            args.interval,
+            args.count,
+            args.json,
+        );
+    }
     let target = args.source.target()?;
     // Fail at once, with the clear message, when nothing is attached.
     let first = snapshot(&target)?;
@@ -124,7 +138,7 @@ fn render(snap: &Snapshot, rates: Option<&Rates>, json: bool) -> anyhow::Result<
 }
 
 /// Draws one frame: in place on a terminal, appended otherwise.
-fn draw(frame: &str, tty: bool, json: bool, first: bool) -> anyhow::Result<()> {
+pub(super) fn draw(frame: &str, tty: bool, json: bool, first: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if tty {
         queue!(out, cursor::MoveTo(0, 0))?;

@@ -9,6 +9,7 @@
 
 mod error;
 mod json;
+mod nodes;
 mod rates;
 mod snapshot;
 mod target;
@@ -16,6 +17,7 @@ mod text;
 
 pub use error::StatsError;
 pub use json::{JsonReport, report_json};
+pub use nodes::{NodeView, render_nodes_text};
 pub use rates::{BackendRate, Rates, ServiceRate};
 pub use snapshot::{BackendCounters, BackendSnapshot, ServiceCounters, ServiceSnapshot, Snapshot};
 pub use target::{Target, pinned_interfaces, resolve_target};

@@ -170,7 +170,7 @@ pub(super) fn state_label(state: BackendState) -> &'static str {
 }
 
 /// `addr:port`, with brackets for IPv6 and `*` for port 0 (every port).
-fn endpoint(addr: IpAddr, port: u16) -> String {
+pub(super) fn endpoint(addr: IpAddr, port: u16) -> String {
     let port = if port == 0 {
         "*".to_string()
     } else {
@@ -183,7 +183,7 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
 }
 
 /// A per-second rate with an SI suffix; `-` when unknown.
-fn rate(value: Option<f64>) -> String {
+pub(super) fn rate(value: Option<f64>) -> String {
     let Some(v) = value else {
         return "-".to_string();
     };
@@ -201,7 +201,13 @@ fn rate(value: Option<f64>) -> String {
 
 /// Writes an aligned table: the first `left` columns left-aligned, the rest
 /// right-aligned, every line prefixed by `indent`.
-fn table(out: &mut String, indent: &str, head: &[&str], rows: &[Vec<String>], left: usize) {
+pub(super) fn table(
+    out: &mut String,
+    indent: &str,
+    head: &[&str],
+    rows: &[Vec<String>],
+    left: usize,
+) {
     let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -3,17 +3,17 @@
 //! nodes (added at start or later, live).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use super::frr::RouterDaemons;
 use super::node::Node;
 use super::plan::{MAX_NODES, client_sources, node_link, router_iface};
 use super::routes;
-use crate::lab::addr::client_link;
 use crate::lab::cmd;
 use crate::lab::config::LabConfig;
 use crate::lab::error::Result;
-use crate::lab::netns::NetNs;
+use crate::lab::netns::{NetNs, PIN_BASE, PIN_DIR};
 use crate::lab::process::lb_binary;
 use crate::lab::topology::{INNER_MTU, LB_IFACE, Lab, base_sysctls, sysctls, wire_link};
 
@@ -194,9 +194,25 @@ impl Tier {
         routes::wait_nexthops(self.router(), what, timeout, |got| got == want.as_slice())
     }
 
-    /// The client's router-side address (for banners).
-    pub fn client_gateway(&self) -> std::net::Ipv4Addr {
-        client_link().router_v4()
+    /// `lb watch --netns <every node> --iface l0 --pin-root /run/lblab/{netns}/bpffs`:
+    /// one view with a column per node (each node's pin root is named after
+    /// its namespace). Runs in the host namespace; it enters each node's.
+    pub fn watch_command(&self, extra: &[&str]) -> Command {
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.ns.name()).collect();
+        let pin_root = Path::new(PIN_BASE).join("{netns}").join(PIN_DIR);
+        let mut command = Command::new(&self.lb);
+        command
+            .args([
+                "watch",
+                "--netns",
+                &names.join(","),
+                "--iface",
+                LB_IFACE,
+                "--pin-root",
+            ])
+            .arg(pin_root)
+            .args(extra);
+        command
     }
 
     /// Stops every node and the router's daemons, then the lab.

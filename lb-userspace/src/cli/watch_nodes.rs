@@ -1,0 +1,162 @@
+//! `lb watch --netns A,B,C`: the nodes of a tier side by side. Each refresh
+//! reads every node from a thread that entered the node's network namespace
+//! (so pins are located exactly as `lb stats` run inside it would), then draws
+//! one view with a column per node (`--json`: one object per refresh with a
+//! report per node).
+
+use std::fs::File;
+use std::os::fd::AsRawFd as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use lb::stats::{NodeView, Rates, Snapshot, render_nodes_text, report_json};
+
+use super::stats::Source;
+use super::watch::{CursorGuard, draw};
+
+/// The placeholder replaced by each namespace's name in `--pin-root` and `--state-dir`.
+const NETNS_PLACEHOLDER: &str = "{netns}";
+
+/// `source` for namespace `ns` (its placeholder replaced).
+fn source_for(source: &Source, ns: &str) -> Source {
+    let fill = |p: &PathBuf| PathBuf::from(p.to_string_lossy().replace(NETNS_PLACEHOLDER, ns));
+    Source {
+        iface: source.iface.clone(),
+        pin_root: fill(&source.pin_root),
+        state_dir: source.state_dir.as_ref().map(fill),
+    }
+}
+
+/// Enters network namespace `ns` (`/run/netns/NS`) on the calling thread.
+fn enter(ns: &str) -> anyhow::Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    // SAFETY: setns(2) on an open nsfs fd; it only changes this thread's
+    // network namespace.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("entering network namespace {ns}"));
+    }
+    Ok(())
+}
+
+/// One snapshot per namespace, each read from inside it (in parallel).
+fn read_all(source: &Source, names: &[String]) -> Vec<Result<Snapshot, String>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|ns| {
+                scope.spawn(move || -> anyhow::Result<Snapshot> {
+                    enter(ns)?;
+                    Ok(source_for(source, ns).target()?.snapshot()?)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(Ok(snap)) => Ok(snap),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err("reader thread panicked".into()),
+            })
+            .collect()
+    })
+}
+
+/// One frame: the side-by-side text, or one JSON line.
+fn render(
+    names: &[String],
+    snaps: &[Result<Snapshot, String>],
+    rates: &[Option<Rates>],
+    json: bool,
+) -> anyhow::Result<String> {
+    if json {
+        let nodes: Vec<serde_json::Value> = names
+            .iter()
+            .zip(snaps.iter().zip(rates))
+            .map(|(name, (snap, rates))| match snap {
+                Ok(s) => {
+                    serde_json::json!({ "netns": name, "report": report_json(s, rates.as_ref()) })
+                }
+                Err(e) => serde_json::json!({ "netns": name, "error": e }),
+            })
+            .collect();
+        return serde_json::to_string(&serde_json::json!({ "nodes": nodes }))
+            .context("encoding JSON");
+    }
+    let views: Vec<NodeView<'_>> = names
+        .iter()
+        .zip(snaps.iter().zip(rates))
+        .map(|(name, (snap, rates))| NodeView {
+            name,
+            snapshot: snap.as_ref().map_err(String::as_str),
+            rates: rates.as_ref(),
+        })
+        .collect();
+    Ok(render_nodes_text(&views))
+}
+
+/// Runs `lb watch --netns ...`.
+pub fn run(
+    source: &Source,
+    names: &[String],
+    interval: f64,
+    count: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        interval.is_finite() && interval > 0.0,
+        "--interval must be a number of seconds > 0"
+    );
+    for ns in names {
+        anyhow::ensure!(
+            !ns.is_empty() && !ns.contains('/') && ns != "." && ns != "..",
+            "--netns: {ns:?} is not a network namespace name"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !json;
+    let _cursor = CursorGuard::new(tty);
+    runtime.block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut prev: Vec<Option<(Snapshot, Instant)>> = vec![None; names.len()];
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(interval));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut frames = 0u64;
+        while count.is_none_or(|n| frames < n) {
+            tokio::select! {
+                _ = &mut ctrl_c => break,
+                _ = ticker.tick() => {}
+            }
+            let now = Instant::now();
+            let snaps = read_all(source, names);
+            let rates: Vec<Option<Rates>> = snaps
+                .iter()
+                .zip(&prev)
+                .map(|(snap, p)| {
+                    let (p, at) = p.as_ref()?;
+                    Some(Rates::between(p, snap.as_ref().ok()?, now - *at))
+                })
+                .collect();
+            draw(
+                &render(names, &snaps, &rates, json)?,
+                tty,
+                json,
+                frames == 0,
+            )?;
+            prev = snaps
+                .into_iter()
+                .map(|s| s.ok().map(|s| (s, now)))
+                .collect();
+            frames += 1;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
