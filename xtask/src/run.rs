@@ -1,6 +1,7 @@
 //! `cargo xtask run`: build everything, then start the namespace lab (`lb-lab`:
-//! client, router, load balancer and backends, live client load, `lb watch`),
-//! or run `lb` on a real interface (`-- --iface IF --config FILE`).
+//! client, router, load balancer and backends, live client load, `lb watch`;
+//! `-- --nodes N`: a tier of N lb nodes behind a BGP/ECMP router), or run
+//! `lb` on a real interface (`-- --iface IF --config FILE`).
 
 use std::path::PathBuf;
 
@@ -24,6 +25,10 @@ pub struct Args {
     /// Lab only: stop the client load after this many minutes (default 60).
     #[arg(long)]
     pub minutes: Option<u64>,
+    /// Lab only: a tier of this many lb nodes behind a BGP router (ECMP, BFD)
+    /// instead of the single load balancer.
+    #[arg(long)]
+    pub nodes: Option<u8>,
 }
 
 /// Builds `lb` (release) and runs it on `--iface`, or builds `lb` and `lb-lab`
@@ -71,6 +76,9 @@ pub fn run(args: Args) -> Result<()> {
             }
             if let Some(minutes) = args.minutes {
                 lab.arg("--minutes").arg(minutes.to_string());
+            }
+            if let Some(nodes) = args.nodes {
+                lab.arg("--nodes").arg(nodes.to_string());
             }
             run_checked(&mut lab)
         }

@@ -211,10 +211,16 @@ mod tests {
                 rates: None,
             },
         ]);
-        assert!(text.starts_with("3 nodes; new flows per second\n"), "{text}");
+        assert!(
+            text.starts_with("3 nodes; new flows per second\n"),
+            "{text}"
+        );
         assert!(text.contains("n3    unreadable: not attached"), "{text}");
         assert!(text.contains("n1 NEW/S  n2 NEW/S  n3 NEW/S"), "{text}");
-        assert!(text.contains("service dns6  [2001:2::100:1]:53/udp"), "{text}");
+        assert!(
+            text.contains("service dns6  [2001:2::100:1]:53/udp"),
+            "{text}"
+        );
         assert!(text.contains("  2001:2::3:2  down"), "{text}");
         assert!(text.contains("198.18.100.1"), "{text}");
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use lb_tests::lab::process::{Proc, lb_binary};
+use lb_tests::lab::tier::Tier;
 use lb_tests::lab::{Client, Lab, LiveLoad, LoadSpec, addr};
 
 /// The lb lab: a client, a router, the load balancer and backends in network
@@ -39,6 +40,11 @@ struct Args {
     /// Extra arguments for `lb run` (e.g. `--xdp-mode skb`).
     #[arg(long, allow_hyphen_values = true)]
     run_arg: Vec<String>,
+    /// Build a tier of this many lb nodes behind a router running BGP with
+    /// ECMP and BFD (FRR), each node running `lb run` and BIRD (1: the
+    /// single load balancer, no BGP).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    nodes: u8,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -96,8 +102,11 @@ fn run(args: &Args) -> Result<()> {
     }
     let config = std::fs::canonicalize(&args.config)
         .with_context(|| format!("config {} not found", args.config.display()))?;
-    let lb = lb_binary()?;
     install_signal_handlers();
+    if args.nodes > 1 {
+        return run_tier(args, &config);
+    }
+    let lb = lb_binary()?;
     let mut lab = Lab::new(args.backends + args.spare).context("build the lab")?;
     lab.start_decap(&lb).context("start lb decap")?;
     let extra: Vec<&str> = args.run_arg.iter().map(String::as_str).collect();
@@ -155,6 +164,111 @@ fn run(args: &Args) -> Result<()> {
     let status = load.stop();
     println!("\ntearing the lab down");
     lab.teardown();
+    match status {
+        Ok(status) => println!("client load: {status}"),
+        Err(e) => println!("client load failed: {e}"),
+    }
+    outcome
+}
+
+fn tier_banner(tier: &Tier, args: &Args) {
+    println!(
+        "lb tier {} is up: client (198.18.1.2-9) -> router (FRR: BGP ECMP over the nodes, L4 hash, BFD 100 ms x 3)",
+        tier.lab.prefix()
+    );
+    for node in &tier.nodes {
+        println!(
+            "  node {} {} (lb run + BIRD), config {}",
+            node.name,
+            node.uplink_v4(),
+            node.file.path().display()
+        );
+    }
+    for b in tier.lab.backends() {
+        println!("  backend {} {} / {}", b.name, b.addr(false), b.addr(true));
+    }
+    println!(
+        "Drain a node: add `announce: {{enabled: false}}` to its config (its VIP routes are withdrawn);"
+    );
+    println!(
+        "the router's view: ip -n {} route show {}   |   vtysh --vty_socket {}/frr-router -c 'show bgp summary'",
+        tier.router(),
+        addr::VIP4,
+        tier.lab.scratch().display()
+    );
+    println!(
+        "Ctrl-C tears everything down. Client load runs for {} minutes.",
+        args.minutes
+    );
+}
+
+/// The tier: `--nodes N` lb nodes behind a BGP router, live load, `lb watch --netns`.
+fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
+    let yaml =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let mut tier = Tier::with_yaml(args.nodes, args.nodes, args.backends + args.spare, yaml)
+        .context("build the tier")?;
+    let client = Client::new(tier.lab.client_ns.clone());
+    let mut load = LiveLoad::start(
+        &client,
+        LoadSpec {
+            targets: vec![addr::tcp_service(false), addr::tcp_service(true)],
+            long_lived: 50,
+            new_per_second: 40,
+            limit: Duration::from_secs(args.minutes * 60),
+        },
+    )?;
+    tier_banner(&tier, args);
+    let mut watch = if args.no_watch {
+        None
+    } else {
+        std::thread::sleep(Duration::from_secs(3));
+        let mut command = tier.watch_command(&[]);
+        command
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        Some(Proc::spawn(command, &tier.lab.scratch().join("watch.log"))?)
+    };
+    let mut last_status = Instant::now();
+    let outcome = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if STOP.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        if let Some(status) = watch.as_mut().and_then(Proc::try_wait) {
+            break if status.success() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("lb watch exited: {status}"))
+            };
+        }
+        if let Some(node) = tier
+            .nodes
+            .iter_mut()
+            .find_map(|n| (!n.agent_running()).then_some(n))
+        {
+            break Err(anyhow::anyhow!(
+                "lb run exited on {}:\n{}",
+                node.name,
+                node.agent_log()
+            ));
+        }
+        if load.finished() {
+            println!("client load finished after {} minutes", args.minutes);
+            break Ok(());
+        }
+        if watch.is_none() && last_status.elapsed() >= Duration::from_secs(2) {
+            println!("{}", load.status());
+            last_status = Instant::now();
+        }
+    };
+    if let Some(mut watch) = watch {
+        watch.stop(Duration::from_secs(2));
+    }
+    let status = load.stop();
+    println!("\ntearing the tier down");
+    tier.teardown();
     match status {
         Ok(status) => println!("client load: {status}"),
         Err(e) => println!("client load failed: {e}"),

@@ -31,6 +31,8 @@ pub struct Tier {
     pub nodes: Vec<Node>,
     /// The config every node runs (each adds its own `announce`).
     pub config: LabConfig,
+    /// A config text every node starts from instead of `config`.
+    yaml: Option<String>,
     router: Option<RouterDaemons>,
     lb: PathBuf,
 }
@@ -41,6 +43,29 @@ impl Tier {
     /// nodes running `config`; waits until the router routes the VIPs over
     /// every node.
     pub fn new(nodes: u8, slots: u8, backends: u8, config: LabConfig) -> Result<Tier> {
+        Self::build(nodes, slots, backends, config, None)
+    }
+
+    /// Like [`Tier::new`], but every node starts with its own copy of `yaml`
+    /// (a user's config file, for the interactive lab); [`Tier::apply`] is
+    /// not meant for such a tier.
+    pub fn with_yaml(nodes: u8, slots: u8, backends: u8, yaml: String) -> Result<Tier> {
+        Self::build(
+            nodes,
+            slots,
+            backends,
+            LabConfig::equal(backends),
+            Some(yaml),
+        )
+    }
+
+    fn build(
+        nodes: u8,
+        slots: u8,
+        backends: u8,
+        config: LabConfig,
+        yaml: Option<String>,
+    ) -> Result<Tier> {
         assert!(
             nodes <= slots && slots <= MAX_NODES,
             "{nodes} nodes, {slots} slots"
@@ -50,6 +75,7 @@ impl Tier {
             lab: Lab::without_lb(backends)?,
             nodes: Vec::new(),
             config,
+            yaml,
             router: None,
             lb,
         };
@@ -143,9 +169,12 @@ impl Tier {
             "ethtool",
             &["-K", &r_if, "tx", "off", "tso", "off", "gso", "off"],
         )?;
-        let (config, lb) = (self.config.clone(), self.lb.clone());
+        let (config, yaml, lb) = (self.config.clone(), self.yaml.clone(), self.lb.clone());
         let node = self.node(index);
-        node.write_config(&config)?;
+        match yaml {
+            Some(text) => node.file.write_text(&text)?,
+            None => node.write_config(&config)?,
+        }
         node.start_agent(&lb)?;
         node.start_bird()?;
         Ok(index)
