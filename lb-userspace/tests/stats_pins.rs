@@ -266,6 +266,15 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert_eq!(dns["vip"], "2001:2::100:1");
     assert_eq!(dns["packets"], 0, "service 5 was never written");
     assert_eq!(dns["backends"][0]["new_flows"], total(5));
+    // Announcements and fingerprints, from the state file.
+    assert_eq!(v["draining"], false);
+    assert_eq!(v["vips"][0]["vip"], "198.18.100.1");
+    assert_eq!(v["vips"][0]["announced"], true);
+    assert_eq!(v["vips"][0]["reason"], "backends live");
+    assert_eq!(v["vips"][1]["announced"], false);
+    assert_eq!(v["vips"][1]["reason"], "every backend down");
+    assert_eq!(web["fingerprint"], "0badcafe");
+    assert_eq!(dns["fingerprint"], "000000ff");
     for c in GlobalCounter::ALL {
         assert_eq!(
             v["global"][c.label()],
@@ -295,6 +304,11 @@ fn stats_and_metrics_read_the_pinned_counters() {
         row,
         ["198.18.3.2", "7", "active", "2", "9", "69.2%", &p, &by, &f]
     );
+    assert!(
+        text.contains("vip 2001:2::100:1  NOT announced: every backend down"),
+        "{text}"
+    );
+    assert!(text.contains("table 13  fingerprint 0badcafe"), "{text}");
 
     // Rates: counters bumped while `lb stats` waits between its samples.
     let child = Command::new(env!("CARGO_BIN_EXE_lb"))
@@ -370,6 +384,13 @@ fn stats_and_metrics_read_the_pinned_counters() {
         total(5)
     ));
     has(r#"lb_backend_up{service="web",backend="198.18.3.4"} 0"#.into());
+    has(r#"lb_vip_announced{vip="198.18.100.1"} 1"#.into());
+    has(r#"lb_vip_announced{vip="2001:2::100:1"} 0"#.into());
+    has("lb_node_draining 0".into());
+    has(format!(
+        r#"lb_service_table_fingerprint{{service="web"}} {}"#,
+        0x0bad_cafe_u32
+    ));
     has(r#"lb_backend_weight{service="web",backend="198.18.3.2"} 2"#.into());
     has(format!(
         r#"lb_service_no_backend_total{{service="web"}} {}"#,

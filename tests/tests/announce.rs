@@ -1,8 +1,11 @@
-//! Privileged tests of VIP announcement: real kernel routes (`ip route show
-//! proto P`) in a namespace of their own follow attach, health, node drain
-//! (`announce.enabled: false`, live reload), `lb stop`, kill -9 and restart
-//! (reconciliation); two agents in one namespace leave each other's routes
-//! alone. Needs root and `LB_BIN` (or a built `lb`).
+//! Privileged tests of what makes lb nodes a tier. VIP announcement: real
+//! kernel routes (`ip route show proto P`) in a namespace of their own follow
+//! attach, health, node drain (`announce.enabled: false`, live reload),
+//! `lb stop`, kill -9 and restart (reconciliation); two agents in one
+//! namespace leave each other's routes alone. Agreement: separate agents on
+//! the same YAML build bit-identical tables, and agents with different
+//! histories (other backend ids) and restarted agents show the same table
+//! fingerprint as `lb maglev`. Needs root and `LB_BIN` (or a built `lb`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -435,4 +438,229 @@ fn two_agents_in_one_namespace_keep_each_others_routes() {
     assert!(a.lb(&["stop"]).status.success());
     wait_routes(&net.lb, PROTO, &[], &[&a, &b]);
     ip_quiet(&["-n", &net.lb, "link", "del", &if2]);
+}
+
+/// The live Maglev table of service `name` read from the pins, as backend
+/// addresses per slot (through the state's id -> address map).
+fn live_table(a: &AgentFiles, st: &AppliedState, name: &str) -> (Vec<u32>, Vec<std::net::IpAddr>) {
+    use aya::maps::{Array, ArrayOfMaps, Map, MapData};
+    let s = st.services.iter().find(|s| s.name == name).unwrap();
+    let dir = a.pin_root.join(&a.iface);
+    let outer: ArrayOfMaps<MapData, Array<MapData, u32>> = ArrayOfMaps::try_from(Map::ArrayOfMaps(
+        MapData::from_pin(dir.join(lb_common::MAP_MAGLEV_TABLES)).unwrap(),
+    ))
+    .unwrap();
+    let inner = outer.get(&(2 * s.service_id + s.table_parity), 0).unwrap();
+    let ids: Vec<u32> = (0..inner.len())
+        .map(|i| inner.get(&i, 0).unwrap())
+        .collect();
+    let addresses = s.backends.iter().map(|b| b.address).collect();
+    (ids, addresses)
+}
+
+/// The fingerprint of the pinned table, computed from the kernel's copy.
+fn pinned_fingerprint(a: &AgentFiles, st: &AppliedState, name: &str) -> u32 {
+    let s = st.services.iter().find(|s| s.name == name).unwrap();
+    let (ids, addresses) = live_table(a, st, name);
+    let slots: Vec<u32> = ids
+        .iter()
+        .map(|id| s.backends.iter().position(|b| b.id == *id).unwrap() as u32)
+        .collect();
+    lb::maglev::fingerprint(&slots, &addresses)
+}
+
+fn fingerprints(st: &AppliedState) -> Vec<(String, u32)> {
+    st.services
+        .iter()
+        .map(|s| (s.name.clone(), s.fingerprint.expect("fingerprint in state")))
+        .collect()
+}
+
+/// Three agents in three namespaces: A and B start on the same YAML, C
+/// starts without one backend that is added later (so its ids differ).
+#[test]
+fn nodes_on_the_same_yaml_agree_across_processes_histories_and_restarts() {
+    let backends = |skip_first: bool| {
+        let all = [
+            ("198.18.3.2", "2001:2::3:2", 1),
+            ("198.18.3.3", "2001:2::3:3", 1),
+            ("198.18.3.4", "2001:2::3:4", 2),
+        ];
+        let mut s = String::from("maglev_table_size: 1021\nservices:\n");
+        for (name, vip, v6) in [
+            ("web", "198.18.100.1", false),
+            ("web6", "2001:2::100:1", true),
+        ] {
+            s += &format!(
+                "  - name: {name}\n    vip: {vip}\n    port: 80\n    protocol: tcp\n    backends:\n"
+            );
+            for (k, (a4, a6, w)) in all.iter().enumerate() {
+                if skip_first && k == 0 {
+                    continue;
+                }
+                s += &format!(
+                    "      - address: {}\n        weight: {w}\n",
+                    if v6 { a6 } else { a4 }
+                );
+            }
+        }
+        s
+    };
+    let nets: Vec<NetNsPair> = ["fpa", "fpb", "fpc"]
+        .iter()
+        .map(|t| NetNsPair::new(t))
+        .collect();
+    let fss: Vec<TestBpffs> = ["fpa", "fpb", "fpc"]
+        .iter()
+        .map(|t| TestBpffs::new(t))
+        .collect();
+    let files: Vec<AgentFiles> = nets
+        .iter()
+        .zip(&fss)
+        .map(|(n, fs)| AgentFiles::new(&n.lb, &n.lb_if, fs, "agent"))
+        .collect();
+    let (a, b, c) = (&files[0], &files[1], &files[2]);
+    a.write(&backends(false));
+    b.write(&backends(false));
+    c.write(&backends(true));
+    let _agent_a = a.start();
+    let _agent_b = b.start();
+    let agent_c = c.start();
+    let applied = |f: &AgentFiles, n: usize| {
+        wait_state(f, "every backend applied", move |s| {
+            s.services.len() == 2 && s.services.iter().all(|x| x.backends.len() == n)
+        })
+    };
+    let sa = applied(a, 3);
+    let sb = applied(b, 3);
+    applied(c, 2);
+    // C learns of 198.18.3.2 later: it gets the next free id.
+    c.write(&backends(false));
+    let sc = applied(c, 3);
+
+    // Same YAML, separate processes: bit-identical tables, ids and generations.
+    for name in ["web", "web6"] {
+        assert_eq!(live_table(a, &sa, name), live_table(b, &sb, name), "{name}");
+    }
+    let ids = |s: &AppliedState| -> Vec<(u32, u32)> {
+        s.services
+            .iter()
+            .flat_map(|x| x.backends.iter().map(|b| (b.id, b.generation)))
+            .collect()
+    };
+    assert_eq!(ids(&sa), ids(&sb));
+    // Another history: other ids, the same slot -> address map and fingerprint.
+    assert_ne!(ids(&sa), ids(&sc), "C's history must give other ids");
+    assert_eq!(fingerprints(&sa), fingerprints(&sb));
+    assert_eq!(fingerprints(&sa), fingerprints(&sc));
+    // The fingerprint is the live (pinned) table's.
+    for (f, s) in [(a, &sa), (c, &sc)] {
+        for (name, fp) in fingerprints(s) {
+            assert_eq!(pinned_fingerprint(f, s, &name), fp, "{name}");
+        }
+    }
+    // lb maglev on the YAML, and lb stats, show the same value.
+    let out = std::process::Command::new(lb_bin())
+        .args(["maglev", "--json"])
+        .arg(&a.config)
+        .output()
+        .unwrap();
+    let maglev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats = c.stats_json();
+    for (i, (name, fp)) in fingerprints(&sa).into_iter().enumerate() {
+        let hex = format!("{fp:08x}");
+        assert_eq!(maglev["services"][i]["name"], name.as_str());
+        assert_eq!(maglev["services"][i]["fingerprint"], hex.as_str());
+        assert_eq!(stats["services"][i]["fingerprint"], hex.as_str());
+    }
+
+    // kill -9 and restart (adopting the pins): unchanged.
+    agent_c.kill9();
+    let before = sc.applied_at_unix_ms;
+    let _agent_c = c.start();
+    let restarted = wait_state(c, "restarted apply", |s| s.applied_at_unix_ms > before);
+    assert_eq!(fingerprints(&restarted), fingerprints(&sa));
+    assert_eq!(ids(&restarted), ids(&sc));
+}
+
+/// A drained node (live reload of `announce.enabled: false`) withdraws every
+/// VIP but keeps forwarding what still arrives: in the one-node lab the
+/// router's static route still sends the VIPs' traffic, and long-lived
+/// connections as well as new ones are served throughout.
+#[test]
+fn a_drained_node_withdraws_every_vip_and_keeps_forwarding() {
+    use lb_tests::lab::{LabConfig, Scenario, addr};
+    let mut s = Scenario::start(2, LabConfig::equal(2)).expect("scenario");
+    let ns = s.lab.lb_ns.name().to_string();
+    let vips = [addr::vip(false).to_string(), addr::vip(true).to_string()];
+    let vips: Vec<&str> = vips.iter().map(String::as_str).collect();
+    wait_routes(&ns, 250, &vips, &[]);
+    let stats = s.lab.stats().unwrap();
+    assert_eq!(stats["draining"], false);
+    assert!(
+        stats["vips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["announced"] == true),
+        "{stats}"
+    );
+    let mut flows = s
+        .client
+        .open_tcp(addr::tcp_service(false), 40)
+        .expect("long-lived connections");
+
+    let drained = format!("announce:\n  enabled: false\n{}", s.config.to_yaml());
+    s.file.write_text(&drained).unwrap();
+    wait_routes(&ns, 250, &[], &[]);
+    let (stats, _) = s
+        .lab
+        .wait_stats("draining", Duration::from_secs(10), |st| {
+            st["draining"] == true
+        })
+        .unwrap();
+    assert!(
+        stats["vips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["announced"] == false && v["reason"].as_str().unwrap().contains("draining")),
+        "{stats}"
+    );
+    let text = String::from_utf8(
+        s.lab
+            .lb_command(&["stats", "--interval", "0"])
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("node DRAINING"), "{text}");
+
+    // Whatever still arrives is forwarded: old connections and new ones.
+    for _ in 0..3 {
+        assert_eq!(
+            flows.ping_all(),
+            0,
+            "broken while draining: {:?}",
+            flows.broken_examples(5)
+        );
+    }
+    for v6 in [false, true] {
+        let report = s
+            .client
+            .short_tcp(addr::tcp_service(v6), 200, 4, Duration::from_secs(30))
+            .expect("short connections");
+        assert_eq!(
+            report.failed, 0,
+            "new connections while draining: {:?}",
+            report.errors
+        );
+    }
+
+    // Undrain: announced again.
+    let normal = s.config.to_yaml();
+    s.file.write_text(&normal).unwrap();
+    wait_routes(&ns, 250, &vips, &[]);
+    assert_eq!(flows.ping_all(), 0);
+    assert_eq!(flows.broken(), 0);
 }

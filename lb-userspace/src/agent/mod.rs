@@ -200,7 +200,6 @@ impl Agent {
         let state_file = self.state_path();
         let pin_dir = self.datapath.pin_dir().to_path_buf();
         let paths = crate::announce::reconcile::Paths {
-            state_dir: &self.opts.state_dir,
             state_file: &state_file,
             pin_dir: &pin_dir,
         };

@@ -16,9 +16,8 @@ use crate::state::{AppliedState, StateError};
 /// Where an agent's announcements live.
 #[derive(Clone, Debug)]
 pub struct Paths<'a> {
-    /// The state directory shared by the agents of this host.
-    pub state_dir: &'a Path,
-    /// This agent's state file.
+    /// This agent's state file; its directory holds the other agents' state
+    /// files (their claims) and the routes lock.
     pub state_file: &'a Path,
     /// This agent's pin directory (its `link` pin says "attached").
     pub pin_dir: &'a Path,
@@ -40,7 +39,8 @@ pub fn sync(
     let attached = paths.pin_dir.join(crate::datapath::LINK_PIN).exists();
     let mut decided = decide_for(attached, !config.enabled, &applied.services);
     let netns = claims::netns_id();
-    let _lock = match claims::lock(paths.state_dir) {
+    let dir = state_dir(paths.state_file);
+    let _lock = match claims::lock(dir) {
         Ok(lock) => Some(lock),
         Err(e) => {
             tracing::error!("{e}; reconciling routes without it");
@@ -55,7 +55,7 @@ pub fn sync(
             before.protocol,
             config.protocol
         );
-        let others = claimed_by_others(paths.state_dir, paths.state_file, netns, before.protocol);
+        let others = claimed_by_others(dir, paths.state_file, netns, before.protocol);
         withdraw(&own, &others, before.protocol);
     }
     let was: BTreeMap<IpAddr, &VipAnnouncement> = if before.protocol == config.protocol {
@@ -92,7 +92,12 @@ fn reconcile(
     decided: &mut [VipAnnouncement],
     was: &BTreeMap<IpAddr, &VipAnnouncement>,
 ) -> Result<(), RouteError> {
-    let others = claimed_by_others(paths.state_dir, paths.state_file, netns, protocol);
+    let others = claimed_by_others(
+        state_dir(paths.state_file),
+        paths.state_file,
+        netns,
+        protocol,
+    );
     let present = routes::list(protocol)?;
     let mut wanted: BTreeSet<IpAddr> = decided
         .iter()
@@ -182,6 +187,11 @@ fn reconcile(
     Ok(())
 }
 
+/// The directory of a state file (where claims and the lock live).
+fn state_dir(state_file: &Path) -> &Path {
+    state_file.parent().unwrap_or(Path::new("."))
+}
+
 /// Deletes the routes of `vips` (of `protocol`) that no other agent claims
 /// (`others`); logs each.
 fn withdraw(vips: &[IpAddr], others: &BTreeSet<IpAddr>, protocol: u8) {
@@ -199,7 +209,6 @@ fn withdraw(vips: &[IpAddr], others: &BTreeSet<IpAddr>, protocol: u8) {
 /// withdrawn; when the state belongs to another network namespace nothing is
 /// touched and an error says so.
 pub fn withdraw_all(
-    state_dir: &Path,
     state_file: &Path,
     state: &AppliedState,
     then: impl FnOnce(),
@@ -214,9 +223,10 @@ pub fn withdraw_all(
             own.len()
         ));
     }
-    let _lock = claims::lock(state_dir).map_err(|e| e.to_string())?;
+    let dir = state_dir(state_file);
+    let _lock = claims::lock(dir).map_err(|e| e.to_string())?;
     let protocol = state.announce.protocol;
-    let others = claimed_by_others(state_dir, state_file, netns, protocol);
+    let others = claimed_by_others(dir, state_file, netns, protocol);
     let mut withdrawn = Vec::new();
     let mut errors = Vec::new();
     for vip in own.iter().filter(|v| !others.contains(v)) {

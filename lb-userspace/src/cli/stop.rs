@@ -38,7 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Withdraw the announced VIPs (their routes) before the state file that
     // claims them goes away.
     match AppliedState::read(&state) {
-        Ok(Some(applied)) => match withdraw_all(&state_dir, &state, &applied, remove_state) {
+        Ok(Some(applied)) => match withdraw_all(&state, &applied, remove_state) {
             Ok(vips) if vips.is_empty() => {}
             Ok(vips) => eprintln!(
                 "{}: withdrew {}",
