@@ -21,6 +21,9 @@ pub struct NodeView<'a> {
     pub rates: Option<&'a Rates>,
 }
 
+/// A service as the view lists it: name, title line, (backend, state) rows.
+type ServiceRows = (String, String, Vec<(IpAddr, &'static str)>);
+
 /// New flows of one backend of one service on a node: the per-second rate
 /// when rates are known, else the counter.
 fn backend_new(view: &NodeView<'_>, service: &str, address: IpAddr) -> Option<f64> {
@@ -91,7 +94,7 @@ pub fn render_nodes_text(nodes: &[NodeView<'_>]) -> String {
         .collect();
     table(&mut out, "", &head, &rows, 4);
     // Services and their backends, in the order the first readable node has them.
-    let mut services: Vec<(String, String, Vec<(IpAddr, &'static str)>)> = Vec::new();
+    let mut services: Vec<ServiceRows> = Vec::new();
     for snap in nodes.iter().filter_map(|n| n.snapshot.ok()) {
         for svc in &snap.services {
             if services.iter().any(|(name, _, _)| *name == svc.name) {
