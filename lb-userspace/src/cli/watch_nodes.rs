@@ -1,6 +1,6 @@
 //! `lb watch --netns A,B,C`: the nodes of a tier side by side. Each refresh
-//! reads every node from a thread that entered the node's network namespace
-//! (so pins are located exactly as `lb stats` run inside it would), then draws
+//! reads every node after entering the node's network namespace (so pins are
+//! located exactly as `lb stats` run inside it would), then draws
 //! one view with a column per node (`--json`: one object per refresh with a
 //! report per node).
 
@@ -29,40 +29,41 @@ fn source_for(source: &Source, ns: &str) -> Source {
     }
 }
 
-/// Enters network namespace `ns` (`/run/netns/NS`) on the calling thread.
-fn enter(ns: &str) -> anyhow::Result<()> {
-    let path = format!("/run/netns/{ns}");
-    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+/// Moves the calling thread into the network namespace of the nsfs file
+/// `ns` (`what` names it in errors).
+fn enter(ns: &File, what: &str) -> anyhow::Result<()> {
     // SAFETY: setns(2) on an open nsfs fd; it only changes this thread's
     // network namespace.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("entering network namespace {ns}"));
+            .with_context(|| format!("entering network namespace {what}"));
     }
     Ok(())
 }
 
-/// One snapshot per namespace, each read from inside it (in parallel).
-fn read_all(source: &Source, names: &[String]) -> Vec<Result<Snapshot, String>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = names
-            .iter()
-            .map(|ns| {
-                scope.spawn(move || -> anyhow::Result<Snapshot> {
-                    enter(ns)?;
-                    Ok(source_for(source, ns).target()?.snapshot()?)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(Ok(snap)) => Ok(snap),
-                Ok(Err(e)) => Err(format!("{e:#}")),
-                Err(_) => Err("reader thread panicked".into()),
-            })
-            .collect()
-    })
+/// Reads `ns`'s snapshot from inside it (the calling thread stays there).
+fn read_in(source: &Source, ns: &str) -> anyhow::Result<Snapshot> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    enter(&file, ns)?;
+    Ok(source_for(source, ns).target()?.snapshot()?)
+}
+
+/// One snapshot per namespace, each read from inside it, one after the
+/// other on the calling thread, which returns to its own namespace after
+/// each. Call it on the main thread: what locates pins by "the process's
+/// namespace" (`/proc/self/ns/net`) sees the main thread's.
+fn read_all(source: &Source, names: &[String]) -> anyhow::Result<Vec<Result<Snapshot, String>>> {
+    let home =
+        File::open("/proc/thread-self/ns/net").context("opening /proc/thread-self/ns/net")?;
+    let mut out = Vec::with_capacity(names.len());
+    for ns in names {
+        let read = read_in(source, ns);
+        // Back home before anything else: failing that, later reads would be wrong.
+        enter(&home, "of lb watch itself")?;
+        out.push(read.map_err(|e| format!("{e:#}")));
+    }
+    Ok(out)
 }
 
 /// One frame: the side-by-side text, or one JSON line.
@@ -135,7 +136,7 @@ pub fn run(
                 _ = ticker.tick() => {}
             }
             let now = Instant::now();
-            let snaps = read_all(source, names);
+            let snaps = read_all(source, names)?;
             let rates: Vec<Option<Rates>> = snaps
                 .iter()
                 .zip(&prev)
