@@ -173,7 +173,7 @@ impl Agent {
         self.applied.config_path = self.opts.config_path.clone();
         self.applied.applied_at_unix_ms = now_ms();
         self.applied.xdp_mode = self.datapath.mode().to_string();
-        self.sync_announcements(&config.announce, true)?;
+        self.applied.write(&self.state_path())?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             "{why}: {} — {} map ops, applied in {ms:.1} ms",
@@ -184,6 +184,11 @@ impl Agent {
             if s.panic {
                 tracing::warn!(service = %s.name, "PANIC MODE: too few healthy backends, using all of them");
             }
+        }
+        // Announcements follow the applied tables at once (the state file
+        // written above still claims exactly the routes installed so far).
+        if let Err(e) = self.sync_announcements(&config.announce, false) {
+            tracing::error!("announcements: {e}");
         }
         self.config = config;
         Ok(())

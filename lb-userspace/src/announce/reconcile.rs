@@ -64,10 +64,14 @@ pub fn sync(
         BTreeMap::new()
     };
     if let Err(e) = reconcile(paths, netns, config.protocol, &mut decided, &was) {
-        tracing::error!("announcements: {e}; routes left as they are");
+        let reason = format!("routes unreadable: {e}");
+        // Once per cause, not on every periodic reconciliation.
+        if !before.vips.iter().any(|v| v.reason == reason) {
+            tracing::error!("announcements: {e}; routes left as they are");
+        }
         for d in decided.iter_mut().filter(|d| d.announced) {
             d.announced = was.get(&d.vip).is_some_and(|w| w.announced);
-            d.reason = format!("routes unreadable: {e}");
+            d.reason = reason.clone();
         }
     }
     applied.announce = AnnounceState {
