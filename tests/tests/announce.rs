@@ -1,6 +1,7 @@
 //! Privileged tests of what makes lb nodes a tier. VIP announcement: real
 //! kernel routes (`ip route show proto P`) in a namespace of their own follow
-//! attach, health, node drain (`announce.enabled: false`, live reload),
+//! attach, health, node drain (`announce.enabled: false` by live reload, and
+//! `lb drain`),
 //! `lb stop`, kill -9 and restart (reconciliation); two agents in one
 //! namespace leave each other's routes alone. Agreement: separate agents on
 //! the same YAML build bit-identical tables, and agents with different
@@ -291,6 +292,32 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
     // Undrain.
     a.write(&config(&announce(true)));
     wait_routes(&net.lb, PROTO, &[HC_VIP, V6_VIP], &[&a]);
+
+    // The same with `lb drain` / `lb drain --undo` (no config change).
+    let out = a.lb(&["drain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        routes(&net.lb, PROTO),
+        set(&[]),
+        "withdrawn when lb drain returns"
+    );
+    let st = a.state().unwrap();
+    assert!(st.announce.draining);
+    assert_eq!(
+        reason(&st, V6_VIP),
+        (false, "node draining (lb drain)".into())
+    );
+    let out = a.lb(&["drain", "--undo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(routes(&net.lb, PROTO), set(&[HC_VIP, V6_VIP]));
 
     // kill -9: the routes stay (the datapath keeps forwarding).
     agent.kill9();

@@ -286,6 +286,10 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let started = Instant::now();
     agent.datapath.write_settings(&config.encapsulation)?;
     agent.apply(config, started, "initial apply")?;
+    // `lb drain` writes its marker beside the state file (whose directory the
+    // first apply created): a drain takes effect at once.
+    let mut drain_watch =
+        watcher::watch(&crate::announce::drain::marker_path(&agent.state_path()))?;
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -305,6 +309,14 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 while watch.try_recv().is_ok() {}
                 agent.reload(at, "config file changed");
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
+            }
+            Some(_) = drain_watch.recv() => {
+                tokio::time::sleep(SAVE_COALESCE).await;
+                while drain_watch.try_recv().is_ok() {}
+                let cfg = agent.config.clone();
+                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
+                    tracing::error!("lb drain: {e}");
+                }
             }
             _ = hup.recv() => {
                 agent.reload(Instant::now(), "SIGHUP");
