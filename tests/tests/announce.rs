@@ -385,8 +385,9 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
     );
     assert!(log.contains(&format!("announce {V6_VIP}")), "log:\n{log}");
 
-    // lb stop: withdrawn; other protocols untouched.
-    drop(agent);
+    // lb stop (here under the running agent): withdrawn; other protocols
+    // untouched. The agent sees the datapath detached and announces nothing
+    // again, nor brings the state file back.
     let out = a.lb(&["stop"]);
     assert!(
         out.status.success(),
@@ -394,6 +395,10 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_routes(&net.lb, PROTO, &[], &[&a]);
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(routes(&net.lb, PROTO), set(&[]));
+    assert!(a.state().is_none(), "state file back after lb stop");
+    drop(agent);
     assert_eq!(routes(&net.lb, 252), set(&["198.18.100.98"]));
     drop(listener);
 }

@@ -89,7 +89,10 @@ pub fn sync(
         netns,
         vips: decided,
     };
-    if write_unchanged || applied.announce != before {
+    // Detached by `lb stop` under a running agent: its state file is gone
+    // and stays gone.
+    let detached_and_stopped = !attached && !paths.state_file.exists();
+    if write_unchanged || (applied.announce != before && !detached_and_stopped) {
         applied.write(paths.state_file)?;
     }
     Ok(())
