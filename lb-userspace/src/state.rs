@@ -235,6 +235,7 @@ mod tests {
                     announced: false,
                     reason: "node draining".into(),
                 }],
+                drain_token: Some("1-2".into()),
             },
         };
         assert_eq!(AppliedState::read(&path).unwrap(), None);

@@ -168,6 +168,7 @@ fn state(pin_dir: &Path) -> AppliedState {
                     reason: "every backend down".into(),
                 },
             ],
+            drain_token: None,
         },
     }
 }

@@ -1,6 +1,7 @@
 //! Privileged tests of what makes lb nodes a tier. VIP announcement: real
 //! kernel routes (`ip route show proto P`) in a namespace of their own follow
-//! attach, health, node drain (`announce.enabled: false`, live reload),
+//! attach, health, node drain (`announce.enabled: false` by live reload, and
+//! `lb drain`),
 //! `lb stop`, kill -9 and restart (reconciliation); two agents in one
 //! namespace leave each other's routes alone. Agreement: separate agents on
 //! the same YAML build bit-identical tables, and agents with different
@@ -292,6 +293,32 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
     a.write(&config(&announce(true)));
     wait_routes(&net.lb, PROTO, &[HC_VIP, V6_VIP], &[&a]);
 
+    // The same with `lb drain` / `lb drain --undo` (no config change).
+    let out = a.lb(&["drain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        routes(&net.lb, PROTO),
+        set(&[]),
+        "withdrawn when lb drain returns"
+    );
+    let st = a.state().unwrap();
+    assert!(st.announce.draining);
+    assert_eq!(
+        reason(&st, V6_VIP),
+        (false, "node draining (lb drain)".into())
+    );
+    let out = a.lb(&["drain", "--undo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(routes(&net.lb, PROTO), set(&[HC_VIP, V6_VIP]));
+
     // kill -9: the routes stay (the datapath keeps forwarding).
     agent.kill9();
     std::thread::sleep(Duration::from_millis(300));
@@ -358,8 +385,9 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
     );
     assert!(log.contains(&format!("announce {V6_VIP}")), "log:\n{log}");
 
-    // lb stop: withdrawn; other protocols untouched.
-    drop(agent);
+    // lb stop (here under the running agent): withdrawn; other protocols
+    // untouched. The agent sees the datapath detached and announces nothing
+    // again, nor brings the state file back.
     let out = a.lb(&["stop"]);
     assert!(
         out.status.success(),
@@ -367,6 +395,10 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_routes(&net.lb, PROTO, &[], &[&a]);
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(routes(&net.lb, PROTO), set(&[]));
+    assert!(a.state().is_none(), "state file back after lb stop");
+    drop(agent);
     assert_eq!(routes(&net.lb, 252), set(&["198.18.100.98"]));
     drop(listener);
 }

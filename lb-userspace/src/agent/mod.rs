@@ -173,7 +173,7 @@ impl Agent {
         self.applied.config_path = self.opts.config_path.clone();
         self.applied.applied_at_unix_ms = now_ms();
         self.applied.xdp_mode = self.datapath.mode().to_string();
-        self.sync_announcements(&config.announce, true)?;
+        self.applied.write(&self.state_path())?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             "{why}: {} — {} map ops, applied in {ms:.1} ms",
@@ -184,6 +184,11 @@ impl Agent {
             if s.panic {
                 tracing::warn!(service = %s.name, "PANIC MODE: too few healthy backends, using all of them");
             }
+        }
+        // Announcements follow the applied tables at once (the state file
+        // written above still claims exactly the routes installed so far).
+        if let Err(e) = self.sync_announcements(&config.announce, false) {
+            tracing::error!("announcements: {e}");
         }
         self.config = config;
         Ok(())
@@ -281,6 +286,10 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let started = Instant::now();
     agent.datapath.write_settings(&config.encapsulation)?;
     agent.apply(config, started, "initial apply")?;
+    // `lb drain` writes its marker beside the state file (whose directory the
+    // first apply created): a drain takes effect at once.
+    let mut drain_watch =
+        watcher::watch(&crate::announce::drain::marker_path(&agent.state_path()))?;
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -300,6 +309,14 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 while watch.try_recv().is_ok() {}
                 agent.reload(at, "config file changed");
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
+            }
+            Some(_) = drain_watch.recv() => {
+                tokio::time::sleep(SAVE_COALESCE).await;
+                while drain_watch.try_recv().is_ok() {}
+                let cfg = agent.config.clone();
+                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
+                    tracing::error!("lb drain: {e}");
+                }
             }
             _ = hup.recv() => {
                 agent.reload(Instant::now(), "SIGHUP");

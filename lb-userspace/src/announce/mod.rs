@@ -14,6 +14,7 @@
 //!   serialises reconciliations.
 
 pub mod claims;
+pub mod drain;
 pub mod reconcile;
 pub mod routes;
 #[cfg(test)]
@@ -33,8 +34,29 @@ pub const REASON_LIVE: &str = "backends live";
 pub const REASON_PANIC: &str = "panic mode (every backend used)";
 /// Reason of every VIP withdrawn while the XDP program is not attached.
 pub const REASON_NOT_ATTACHED: &str = "datapath not attached";
-/// Reason of every VIP withdrawn while the node drains.
+/// Reason of every VIP withdrawn while the node drains by its config.
 pub const REASON_DRAINING: &str = "node draining (announce.enabled: false)";
+/// Reason of every VIP withdrawn while the node drains by `lb drain`.
+pub const REASON_DRAINING_COMMAND: &str = "node draining (lb drain)";
+
+/// Why a node drains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainCause {
+    /// `announce.enabled: false` in the YAML.
+    Config,
+    /// `lb drain --iface IF` (its marker file).
+    Command,
+}
+
+impl DrainCause {
+    /// The reason shown for every withdrawn VIP.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DrainCause::Config => REASON_DRAINING,
+            DrainCause::Command => REASON_DRAINING_COMMAND,
+        }
+    }
+}
 
 /// Whether a service can take new flows, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,7 +130,7 @@ pub struct VipAnnouncement {
 /// What the agent announces, persisted in its state file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnnounceState {
-    /// True while the node drains (`announce.enabled: false`).
+    /// True while the node drains (`announce.enabled: false` or `lb drain`).
     #[serde(default)]
     pub draining: bool,
     /// Kernel route protocol number of the routes.
@@ -121,6 +143,9 @@ pub struct AnnounceState {
     /// Every VIP of the applied services, in address order.
     #[serde(default)]
     pub vips: Vec<VipAnnouncement>,
+    /// Token of the last `lb drain` marker acted on (see [`drain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_token: Option<String>,
 }
 
 fn default_protocol() -> u8 {
@@ -135,6 +160,7 @@ impl Default for AnnounceState {
             protocol: DEFAULT_ROUTE_PROTOCOL,
             netns: None,
             vips: Vec::new(),
+            drain_token: None,
         }
     }
 }
@@ -147,12 +173,12 @@ impl AnnounceState {
 }
 
 /// The rule: a VIP is announced while the XDP program is `attached`, the node
-/// is not `draining`, and at least one of its services takes new flows (a
-/// live backend, or panic mode). `services` gives each service's VIP and
-/// readiness; the result has one entry per VIP, in address order.
+/// is not draining (`drain` is `None`), and at least one of its services takes
+/// new flows (a live backend, or panic mode). `services` gives each service's
+/// VIP and readiness; the result has one entry per VIP, in address order.
 pub fn decide(
     attached: bool,
-    draining: bool,
+    drain: Option<DrainCause>,
     services: &[(IpAddr, Readiness)],
 ) -> Vec<VipAnnouncement> {
     let mut by_vip: BTreeMap<IpAddr, Vec<Readiness>> = BTreeMap::new();
@@ -164,8 +190,8 @@ pub fn decide(
         .map(|(vip, mut all)| {
             let (announced, reason) = if !attached {
                 (false, REASON_NOT_ATTACHED.to_string())
-            } else if draining {
-                (false, REASON_DRAINING.to_string())
+            } else if let Some(cause) = drain {
+                (false, cause.reason().to_string())
             } else {
                 // The best readiness decides (Live < Panic < ... in order).
                 all.sort();
@@ -192,10 +218,10 @@ pub fn decide(
 /// [`decide`] over applied services.
 pub fn decide_for(
     attached: bool,
-    draining: bool,
+    drain: Option<DrainCause>,
     services: &[AppliedService],
 ) -> Vec<VipAnnouncement> {
     let input: Vec<(IpAddr, Readiness)> =
         services.iter().map(|s| (s.vip, Readiness::of(s))).collect();
-    decide(attached, draining, &input)
+    decide(attached, drain, &input)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::claims::{self, claimed_by_others};
 use super::routes::{self, RouteError};
-use super::{AnnounceState, VipAnnouncement, decide_for};
+use super::{AnnounceState, DrainCause, VipAnnouncement, decide_for, drain};
 use crate::config::AnnounceConfig;
 use crate::state::{AppliedState, StateError};
 
@@ -24,7 +24,7 @@ pub struct Paths<'a> {
 }
 
 /// Decides every VIP's announcement for `applied` (attachment read from the
-/// link pin, drain from `config`), reconciles the kernel routes, stores the
+/// link pin, drain from `config` or `lb drain`'s marker), reconciles the kernel routes, stores the
 /// result in `applied.announce` and writes the state file, all under the
 /// routes lock. With `write_unchanged` false the state file is only written
 /// when the announcements changed. Route problems are logged (the VIP shows
@@ -37,7 +37,15 @@ pub fn sync(
     write_unchanged: bool,
 ) -> Result<(), StateError> {
     let attached = paths.pin_dir.join(crate::datapath::LINK_PIN).exists();
-    let mut decided = decide_for(attached, !config.enabled, &applied.services);
+    let (drain_asked, drain_token) = drain::read(paths.state_file);
+    let drain = if !config.enabled {
+        Some(DrainCause::Config)
+    } else if drain_asked {
+        Some(DrainCause::Command)
+    } else {
+        None
+    };
+    let mut decided = decide_for(attached, drain, &applied.services);
     let netns = claims::netns_id();
     let dir = state_dir(paths.state_file);
     let _lock = match claims::lock(dir) {
@@ -64,19 +72,27 @@ pub fn sync(
         BTreeMap::new()
     };
     if let Err(e) = reconcile(paths, netns, config.protocol, &mut decided, &was) {
-        tracing::error!("announcements: {e}; routes left as they are");
+        let reason = format!("routes unreadable: {e}");
+        // Once per cause, not on every periodic reconciliation.
+        if !before.vips.iter().any(|v| v.reason == reason) {
+            tracing::error!("announcements: {e}; routes left as they are");
+        }
         for d in decided.iter_mut().filter(|d| d.announced) {
             d.announced = was.get(&d.vip).is_some_and(|w| w.announced);
-            d.reason = format!("routes unreadable: {e}");
+            d.reason = reason.clone();
         }
     }
     applied.announce = AnnounceState {
-        draining: !config.enabled,
+        draining: drain.is_some(),
+        drain_token,
         protocol: config.protocol,
         netns,
         vips: decided,
     };
-    if write_unchanged || applied.announce != before {
+    // Detached by `lb stop` under a running agent: its state file is gone
+    // and stays gone.
+    let detached_and_stopped = !attached && !paths.state_file.exists();
+    if write_unchanged || (applied.announce != before && !detached_and_stopped) {
         applied.write(paths.state_file)?;
     }
     Ok(())

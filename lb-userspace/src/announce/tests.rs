@@ -17,7 +17,7 @@ const V6: &str = "2001:2::100:1";
 
 fn one(
     attached: bool,
-    draining: bool,
+    draining: Option<DrainCause>,
     services: &[(&str, Readiness)],
 ) -> Vec<(String, bool, String)> {
     let input: Vec<(IpAddr, Readiness)> = services.iter().map(|&(v, r)| (ip(v), r)).collect();
@@ -30,11 +30,11 @@ fn one(
 #[test]
 fn live_or_panic_services_announce_their_vip() {
     assert_eq!(
-        one(true, false, &[(V1, Readiness::Live)]),
+        one(true, None, &[(V1, Readiness::Live)]),
         vec![(V1.into(), true, REASON_LIVE.into())]
     );
     assert_eq!(
-        one(true, false, &[(V6, Readiness::Panic)]),
+        one(true, None, &[(V6, Readiness::Panic)]),
         vec![(V6.into(), true, REASON_PANIC.into())]
     );
 }
@@ -43,7 +43,7 @@ fn live_or_panic_services_announce_their_vip() {
 fn one_service_taking_flows_is_enough_for_the_vip() {
     let r = one(
         true,
-        false,
+        None,
         &[
             (V1, Readiness::AllDown),
             (V1, Readiness::Live),
@@ -57,7 +57,7 @@ fn one_service_taking_flows_is_enough_for_the_vip() {
 fn vips_without_a_service_taking_flows_are_withdrawn_with_the_reason() {
     let r = one(
         true,
-        false,
+        None,
         &[
             (V1, Readiness::AllDown),
             (V2, Readiness::AllDraining),
@@ -74,7 +74,7 @@ fn vips_without_a_service_taking_flows_are_withdrawn_with_the_reason() {
     );
     let mixed = one(
         true,
-        false,
+        None,
         &[(V1, Readiness::AllDown), (V1, Readiness::AllDraining)],
     );
     assert_eq!(mixed.len(), 1);
@@ -89,9 +89,10 @@ fn vips_without_a_service_taking_flows_are_withdrawn_with_the_reason() {
 fn detached_or_draining_withdraws_everything() {
     let all = [(V1, Readiness::Live), (V6, Readiness::Panic)];
     for (attached, draining, reason) in [
-        (false, false, REASON_NOT_ATTACHED),
-        (false, true, REASON_NOT_ATTACHED),
-        (true, true, REASON_DRAINING),
+        (false, None, REASON_NOT_ATTACHED),
+        (false, Some(DrainCause::Config), REASON_NOT_ATTACHED),
+        (true, Some(DrainCause::Config), REASON_DRAINING),
+        (true, Some(DrainCause::Command), REASON_DRAINING_COMMAND),
     ] {
         let r = one(attached, draining, &all);
         assert_eq!(r.len(), 2);
@@ -155,7 +156,7 @@ fn readiness_follows_the_live_table() {
     );
     let d = decide_for(
         true,
-        false,
+        None,
         &[
             service(V1, 0, false, &[Down]),
             service(V6, 7, false, &[Active]),

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod decap;
+pub mod drain;
 pub mod maglev;
 pub mod run;
 pub mod stats;

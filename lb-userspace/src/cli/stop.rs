@@ -33,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .state_dir
         .unwrap_or_else(|| default_state_dir(&args.pin_root));
     let state = state_path(&state_dir, &args.iface);
+    lb::announce::drain::remove(&state);
     let mut had_state = false;
     let mut remove_state = || had_state = std::fs::remove_file(&state).is_ok();
     // Withdraw the announced VIPs (their routes) before the state file that

@@ -148,7 +148,7 @@ pub fn render_text(snap: &Snapshot, rates: Option<&Rates>) -> String {
 fn announcements(out: &mut String, snap: &Snapshot) {
     if snap.draining {
         out.push_str(
-            "node DRAINING: every VIP withdrawn (announce.enabled: false); forwarding continues\n",
+            "node DRAINING: every VIP withdrawn (announce.enabled: false or lb drain); forwarding continues\n",
         );
     }
     for v in &snap.vips {
