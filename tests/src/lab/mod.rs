@@ -3,6 +3,8 @@
 //! real TCP/UDP servers on the backends, a client API that tracks which backend
 //! answers each connection, and control of the `lb` processes.
 //!
+//! [`tier`] builds several lb nodes behind a BGP/ECMP router on the same parts.
+//!
 //! Every name a lab creates starts with `lblab<pid>-<n>-`; dropping the [`Lab`]
 //! removes all of it, and [`Lab::new`] first removes leftovers of runs whose
 //! process is gone. See `docs/lab.md`.
