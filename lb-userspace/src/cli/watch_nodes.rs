@@ -161,3 +161,32 @@ pub fn run(
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::{Source, source_for};
+
+    #[test]
+    fn the_netns_placeholder_names_each_node_s_directories() {
+        let source = Source {
+            iface: Some("l0".into()),
+            pin_root: PathBuf::from("/run/lblab/{netns}/bpffs"),
+            state_dir: Some(PathBuf::from("/var/lib/{netns}/state")),
+        };
+        let n1 = source_for(&source, "tier-n1");
+        assert_eq!(n1.pin_root, Path::new("/run/lblab/tier-n1/bpffs"));
+        assert_eq!(
+            n1.state_dir.as_deref(),
+            Some(Path::new("/var/lib/tier-n1/state"))
+        );
+        assert_eq!(n1.iface.as_deref(), Some("l0"));
+        let plain = Source {
+            iface: None,
+            pin_root: PathBuf::from("/run/lb/bpffs"),
+            state_dir: None,
+        };
+        assert_eq!(source_for(&plain, "x").pin_root, Path::new("/run/lb/bpffs"));
+    }
+}
