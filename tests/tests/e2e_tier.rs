@@ -217,7 +217,7 @@ fn tier_of_lb_nodes_with_bgp_ecmp_and_bfd() {
     );
     for node in &tier.nodes {
         assert!(
-            text.contains(&format!("{} NEW/S", node.ns.name())),
+            text.contains(&format!("{} NEW/S", node.name)),
             "{text}"
         );
     }

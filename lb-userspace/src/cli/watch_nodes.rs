@@ -66,6 +66,30 @@ fn read_all(source: &Source, names: &[String]) -> anyhow::Result<Vec<Result<Snap
     Ok(out)
 }
 
+/// Column labels: the names without the prefix they all share (`lab-n1`,
+/// `lab-n2` -> `n1`, `n2`), cut after a separator so labels stay whole
+/// words; the names themselves when that would leave one empty.
+fn short_labels(names: &[String]) -> Vec<String> {
+    let Some(first) = names.first() else {
+        return Vec::new();
+    };
+    let mut common = first.len();
+    for name in &names[1..] {
+        common = common.min(
+            first
+                .bytes()
+                .zip(name.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    let cut = first[..common].rfind(['-', '_', '.']).map_or(0, |i| i + 1);
+    if names.len() < 2 || names.iter().any(|n| n.len() <= cut) {
+        return names.to_vec();
+    }
+    names.iter().map(|n| n[cut..].to_owned()).collect()
+}
+
 /// One frame: the side-by-side text, or one JSON line.
 fn render(
     names: &[String],
@@ -87,7 +111,8 @@ fn render(
         return serde_json::to_string(&serde_json::json!({ "nodes": nodes }))
             .context("encoding JSON");
     }
-    let views: Vec<NodeView<'_>> = names
+    let labels = short_labels(names);
+    let views: Vec<NodeView<'_>> = labels
         .iter()
         .zip(snaps.iter().zip(rates))
         .map(|(name, (snap, rates))| NodeView {
@@ -167,6 +192,21 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::{Source, source_for};
+
+    #[test]
+    fn labels_drop_the_shared_prefix_at_a_separator() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            super::short_labels(&names(&["lblab9-0-n1", "lblab9-0-n2", "lblab9-0-n10"])),
+            ["n1", "n2", "n10"]
+        );
+        assert_eq!(
+            super::short_labels(&names(&["edge1", "edge2"])),
+            ["edge1", "edge2"]
+        );
+        assert_eq!(super::short_labels(&names(&["a-x", "a-"])), ["a-x", "a-"]);
+        assert_eq!(super::short_labels(&names(&["solo-1"])), ["solo-1"]);
+    }
 
     #[test]
     fn the_netns_placeholder_names_each_node_s_directories() {
