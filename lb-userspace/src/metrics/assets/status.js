@@ -94,7 +94,7 @@ function stateBadge(state) {
 }
 
 function shareBar(share, weightShare) {
-  const bar = el("span", { class: "share", title: "table share (bar) against weight share (mark)" });
+  const bar = el("span", { class: "sharebar", title: "table share (bar) against weight share (mark)" });
   const fill = el("i");
   fill.style.width = (share * 100).toFixed(1) + "%";
   const mark = el("b");
