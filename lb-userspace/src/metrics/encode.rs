@@ -86,6 +86,11 @@ pub fn encode_snapshot(snap: &Snapshot) -> String {
         "lb_service_no_backend",
         "New flows of a service dropped for want of a backend",
     );
+    let s_panic = gauge_family(
+        &mut registry,
+        "lb_service_panic",
+        "1 while the service is in panic mode (too few healthy backends: all of them are used)",
+    );
     let events = counter_family(
         &mut registry,
         "lb_datapath_events",
@@ -101,6 +106,7 @@ pub fn encode_snapshot(snap: &Snapshot) -> String {
         s_no_backend
             .get_or_create(&s_labels)
             .inc_by(svc.counters.no_backend);
+        s_panic.get_or_create(&s_labels).set(i64::from(svc.panic));
         for b in &svc.backends {
             let labels: Labels = vec![
                 ("service", svc.name.clone()),
@@ -149,6 +155,8 @@ mod tests {
         has(r#"lb_service_packets_total{service="web"} 200"#);
         has(r#"lb_service_bytes_total{service="dns6"} 1000"#);
         has(r#"lb_service_no_backend_total{service="dns6"} 10"#);
+        has(r#"lb_service_panic{service="web"} 0"#);
+        has(r#"lb_service_panic{service="dns6"} 1"#);
         has(r#"lb_datapath_events_total{counter="conntrack_hit"} 2000"#);
         has(r#"lb_datapath_events_total{counter="drop_no_backend"} 6"#);
         has("lb_attached 1");

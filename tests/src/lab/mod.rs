@@ -19,6 +19,7 @@ pub mod flows;
 pub mod load;
 pub mod netns;
 pub mod process;
+pub mod prometheus;
 pub mod scenario;
 pub mod server;
 pub mod stats;
