@@ -16,6 +16,7 @@ pub mod config;
 pub mod decap;
 pub mod error;
 pub mod flows;
+pub mod forward;
 pub mod load;
 pub mod netns;
 pub mod process;
