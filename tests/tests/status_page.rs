@@ -16,6 +16,8 @@ use serde_json::Value;
 const METRICS: &str = "127.0.0.1:9100";
 /// How long the page may take to show a change (it polls every second).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a cold Chromium may take to load and first render the page.
+const FIRST_RENDER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the page shows, read from its DOM.
 const READ_PAGE: &str = r#"(() => !document.getElementById("error")
@@ -44,6 +46,7 @@ fn wait_page(
     browser: &mut Browser,
     page: &Page,
     what: &str,
+    timeout: Duration,
     done: impl Fn(&Value) -> bool,
 ) -> (Value, Duration) {
     let start = Instant::now();
@@ -53,8 +56,8 @@ fn wait_page(
             return (view, start.elapsed());
         }
         assert!(
-            start.elapsed() < PAGE_TIMEOUT,
-            "page never showed {what} within {PAGE_TIMEOUT:?}: {view}"
+            start.elapsed() < timeout,
+            "page never showed {what} within {timeout:?}: {view}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -86,11 +89,17 @@ fn status_page_shows_live_counters_and_new_backends_in_chromium() {
         .expect("open the page");
 
     // Every backend of the config, with its state, once the page polled.
-    let (first, took) = wait_page(&mut browser, &page, "both backends", |v| {
-        v["polls"].as_u64() >= Some(1)
-            && web_packets(v, &backend(1)).is_some()
-            && web_packets(v, &backend(2)).is_some()
-    });
+    let (first, took) = wait_page(
+        &mut browser,
+        &page,
+        "both backends",
+        FIRST_RENDER_TIMEOUT,
+        |v| {
+            v["polls"].as_u64() >= Some(1)
+                && web_packets(v, &backend(1)).is_some()
+                && web_packets(v, &backend(2)).is_some()
+        },
+    );
     println!("page rendered both backends {took:?} after opening");
     assert!(
         first["attached"].as_str().unwrap().starts_with("attached"),
@@ -122,11 +131,17 @@ fn status_page_shows_live_counters_and_new_backends_in_chromium() {
     // The same page session shows the counters rising, and charts with points.
     let before =
         web_packets(&first, &backend(1)).unwrap() + web_packets(&first, &backend(2)).unwrap();
-    let (rising, _) = wait_page(&mut browser, &page, "rising packet counters", |v| {
-        let now =
-            web_packets(v, &backend(1)).unwrap_or(0) + web_packets(v, &backend(2)).unwrap_or(0);
-        now > before && v["polls"].as_u64() >= first["polls"].as_u64().map(|p| p + 2)
-    });
+    let (rising, _) = wait_page(
+        &mut browser,
+        &page,
+        "rising packet counters",
+        PAGE_TIMEOUT,
+        |v| {
+            let now =
+                web_packets(v, &backend(1)).unwrap_or(0) + web_packets(v, &backend(2)).unwrap_or(0);
+            now > before && v["polls"].as_u64() >= first["polls"].as_u64().map(|p| p + 2)
+        },
+    );
     assert!(rising["tx"].as_u64() > Some(0), "{rising}");
     assert!(
         rising["chart_points"]
@@ -143,9 +158,13 @@ fn status_page_shows_live_counters_and_new_backends_in_chromium() {
         c.add(3, 1);
     })
     .expect("add backend 3");
-    let (added, _) = wait_page(&mut browser, &page, "the added backend", |v| {
-        web_packets(v, &backend(3)).is_some()
-    });
+    let (added, _) = wait_page(
+        &mut browser,
+        &page,
+        "the added backend",
+        PAGE_TIMEOUT,
+        |v| web_packets(v, &backend(3)).is_some(),
+    );
     let shown = saved.elapsed();
     println!("backend added in the YAML shown by the page {shown:?} after the save");
     assert!(shown < PAGE_TIMEOUT, "{added}");
