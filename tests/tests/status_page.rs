@@ -36,6 +36,21 @@ const READ_PAGE: &str = r#"(() => !document.getElementById("error")
   tx: Number((document.querySelector('tr.counter[data-counter="tx"] .count') || {}).textContent || 0),
 }))()"#;
 
+/// Renders a synthetic report with the tier fields and reads the result back.
+const TIER_RENDER: &str = r#"(() => {
+  render({
+    iface: "l0", attached: true, xdp_mode: "native", applied_at_unix_ms: 1, last_apply_s: 0.01,
+    interval_s: null, draining: true,
+    vips: [{ vip: "198.18.100.1", announced: false, reason: "draining" },
+           { vip: "2001:2:0:100::1", announced: true, reason: null }],
+    services: [{ name: "web", vip: "198.18.100.1", port: 80, protocol: "tcp", table_size: 13,
+      panic: false, packets: 1, bytes: 1, no_backend: 0, rate: null, fingerprint: 12345, backends: [] }],
+    global: { tx: 1 }, global_rate: null,
+  });
+  return document.getElementById("summary").textContent + " | " +
+    document.querySelector(".service h2").textContent;
+})()"#;
+
 fn read(browser: &mut Browser, page: &Page) -> Value {
     let text = browser.eval(page, READ_PAGE).expect("evaluate in the page");
     serde_json::from_str(text.as_str().unwrap_or("{}")).expect("page JSON")
@@ -168,6 +183,22 @@ fn status_page_shows_live_counters_and_new_backends_in_chromium() {
     let shown = saved.elapsed();
     println!("backend added in the YAML shown by the page {shown:?} after the save");
     assert!(shown < PAGE_TIMEOUT, "{added}");
+
+    // The tier fields of `lb stats --json` (VIP announcements, draining, table
+    // fingerprints) render when present: one synthetic report through the
+    // page's own renderer.
+    let tier = browser
+        .eval(&page, TIER_RENDER)
+        .expect("render a report with tier fields");
+    let tier = tier.as_str().unwrap_or_default();
+    for wanted in [
+        "DRAINING",
+        "198.18.100.1 withdrawn",
+        "2001:2:0:100::1 announced",
+        "table fingerprint 12345",
+    ] {
+        assert!(tier.contains(wanted), "{wanted:?} not rendered: {tier}");
+    }
 
     let png = browser.screenshot(&page).expect("screenshot");
     assert!(

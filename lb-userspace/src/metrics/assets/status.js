@@ -114,7 +114,8 @@ function renderService(svc) {
     el("span", { class: "meta" },
       hostPort(svc.vip, svc.port) + "/" + svc.protocol + " · table " + svc.table_size +
       " · " + svc.packets + " packets · " + rate(svc.rate && svc.rate.packets_per_s) + " pkt/s · " +
-      svc.no_backend + " no-backend drops "),
+      svc.no_backend + " no-backend drops" +
+      (svc.fingerprint !== undefined && svc.fingerprint !== null ? " · table fingerprint " + svc.fingerprint : "") + " "),
     ...flags));
 
   const canvas = el("canvas", { class: "chart", width: 900, height: 120, "data-chart": key });
@@ -199,6 +200,16 @@ function render(stats) {
     parts.push(apply);
   } else {
     parts.push(" · no applied state (only global counters)");
+  }
+  if (stats.draining === true) parts.push(" ", el("span", { class: "badge warn", id: "draining" }, "DRAINING"));
+  if (Array.isArray(stats.vips) && stats.vips.length > 0) {
+    parts.push(" · VIPs ");
+    for (const v of stats.vips) {
+      const title = v.reason ? String(v.reason) : "";
+      const badge = el("span", { class: "badge " + (v.announced ? "ok" : "bad"), title, "data-vip": v.vip },
+        v.vip + (v.announced ? " announced" : " withdrawn"));
+      parts.push(badge, " ");
+    }
   }
   parts.push(" · updated " + new Date().toLocaleTimeString());
   summary.replaceChildren(...parts);
