@@ -105,11 +105,16 @@ fn ensure_llvm_dev(major: u32) -> Result<()> {
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
-    run_checked(
-        Command::new("apt-get")
-            .args(["update", "-qq"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    // `apt-get update` once per bootstrap, however many installs follow.
+    static UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !UPDATED.load(std::sync::atomic::Ordering::Relaxed) {
+        run_checked(
+            Command::new("apt-get")
+                .args(["update", "-qq"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        UPDATED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     run_checked(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
