@@ -1,6 +1,23 @@
-//! The OpenMetrics encoding of a [`Snapshot`] (pure): the series of the
-//! README's metrics table, encoded with `prometheus-client`.
+//! The HTTP endpoint of `lb run --metrics ADDR`: Prometheus metrics
+//! (`/metrics`), a live status page (`/`) and the JSON it polls
+//! (`/stats.json`, the shape of `lb stats --json`), all read fresh from the
+//! pinned maps and the agent's state file.
+//!
+//! - [`encode_snapshot`] (here): the OpenMetrics encoding of a snapshot (pure).
+//! - [`server`]: the listener: a tiny HTTP/1.1 responder on tokio that caps its
+//!   concurrent connections and survives descriptor exhaustion (EMFILE).
+//! - [`page`]: the status page's routes, its embedded assets and the sampler
+//!   that turns successive snapshots into rates.
+//! - [`limits`]: raising the process's descriptor limit and sizing the
+//!   connection cap from it.
 
+pub mod limits;
+pub mod page;
+pub mod server;
+
+pub use server::{CONTENT_TYPE, MetricsServer, serve};
+
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 
 use lb_common::GlobalCounter;
@@ -12,6 +29,19 @@ use prometheus_client::registry::Registry;
 
 use crate::state::BackendState;
 use crate::stats::Snapshot;
+
+/// Errors of the metrics endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr} for metrics: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
 
 type Labels = Vec<(&'static str, String)>;
 
