@@ -80,6 +80,12 @@ impl MetricsServer {
         self.max_connections
     }
 
+    /// Serves at most `max` connections at once instead (at least 1).
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
     /// Serves requests forever; each connection is handled in its own task.
     pub async fn run(self) {
         let permits = Arc::new(Semaphore::new(self.max_connections));
@@ -259,7 +265,62 @@ fn scrape(pin_dir: &Path, state_path: &Path) -> Result<String, StatsError> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read as _, Write as _};
+
     use super::*;
+
+    /// Sends `GET path` and reads the status line (None if nothing in `wait`).
+    fn status_line(stream: &mut std::net::TcpStream, path: &str, wait: Duration) -> Option<String> {
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        stream.set_read_timeout(Some(wait)).unwrap();
+        let mut text = String::new();
+        match stream.read_to_string(&mut text) {
+            Ok(_) => Some(text.lines().next().unwrap_or_default().to_owned()),
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn idle_clients_beyond_the_cap_wait_and_are_served_when_one_leaves() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime
+            .block_on(MetricsServer::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                "/nonexistent/pins".into(),
+                "/nonexistent/state.json".into(),
+            ))
+            .unwrap()
+            .with_max_connections(2);
+        let addr = server.local_addr().unwrap();
+        let task = runtime.spawn(server.run());
+        let connect = || std::net::TcpStream::connect(addr).unwrap();
+        // Two idle clients take both slots.
+        let idle = [connect(), connect()];
+        std::thread::sleep(Duration::from_millis(100));
+        let mut waiting = connect();
+        assert_eq!(
+            status_line(&mut waiting, "/", Duration::from_millis(400)),
+            None,
+            "a third client was served past the cap of 2"
+        );
+        // One idle client leaves: the waiting one is served (the page needs no pins).
+        drop(idle);
+        let mut text = String::new();
+        waiting
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        waiting.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        // Without pins, the data routes say why.
+        let mut client = connect();
+        let line = status_line(&mut client, "/stats.json", Duration::from_secs(3));
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 503 Service Unavailable"));
+        task.abort();
+    }
 
     #[test]
     fn routes_get_requests_to_metrics_page_and_json() {
