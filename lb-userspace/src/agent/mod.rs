@@ -173,6 +173,8 @@ impl Agent {
         self.applied.config_path = self.opts.config_path.clone();
         self.applied.applied_at_unix_ms = now_ms();
         self.applied.xdp_mode = self.datapath.mode().to_string();
+        // The state file carries the duration up to just before its own write.
+        self.applied.last_apply_seconds = started.elapsed().as_secs_f64();
         self.applied.write(&self.state_path())?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
@@ -261,6 +263,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
+        last_apply_seconds: 0.0,
         xdp_mode: datapath.mode().to_string(),
         maglev_table_size: 0,
         services: Vec::new(),

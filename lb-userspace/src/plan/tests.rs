@@ -591,6 +591,7 @@ fn applied_view_round_trips_through_the_state_file_shape() {
         pin_dir: "/x".into(),
         config_path: "/c".into(),
         applied_at_unix_ms: 0,
+        last_apply_seconds: 0.0,
         xdp_mode: "skb".into(),
         maglev_table_size: M,
         services: p0.services.clone(),
