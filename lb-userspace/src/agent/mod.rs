@@ -2,6 +2,7 @@
 //! directory, SIGHUP), health-driven re-plans and neighbour refreshes, until
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
 
+pub mod config_read;
 pub mod neighbours;
 pub mod resolver;
 pub mod watcher;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
 use crate::plan::{Plan, PlanError, Previous, plan};
@@ -189,8 +190,10 @@ impl Agent {
         Ok(())
     }
 
-    fn reload(&mut self, started: Instant, why: &str) {
-        let config = match config::load(&self.opts.config_path) {
+    async fn reload(&mut self, started: Instant, why: &str) {
+        let read =
+            config_read::load_within(&self.opts.config_path, config_read::CONFIG_READ_TIMEOUT);
+        let config = match read.await {
             Ok(c) => c,
             Err(e) => {
                 log_config_error(&self.opts.config_path, &e);
@@ -212,8 +215,9 @@ impl Agent {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
-    let config =
-        config::load(&opts.config_path).inspect_err(|e| log_config_error(&opts.config_path, e))?;
+    let config = config_read::load_within(&opts.config_path, config_read::CONFIG_READ_TIMEOUT)
+        .await
+        .inspect_err(|e| log_config_error(&opts.config_path, e))?;
     let path = state_path(&opts.state_dir, &opts.ifname);
     let previous = match AppliedState::read(&path) {
         Ok(s) => s,
@@ -280,11 +284,11 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 // Coalesce the burst of events one save makes.
                 tokio::time::sleep(SAVE_COALESCE).await;
                 while watch.try_recv().is_ok() {}
-                agent.reload(at, "config file changed");
+                agent.reload(at, "config file changed").await;
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
             _ = hup.recv() => {
-                agent.reload(Instant::now(), "SIGHUP");
+                agent.reload(Instant::now(), "SIGHUP").await;
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
             Some(r) = resolved.recv() => agent.next_hop_resolved(r),

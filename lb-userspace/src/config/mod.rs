@@ -4,6 +4,7 @@
 //! *every* problem found, each naming the service/backend (and line when known).
 
 mod fields;
+pub mod input;
 mod lines;
 #[cfg(test)]
 mod tests;
@@ -137,13 +138,46 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a FIFO, a device, a directory...).
+    #[error("cannot read {path}: it is {what}, not a regular file")]
+    NotRegularFile {
+        /// The file.
+        path: String,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// The file is larger than [`input::MAX_CONFIG_BYTES`].
+    #[error(
+        "cannot read {path}: {size} bytes, more than the limit of {} bytes",
+        input::MAX_CONFIG_BYTES
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size (or as much as was read).
+        size: u64,
+    },
+    /// Reading and checking the file took longer than allowed (the agent reads
+    /// off its main loop, with a timeout).
+    #[error("reading {path} took longer than {seconds} s; not applied")]
+    TimedOut {
+        /// The file.
+        path: String,
+        /// The timeout.
+        seconds: u64,
+    },
     /// The file was read but is invalid.
     #[error("{} problem(s) in config", .0.len())]
     Invalid(Vec<Problem>),
 }
 
 /// Parses and validates a config from YAML text.
+/// The text is first checked against the limits of [`input`] (line length,
+/// nesting, one document).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    if let Err(problem) = input::check_shape(text) {
+        return Err(ConfigError::Invalid(vec![problem]));
+    }
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(doc) => doc,
         Err(error) => {
@@ -221,11 +255,10 @@ impl Protocol {
     }
 }
 
-/// Reads, parses and validates a config file.
+/// Reads (a regular file within [`input::MAX_CONFIG_BYTES`]), parses and
+/// validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse(&text)
+    let bytes = input::read_file(path)?;
+    let text = input::decode(&bytes).map_err(|problem| ConfigError::Invalid(vec![problem]))?;
+    parse(text)
 }

@@ -1,5 +1,6 @@
 //! Tests of config parsing and validation.
 
+mod files;
 mod good;
 mod problems;
 
