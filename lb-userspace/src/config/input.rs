@@ -241,6 +241,11 @@ impl Scanner {
                 }
                 b']' | b'}' if self.flow > 0 => self.flow -= 1,
                 b',' if self.flow > 0 => node_start = true,
+                b'*' if node_start => {
+                    // Expanding aliases of aliases grows exponentially
+                    // (an "alias bomb"); the config has no use for them.
+                    return Err("YAML aliases (`*name`) are not supported in the config".into());
+                }
                 b'-' | b'?' if self.flow == 0 && node_start && followed_by_space => {
                     inline += 1;
                     self.depth_check(inline)?;
@@ -317,6 +322,15 @@ mod tests {
         assert_eq!(shape_problem(&text).line, Some(32));
         let p = shape_problem(&format!("a: {}x\n", "- ".repeat(40)));
         assert_eq!(p.line, Some(1));
+    }
+
+    #[test]
+    fn aliases_are_refused() {
+        let p = shape_problem("a: &x [1]\nb: [*x, *x]\n");
+        assert_eq!(p.line, Some(2));
+        assert!(p.message.contains("aliases"), "{p:?}");
+        assert_eq!(shape_problem("a: &x {k: 1}\nb:\n  <<: *x\n").line, Some(3));
+        check_shape("path: /a*b\nname: \"*x\"\n").unwrap();
     }
 
     #[test]

@@ -181,8 +181,15 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(doc) => doc,
         Err(error) => {
+            // The parser places an error at end of input one line past the
+            // last; errors without a place get the line they are about.
+            let lines = text.split('\n').count();
+            let line = match error.location() {
+                Some(at) => at.line().clamp(1, lines),
+                None => unplaced_error_line(text, &error.to_string()),
+            };
             return Err(ConfigError::Invalid(vec![Problem {
-                line: error.location().map(|l| l.line()),
+                line: Some(line),
                 location: "yaml".into(),
                 message: syntax_message(&error),
             }]));
@@ -201,6 +208,26 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
             Err(ConfigError::Invalid(problems))
         }
     }
+}
+
+/// The line a parser error without a position is about: the first alias for
+/// "repetition limit exceeded" (an alias bomb), else the document's first
+/// significant line.
+fn unplaced_error_line(text: &str, message: &str) -> usize {
+    let significant = |l: &&str| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    let alias = |l: &&str| l.contains(" *") || l.contains("[*") || l.contains(",*");
+    let lines: Vec<&str> = text.split('\n').collect();
+    let found = if message.contains("repetition limit") {
+        lines.iter().position(|l| significant(l) && alias(l))
+    } else {
+        None
+    };
+    found
+        .or_else(|| lines.iter().position(significant))
+        .map_or(1, |i| i + 1)
 }
 
 /// serde_yaml's message without its trailing " at line N column M".
@@ -258,7 +285,11 @@ impl Protocol {
 /// Reads (a regular file within [`input::MAX_CONFIG_BYTES`]), parses and
 /// validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = input::read_file(path)?;
-    let text = input::decode(&bytes).map_err(|problem| ConfigError::Invalid(vec![problem]))?;
+    parse_bytes(&input::read_file(path)?)
+}
+
+/// Parses and validates a config file's bytes (UTF-8 checked first).
+pub fn parse_bytes(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let text = input::decode(bytes).map_err(|problem| ConfigError::Invalid(vec![problem]))?;
     parse(text)
 }
