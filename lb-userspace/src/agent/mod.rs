@@ -163,11 +163,21 @@ impl Agent {
             retired: &self.applied.retired_backends,
         };
         let p = plan(&prev, &config, &self.monitor)?;
-        if config.encapsulation != self.config.encapsulation || self.applied.services.is_empty() {
+        let new_settings =
+            config.encapsulation != self.config.encapsulation || self.applied.services.is_empty();
+        if new_settings {
             self.datapath.write_settings(&config.encapsulation)?;
         }
         self.refresh_neighbours(&config, true);
-        self.datapath.apply(&p.ops)?;
+        if let Err(e) = self.datapath.apply(&p.ops) {
+            // The maps were rolled back; so are the settings. `applied` is
+            // untouched: it still describes the maps.
+            if new_settings && let Err(e) = self.datapath.write_settings(&self.config.encapsulation)
+            {
+                tracing::error!("restoring the settings after a failed apply: {e}");
+            }
+            return Err(e.into());
+        }
         self.applied.services = p.services.clone();
         self.applied.retired_backends = p.retired.clone();
         self.applied.maglev_table_size = config.maglev_table_size;
