@@ -15,13 +15,22 @@ pub const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// [`config::load`] on its own thread, waiting at most `timeout`.
 pub async fn load_within(path: &Path, timeout: Duration) -> Result<Config, ConfigError> {
+    run_within(path, timeout, config::load).await
+}
+
+/// `load(path)` on its own thread, waiting at most `timeout`.
+async fn run_within(
+    path: &Path,
+    timeout: Duration,
+    load: impl FnOnce(&Path) -> Result<Config, ConfigError> + Send + 'static,
+) -> Result<Config, ConfigError> {
     let (done, result) = tokio::sync::oneshot::channel();
     let owned = path.to_path_buf();
     std::thread::Builder::new()
         .name("lb-config-read".into())
         .spawn(move || {
             // The receiver is gone only when the agent gave up waiting.
-            let _ignored = done.send(config::load(&owned));
+            let _ignored = done.send(load(&owned));
         })
         .map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -43,6 +52,30 @@ pub async fn load_within(path: &Path, timeout: Duration) -> Result<Config, Confi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read that never finishes: the agent stops waiting at the timeout.
+    #[test]
+    fn a_read_that_hangs_times_out() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (release, hang) = std::sync::mpsc::channel::<()>();
+        let stuck = move |_: &Path| {
+            let _ignored = hang.recv();
+            Err(ConfigError::Invalid(Vec::new()))
+        };
+        let e = runtime
+            .block_on(run_within(
+                Path::new("/hangs.yaml"),
+                Duration::from_millis(100),
+                stuck,
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::TimedOut { .. }), "{e}");
+        assert!(e.to_string().contains("/hangs.yaml"), "{e}");
+        drop(release);
+    }
 
     #[test]
     fn a_fifo_is_refused_off_the_loop() {

@@ -692,3 +692,28 @@ fn every_new_table_comes_before_the_first_flip() {
         .collect();
     assert_eq!(kinds, ["table", "table", "flip", "flip"]);
 }
+
+#[test]
+fn map_ops_describe_themselves_for_error_messages() {
+    let key = vip_key("198.18.100.1".parse().unwrap(), 80, 6);
+    let put = MapOp::PutService {
+        key,
+        entry: ServiceEntry::default(),
+    };
+    assert_eq!(
+        put.describe(),
+        "write VIPS entry 198.18.100.1 port 80 protocol 6"
+    );
+    let v6 = MapOp::DeleteService {
+        key: vip_key("2001:2::1".parse().unwrap(), 53, 17),
+    };
+    assert_eq!(
+        v6.describe(),
+        "delete VIPS entry 2001:2::1 port 53 protocol 17"
+    );
+    let table = MapOp::PutTable {
+        index: 3,
+        slots: vec![0; 13],
+    };
+    assert_eq!(table.describe(), "store Maglev table 3 (13 slots)");
+}
