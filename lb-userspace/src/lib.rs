@@ -6,7 +6,7 @@
 //! - [`maglev`]: weighted Maglev table building (pure).
 //! - [`object`]: the embedded XDP object.
 //! - [`stats`]: counter snapshots, rates and renderings (`lb stats`, `lb watch`).
-//! - [`metrics`]: the Prometheus endpoint (`lb run --metrics`).
+//! - [`metrics`]: the Prometheus endpoint and live status page (`lb run --metrics`).
 
 pub mod agent;
 pub mod announce;

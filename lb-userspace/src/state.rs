@@ -107,6 +107,10 @@ pub struct AppliedState {
     pub config_path: PathBuf,
     /// Wall-clock time of the last apply, Unix milliseconds.
     pub applied_at_unix_ms: u64,
+    /// Duration of the last apply in seconds (change seen to maps updated and
+    /// state written); 0 in state files written before it was recorded.
+    #[serde(default)]
+    pub last_apply_seconds: f64,
     /// XDP mode live: "native" or "skb".
     pub xdp_mode: String,
     /// Maglev table size.
@@ -200,6 +204,7 @@ mod tests {
             pin_dir: "/run/lb/bpffs/veth0".into(),
             config_path: "/etc/lb.yaml".into(),
             applied_at_unix_ms: 1,
+            last_apply_seconds: 0.002,
             xdp_mode: "native".into(),
             maglev_table_size: 65537,
             services: vec![AppliedService {

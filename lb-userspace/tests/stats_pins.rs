@@ -119,6 +119,7 @@ fn state(pin_dir: &Path) -> AppliedState {
         pin_dir: pin_dir.into(),
         config_path: "/etc/lb/test.yaml".into(),
         applied_at_unix_ms: 1_700_000_000_000,
+        last_apply_seconds: 0.0,
         xdp_mode: "skb".into(),
         maglev_table_size: 13,
         services: vec![
@@ -411,8 +412,36 @@ fn stats_and_metrics_read_the_pinned_counters() {
         )),
         "{body}"
     );
-    let (status, _) = http_get(addr, "/");
+    assert!(body.contains("lb_agent_last_apply_seconds "), "{body}");
+    let (status, _) = http_get(addr, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    // The status page and its JSON (the `lb stats --json` shape, rates
+    // between the two latest samples).
+    let (status, html) = http_get(addr, "/");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(html.contains("<script src=\"/status.js\">"), "{html}");
+    let (status, js) = http_get(addr, "/status.js");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(js.contains("/stats.json"));
+    let json = |addr| {
+        let (status, body) = http_get(addr, "/stats.json");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let first = json(addr);
+    assert_eq!(first["services"][0]["backends"][0]["packets"], total(60));
+    assert!(first["services"][0]["backends"][0]["rate"].is_null());
+    backend_stats(&mut ebpf, 7, 8);
+    std::thread::sleep(Duration::from_millis(600));
+    let second = json(addr);
+    let b0 = &second["services"][0]["backends"][0];
+    assert_eq!(b0["packets"], total(80));
+    let interval = second["interval_s"].as_f64().unwrap();
+    let pps = b0["rate"]["packets_per_s"].as_f64().unwrap();
+    let want = total(20) as f64 / interval;
+    assert!((pps - want).abs() < 1e-6 * want, "pps {pps}, want {want}");
+    assert_eq!(second["last_apply_s"], 0.0);
     task.abort();
 
     // `lb watch` without a terminal: frames separated by a blank line.

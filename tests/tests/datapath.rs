@@ -104,6 +104,7 @@ fn apply_plans_then_adopt_pins() {
             pin_dir: dp.pin_dir().into(),
             config_path: "/nowhere".into(),
             applied_at_unix_ms: 1,
+            last_apply_seconds: 0.0,
             xdp_mode: dp.mode().into(),
             maglev_table_size: 251,
             services: p2.services,

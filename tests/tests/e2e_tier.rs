@@ -216,10 +216,7 @@ fn tier_of_lb_nodes_with_bgp_ecmp_and_bfd() {
         String::from_utf8_lossy(&watch.stderr)
     );
     for node in &tier.nodes {
-        assert!(
-            text.contains(&format!("{} NEW/S", node.name)),
-            "{text}"
-        );
+        assert!(text.contains(&format!("{} NEW/S", node.name)), "{text}");
     }
     assert!(
         text.contains("service web6") && text.contains("tables agree"),

@@ -105,11 +105,16 @@ fn ensure_llvm_dev(major: u32) -> Result<()> {
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
-    run_checked(
-        Command::new("apt-get")
-            .args(["update", "-qq"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    // `apt-get update` once per bootstrap, however many installs follow.
+    static UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !UPDATED.load(std::sync::atomic::Ordering::Relaxed) {
+        run_checked(
+            Command::new("apt-get")
+                .args(["update", "-qq"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        UPDATED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     run_checked(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
@@ -151,13 +156,20 @@ fn ensure_bpf_linker(major: u32) -> Result<()> {
 }
 
 /// iproute2 (namespaces), ethtool (veth offloads in the lab), nftables (bench
-/// baseline, the tier's silent node failure), BIRD 2 (the tier's lb nodes) and
-/// FRR (the tier's router: zebra, bfdd, bgpd, vtysh).
+/// baseline, the tier's silent node failure), util-linux's prlimit
+/// (descriptor-limit test), prometheus (promtool and the server the
+/// observability tests run), chromium (the status page test's headless
+/// browser), BIRD 2 (the tier's lb nodes) and FRR (the tier's router:
+/// zebra, bfdd, bgpd, vtysh).
 fn ensure_host_tools() -> Result<()> {
     let wanted = [
         ("ip", "iproute2"),
         ("ethtool", "ethtool"),
         ("nft", "nftables"),
+        ("prlimit", "util-linux"),
+        ("promtool", "prometheus"),
+        ("prometheus", "prometheus"),
+        ("chromium", "chromium"),
         ("bird", "bird2"),
         ("vtysh", "frr"),
     ];
@@ -170,6 +182,8 @@ fn ensure_host_tools() -> Result<()> {
         })
         .map(|(_, package)| *package)
         .collect();
+    let mut missing = missing;
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
@@ -183,27 +197,28 @@ fn ensure_host_tools() -> Result<()> {
     without_service_starts(|| apt_install(&missing))
 }
 
-/// Where Debian's maintainer scripts ask whether they may start a service.
-const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
-
-/// Runs `install` with a `policy-rc.d` that refuses every service start (when
-/// none exists already), so installing bird2 or frr never starts a routing
-/// daemon in the host's namespace: the lab starts its own, per namespace.
+/// Runs `install` with a `policy-rc.d` that forbids package scripts to start
+/// services (the prometheus package would start its own server otherwise, and
+/// bird2/frr their routing daemons in the host's namespace: the tier lab runs
+/// its own per namespace), unless the machine already has one.
 fn without_service_starts(install: impl FnOnce() -> Result<()>) -> Result<()> {
-    let policy = Path::new(POLICY_RC_D);
+    let policy = Path::new("/usr/sbin/policy-rc.d");
     if policy.exists() {
         return install();
     }
     std::fs::write(
         policy,
-        "#!/bin/sh\n# written by cargo xtask bootstrap for one install\nexit 101\n",
+        "#!/bin/sh\n# written by lb's bootstrap during apt-get install\nexit 101\n",
     )
-    .with_context(|| format!("writing {POLICY_RC_D}"))?;
-    std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .with_context(|| format!("chmod {POLICY_RC_D}"))?;
+    .with_context(|| format!("write {}", policy.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", policy.display()))?;
+    }
     let result = install();
-    let removed = std::fs::remove_file(policy).with_context(|| format!("removing {POLICY_RC_D}"));
-    result.and(removed)
+    let _ignored = std::fs::remove_file(policy);
+    result
 }
 
 fn ensure_bpffs() -> Result<()> {

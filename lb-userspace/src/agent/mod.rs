@@ -2,6 +2,7 @@
 //! directory, SIGHUP), health-driven re-plans and neighbour refreshes, until
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
 
+pub mod config_read;
 pub mod neighbours;
 pub mod resolver;
 pub mod watcher;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
 use crate::plan::{Plan, PlanError, Previous, plan};
@@ -162,17 +163,29 @@ impl Agent {
             retired: &self.applied.retired_backends,
         };
         let p = plan(&prev, &config, &self.monitor)?;
-        if config.encapsulation != self.config.encapsulation || self.applied.services.is_empty() {
+        let new_settings =
+            config.encapsulation != self.config.encapsulation || self.applied.services.is_empty();
+        if new_settings {
             self.datapath.write_settings(&config.encapsulation)?;
         }
         self.refresh_neighbours(&config, true);
-        self.datapath.apply(&p.ops)?;
+        if let Err(e) = self.datapath.apply(&p.ops) {
+            // The maps were rolled back; so are the settings. `applied` is
+            // untouched: it still describes the maps.
+            if new_settings && let Err(e) = self.datapath.write_settings(&self.config.encapsulation)
+            {
+                tracing::error!("restoring the settings after a failed apply: {e}");
+            }
+            return Err(e.into());
+        }
         self.applied.services = p.services.clone();
         self.applied.retired_backends = p.retired.clone();
         self.applied.maglev_table_size = config.maglev_table_size;
         self.applied.config_path = self.opts.config_path.clone();
         self.applied.applied_at_unix_ms = now_ms();
         self.applied.xdp_mode = self.datapath.mode().to_string();
+        // The state file carries the duration up to just before its own write.
+        self.applied.last_apply_seconds = started.elapsed().as_secs_f64();
         self.applied.write(&self.state_path())?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
@@ -199,7 +212,7 @@ impl Agent {
     /// the announcements changed).
     fn sync_announcements(
         &mut self,
-        announce: &config::AnnounceConfig,
+        announce: &crate::config::AnnounceConfig,
         write_unchanged: bool,
     ) -> Result<(), StateError> {
         let state_file = self.state_path();
@@ -211,8 +224,10 @@ impl Agent {
         crate::announce::reconcile::sync(&paths, &mut self.applied, announce, write_unchanged)
     }
 
-    fn reload(&mut self, started: Instant, why: &str) {
-        let config = match config::load(&self.opts.config_path) {
+    async fn reload(&mut self, started: Instant, why: &str) {
+        let read =
+            config_read::load_within(&self.opts.config_path, config_read::CONFIG_READ_TIMEOUT);
+        let config = match read.await {
             Ok(c) => c,
             Err(e) => {
                 log_config_error(&self.opts.config_path, &e);
@@ -234,8 +249,9 @@ impl Agent {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
-    let config =
-        config::load(&opts.config_path).inspect_err(|e| log_config_error(&opts.config_path, e))?;
+    let config = config_read::load_within(&opts.config_path, config_read::CONFIG_READ_TIMEOUT)
+        .await
+        .inspect_err(|e| log_config_error(&opts.config_path, e))?;
     let path = state_path(&opts.state_dir, &opts.ifname);
     let previous = match AppliedState::read(&path) {
         Ok(s) => s,
@@ -261,6 +277,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
+        last_apply_seconds: 0.0,
         xdp_mode: datapath.mode().to_string(),
         maglev_table_size: 0,
         services: Vec::new(),
@@ -307,7 +324,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 // Coalesce the burst of events one save makes.
                 tokio::time::sleep(SAVE_COALESCE).await;
                 while watch.try_recv().is_ok() {}
-                agent.reload(at, "config file changed");
+                agent.reload(at, "config file changed").await;
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
             Some(_) = drain_watch.recv() => {
@@ -319,7 +336,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 }
             }
             _ = hup.recv() => {
-                agent.reload(Instant::now(), "SIGHUP");
+                agent.reload(Instant::now(), "SIGHUP").await;
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
             Some(r) = resolved.recv() => agent.next_hop_resolved(r),

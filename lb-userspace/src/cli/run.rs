@@ -29,7 +29,8 @@ pub struct Args {
     #[arg(long)]
     /// Default: the pin root's sibling `state` directory.
     state_dir: Option<PathBuf>,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    /// Serve Prometheus metrics (/metrics), the status page (/) and its JSON
+    /// (/stats.json) on this address (e.g. 127.0.0.1:9100); off by default.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
 }
@@ -59,6 +60,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    match lb::metrics::limits::raise_nofile_limit() {
+        Ok(limit) => tracing::debug!("descriptor limit (RLIMIT_NOFILE): {limit}"),
+        Err(e) => tracing::warn!("cannot raise the descriptor limit (RLIMIT_NOFILE): {e}"),
+    }
     rt.block_on(async move {
         if let Some((addr, pin_dir, state_path)) = metrics {
             tokio::spawn(async move {
@@ -66,7 +71,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     tracing::error!("metrics endpoint on {addr}: {e}");
                 }
             });
-            tracing::info!("serving metrics on http://{addr}/metrics");
         }
         run_agent(opts).await
     })?;

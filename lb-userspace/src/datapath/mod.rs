@@ -12,6 +12,7 @@ pub mod iface;
 mod inner_table;
 pub mod layout;
 pub mod sys;
+mod undo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -83,6 +84,38 @@ pub enum DatapathError {
     /// Anything else.
     #[error("{0}")]
     Other(String),
+    /// A map write failed during an apply; every entry written before it was
+    /// put back, so the maps hold exactly what they held before the apply.
+    #[error(
+        "map operation {index} of {total} ({op}) failed: {cause}; rolled back ({restored} entries restored)"
+    )]
+    RolledBack {
+        /// 1-based position of the failing operation.
+        index: usize,
+        /// Operations in the plan.
+        total: usize,
+        /// The failing operation.
+        op: String,
+        /// Why it failed.
+        cause: Box<DatapathError>,
+        /// Entries put back.
+        restored: usize,
+    },
+    /// A map write failed during an apply and putting back what was already
+    /// written failed too: the maps hold part of the plan.
+    #[error("map operation {index} of {total} ({op}) failed: {cause}; rolling back failed too ({}): the datapath holds part of the new config", failed.join("; "))]
+    RollbackFailed {
+        /// 1-based position of the failing operation.
+        index: usize,
+        /// Operations in the plan.
+        total: usize,
+        /// The failing operation.
+        op: String,
+        /// Why it failed.
+        cause: Box<DatapathError>,
+        /// Why each failed restore failed.
+        failed: Vec<String>,
+    },
 }
 
 impl DatapathError {
@@ -480,22 +513,62 @@ impl Datapath {
         Ok(true)
     }
 
-    /// Applies map operations in order.
+    /// Applies map operations in order, all or nothing: when one fails, every
+    /// entry already written is put back as it was (see [`undo`]) before the
+    /// error is returned, so packets never see part of a plan.
     /// A run of consecutive `PutTable`s is stored with one batch write.
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
-        let mut rest = ops;
-        while let Some(first) = rest.first() {
-            let tables = rest
+        let mut journal = Vec::new();
+        let Err((index, cause)) = self.apply_journalled(ops, &mut journal) else {
+            return Ok(());
+        };
+        let restored = journal.len();
+        let failed = self.undo(journal);
+        let op = ops.get(index).map_or_else(String::new, MapOp::describe);
+        if failed.is_empty() {
+            Err(DatapathError::RolledBack {
+                index: index + 1,
+                total: ops.len(),
+                op,
+                cause: Box::new(cause),
+                restored,
+            })
+        } else {
+            Err(DatapathError::RollbackFailed {
+                index: index + 1,
+                total: ops.len(),
+                op,
+                cause: Box::new(cause),
+                failed: failed.iter().map(ToString::to_string).collect(),
+            })
+        }
+    }
+
+    /// Applies `ops`, recording in `journal` what each write replaces; on
+    /// failure, the index of the failing op and its error.
+    fn apply_journalled(
+        &mut self,
+        ops: &[MapOp],
+        journal: &mut Vec<undo::Undo>,
+    ) -> Result<(), (usize, DatapathError)> {
+        let mut at = 0;
+        while at < ops.len() {
+            let tables = ops[at..]
                 .iter()
                 .take_while(|op| matches!(op, MapOp::PutTable { .. }))
-                .count();
-            if tables > 0 {
-                self.put_tables(&rest[..tables])?;
-                rest = &rest[tables..];
-            } else {
-                self.apply_one(first)?;
-                rest = &rest[1..];
+                .count()
+                .max(1);
+            let run = &ops[at..at + tables];
+            for (i, op) in run.iter().enumerate() {
+                self.record(op, journal).map_err(|e| (at + i, e))?;
             }
+            let done = if matches!(run[0], MapOp::PutTable { .. }) {
+                self.put_tables(run)
+            } else {
+                self.apply_one(&run[0])
+            };
+            done.map_err(|e| (at, e))?;
+            at += tables;
         }
         Ok(())
     }
@@ -511,8 +584,14 @@ impl Datapath {
                 tables.push((*index, inner));
             }
         }
+        self.store_tables(&tables)
+    }
+
+    /// Stores `(index, table)`s into MAGLEV_TABLES (one batch write when the
+    /// kernel has it).
+    fn store_tables(&mut self, tables: &[(u32, MapData)]) -> Result<(), DatapathError> {
         use std::os::fd::AsFd as _;
-        match inner_table::put_all(self.tables_fd.as_fd(), &tables) {
+        match inner_table::put_all(self.tables_fd.as_fd(), tables) {
             Ok(()) => Ok(()),
             // A kernel without batch writes on array-of-maps: one write each.
             Err(e)
@@ -524,7 +603,7 @@ impl Datapath {
                 tracing::debug!("batch store of Maglev tables refused ({e}); storing one by one");
                 let mut outer: ArrayOfMaps<_, MapData> =
                     ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
-                for (index, inner) in &tables {
+                for (index, inner) in tables {
                     outer.set(*index, inner, 0)?;
                 }
                 Ok(())

@@ -107,6 +107,45 @@ pub enum MapOp {
     },
 }
 
+impl MapOp {
+    /// A short description for error messages: `PutService 198.18.100.1:80/6`.
+    pub fn describe(&self) -> String {
+        let endpoint = |key: &VipKey| {
+            let addr = if key.family == FAMILY_V6 {
+                let mut o = [0u8; 16];
+                for (chunk, w) in o.chunks_exact_mut(4).zip(key.addr) {
+                    chunk.copy_from_slice(&w.to_ne_bytes());
+                }
+                IpAddr::from(o)
+            } else {
+                IpAddr::from(key.addr[0].to_ne_bytes())
+            };
+            format!(
+                "{addr} port {} protocol {}",
+                u16::from_be(key.port),
+                key.protocol
+            )
+        };
+        match self {
+            MapOp::ZeroBackendStats { id } => format!("zero counters of backend id {id}"),
+            MapOp::PutBackend { id, address, .. } => format!("write backend id {id} ({address})"),
+            MapOp::ZeroServiceStats { id } => format!("zero counters of service id {id}"),
+            MapOp::PutTable { index, slots } => {
+                format!("store Maglev table {index} ({} slots)", slots.len())
+            }
+            MapOp::PutService { key, .. } => format!("write VIPS entry {}", endpoint(key)),
+            MapOp::PutVipMarker { vip } => format!("write VIPS address marker of {vip}"),
+            MapOp::DeleteService { key } => format!("delete VIPS entry {}", endpoint(key)),
+            MapOp::DeleteVipMarker { vip } => format!("delete VIPS address marker of {vip}"),
+            MapOp::DeleteTable { index } => format!("delete Maglev table {index}"),
+            MapOp::SetVipFilterWord { word, .. } => format!("write VIP filter word {word}"),
+            MapOp::RetireBackend { id, address, .. } => {
+                format!("retire backend id {id} ({address})")
+            }
+        }
+    }
+}
+
 /// What happened to one service in a plan (for the one-line event log).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceChange {

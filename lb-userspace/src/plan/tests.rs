@@ -591,6 +591,7 @@ fn applied_view_round_trips_through_the_state_file_shape() {
         pin_dir: "/x".into(),
         config_path: "/c".into(),
         applied_at_unix_ms: 0,
+        last_apply_seconds: 0.0,
         xdp_mode: "skb".into(),
         maglev_table_size: M,
         services: p0.services.clone(),
@@ -771,4 +772,29 @@ fn an_empty_table_has_the_same_fingerprint_everywhere() {
     let p = plan(&empty(), &cfg, &down).unwrap();
     assert_eq!(p.services[0].table_size, 0);
     assert_eq!(p.services[0].fingerprint, Some(fingerprint(&[], &[])));
+}
+
+#[test]
+fn map_ops_describe_themselves_for_error_messages() {
+    let key = vip_key("198.18.100.1".parse().unwrap(), 80, 6);
+    let put = MapOp::PutService {
+        key,
+        entry: ServiceEntry::default(),
+    };
+    assert_eq!(
+        put.describe(),
+        "write VIPS entry 198.18.100.1 port 80 protocol 6"
+    );
+    let v6 = MapOp::DeleteService {
+        key: vip_key("2001:2::1".parse().unwrap(), 53, 17),
+    };
+    assert_eq!(
+        v6.describe(),
+        "delete VIPS entry 2001:2::1 port 53 protocol 17"
+    );
+    let table = MapOp::PutTable {
+        index: 3,
+        slots: vec![0; 13],
+    };
+    assert_eq!(table.describe(), "store Maglev table 3 (13 slots)");
 }

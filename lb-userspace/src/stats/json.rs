@@ -21,6 +21,8 @@ pub struct JsonReport {
     pub xdp_mode: Option<String>,
     /// Last apply, Unix ms, or null.
     pub applied_at_unix_ms: Option<u64>,
+    /// Duration of the last apply in seconds, or null.
+    pub last_apply_s: Option<f64>,
     /// Seconds between the two samples the rates come from; null without rates.
     pub interval_s: Option<f64>,
     /// True while the node drains (every VIP withdrawn, forwarding continues).
@@ -163,6 +165,7 @@ pub fn report_json(snap: &Snapshot, rates: Option<&Rates>) -> JsonReport {
         attached: snap.attached,
         xdp_mode: snap.xdp_mode.clone(),
         applied_at_unix_ms: snap.applied_at_unix_ms,
+        last_apply_s: snap.last_apply_seconds,
         interval_s: rates.map(|r| r.elapsed.as_secs_f64()),
         draining: snap.draining,
         vips: snap.vips.clone(),

@@ -101,6 +101,8 @@ pub struct Snapshot {
     pub xdp_mode: Option<String>,
     /// Time of the agent's last apply, Unix ms, when known.
     pub applied_at_unix_ms: Option<u64>,
+    /// Duration of the agent's last apply in seconds, when known.
+    pub last_apply_seconds: Option<f64>,
     /// Services in config order (empty without an applied state).
     pub services: Vec<ServiceSnapshot>,
     /// Global counters, indexed like [`GlobalCounter::ALL`].
@@ -174,6 +176,7 @@ impl Snapshot {
             attached: pin_dir.join(LINK_PIN).exists(),
             xdp_mode: state.map(|s| s.xdp_mode.clone()),
             applied_at_unix_ms: state.map(|s| s.applied_at_unix_ms),
+            last_apply_seconds: state.map(|s| s.last_apply_seconds),
             services,
             global,
             draining: state.is_some_and(|s| s.announce.draining),

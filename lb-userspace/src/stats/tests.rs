@@ -17,6 +17,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
         attached: true,
         xdp_mode: Some("native".into()),
         applied_at_unix_ms: Some(1_709_210_096_000),
+        last_apply_seconds: Some(0.0125),
         services: vec![
             ServiceSnapshot {
                 name: "web".into(),
