@@ -56,11 +56,11 @@ struct Setup {
 
 impl Setup {
     fn pin_dir(&self) -> PathBuf {
-        self.fs.root.join(&self.net.lb_if)
+        lb::datapath::pin_dir(&self.fs.root, self.net.lb_netns(), &self.net.lb_if)
     }
 
     fn state_file(&self) -> PathBuf {
-        lb::state::state_path(&self.state_dir, &self.net.lb_if)
+        lb::state::state_path(&self.state_dir, self.net.lb_netns(), &self.net.lb_if)
     }
 
     fn start(&self, extra: &[&str]) -> Agent {
@@ -365,8 +365,11 @@ fn scale_events_invalid_config_and_restart() {
     check_maps(&dir, &st);
     assert_eq!(st.services.len(), 2);
     assert_ne!(st.services[0].service_id, st.services[1].service_id);
-    // `lb stats --json` reads the same pins and state file.
-    let out = std::process::Command::new(lb_bin())
+    // `lb stats --json` (in the agent's namespace: pins are keyed by it)
+    // reads the same pins and state file.
+    let out = setup
+        .net
+        .exec_in_lb(lb_bin().to_str().unwrap())
         .args([
             "stats",
             "--iface",
@@ -556,7 +559,7 @@ fn decap_attaches_pins_and_detaches() {
         );
     };
     run(&["--address", "198.18.100.1"]);
-    let dir = fs.root.join(format!("decap-{}", net.lb_if));
+    let dir = lb::datapath::decap_pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
     assert!(dir.join("link").exists());
     assert!(
         xdp_attached(&net),

@@ -2,6 +2,7 @@
 //! directory, SIGHUP), health-driven re-plans and neighbour refreshes, until
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
 
+pub mod lock;
 pub mod neighbours;
 pub mod resolver;
 pub mod watcher;
@@ -14,8 +15,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::{self, Config, ConfigError};
 use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
+use crate::netns::NetnsId;
 use crate::plan::{Plan, PlanError, Previous, plan};
-use crate::state::{AppliedState, StateError, state_path};
+use crate::state::{AppliedState, StateError, ensure_state_dirs, lock_path, state_path};
+use lock::AgentLock;
 use resolver::{Resolved, Resolver};
 
 /// How often next hops toward backends are re-resolved.
@@ -35,6 +38,8 @@ pub struct AgentOptions {
     pub config_path: PathBuf,
     /// Interface.
     pub ifname: String,
+    /// The network namespace the agent (and the interface) lives in.
+    pub netns: NetnsId,
     /// bpffs pin root.
     pub pin_root: PathBuf,
     /// State-file directory.
@@ -60,6 +65,12 @@ pub enum AgentError {
     /// The state file.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Another agent runs for the interface, or the lock failed.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    /// The state directory cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// Watching files or signals.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -120,7 +131,7 @@ fn summary(plan: &Plan) -> String {
 
 impl Agent {
     fn state_path(&self) -> PathBuf {
-        state_path(&self.opts.state_dir, &self.opts.ifname)
+        state_path(&self.opts.state_dir, self.opts.netns, &self.opts.ifname)
     }
 
     /// Asks the resolver thread for the next hops toward every backend; with
@@ -212,9 +223,15 @@ impl Agent {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
+    // One agent per (network namespace, interface), held until we exit.
+    ensure_state_dirs(&opts.state_dir, opts.netns)?;
+    let _lock = AgentLock::acquire(
+        &lock_path(&opts.state_dir, opts.netns, &opts.ifname),
+        &opts.ifname,
+    )?;
     let config =
         config::load(&opts.config_path).inspect_err(|e| log_config_error(&opts.config_path, e))?;
-    let path = state_path(&opts.state_dir, &opts.ifname);
+    let path = state_path(&opts.state_dir, opts.netns, &opts.ifname);
     let previous = match AppliedState::read(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -226,6 +243,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         &OpenOptions {
             pin_root: opts.pin_root.clone(),
             ifname: opts.ifname.clone(),
+            netns: opts.netns,
             conntrack_entries: config.conntrack_entries,
             mode: opts.mode,
             fresh: opts.fresh,
@@ -236,7 +254,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let applied = adopted.unwrap_or_else(|| AppliedState {
         ifname: iface.name.clone(),
         ifindex: iface.ifindex,
-        pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
+        pin_dir: crate::datapath::pin_dir(&opts.pin_root, opts.netns, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
         xdp_mode: datapath.mode().to_string(),

@@ -57,6 +57,9 @@ pub enum StatsError {
         /// aya's error.
         source: aya::maps::MapError,
     },
+    /// A directory on the way to the pins cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// The state file could not be read.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
