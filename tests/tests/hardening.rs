@@ -468,3 +468,63 @@ fn same_named_interfaces_in_two_namespaces_keep_their_own_pins_and_agents() {
     stop(&a);
     assert!(!a.xdp_attached(&name));
 }
+
+#[test]
+fn pins_of_the_earlier_layout_on_this_interface_are_retired_on_upgrade() {
+    let net = NetNsPair::new("hold");
+    let fs = TestBpffs::new("hold");
+    let state_dir = fs.base.join("state");
+    // What an earlier release left: its XDP link pinned at <root>/<iface>/link,
+    // attached to the interface.
+    let legacy = fs.root.join(&net.lb_if);
+    let (dir, ifname) = (legacy.clone(), net.lb_if.clone());
+    lb_tests::netns::in_netns(&net.lb, move || {
+        use aya::programs::{Xdp, XdpMode, links::FdLink};
+        let mut loader = aya::EbpfLoader::new();
+        lb_common::flow_table::user::size_conntrack(&mut loader, &0);
+        let mut ebpf = loader.load(lb::object::EBPF_OBJECT).unwrap();
+        let prog: &mut Xdp = ebpf
+            .program_mut(lb_common::PROG_DECAP)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        prog.load().unwrap();
+        let iface = lb::datapath::Interface::read(&ifname).unwrap();
+        let id = prog
+            .attach_to_if_index(iface.ifindex, XdpMode::Skb)
+            .unwrap();
+        let link = FdLink::try_from(prog.take_link(id).unwrap()).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        link.pin(dir.join("link")).unwrap();
+    });
+    let config = fs.base.join("lb.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut agent = spawn_agent(
+        &net.lb,
+        &net.lb_if,
+        config.to_str().unwrap(),
+        &fs.root,
+        &state_dir,
+    );
+    let state = state_path(&state_dir, net.lb_netns(), &net.lb_if);
+    let applied = wait_for_state(&state, &mut agent);
+    assert!(
+        !legacy.exists(),
+        "the earlier layout's pins are still there"
+    );
+    assert_eq!(
+        applied.pin_dir,
+        lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if)
+    );
+    let log = std::fs::read_to_string(state_dir.with_extension(format!("{}.log", net.lb_if)))
+        .unwrap_or_default();
+    assert!(log.contains("an earlier lb release's datapath"), "{log}");
+    stop_agent(agent);
+    let stop = lb_in(
+        &net.lb,
+        &["stop", "--iface", &net.lb_if],
+        &fs.root,
+        Some(&state_dir),
+    );
+    assert!(stop.status.success(), "{}", stderr(&stop));
+}

@@ -33,7 +33,8 @@ use lb_common::{
 
 pub use iface::Interface;
 pub use pins::{
-    LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove, netns_dir, pin_dir, warn_legacy_pins,
+    LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove, netns_dir, pin_dir,
+    retire_legacy_pins,
 };
 
 use crate::config::EncapConfig;
@@ -217,7 +218,7 @@ impl Datapath {
     ) -> Result<(Self, Option<AppliedState>), DatapathError> {
         let iface = Interface::read(&opts.ifname)?;
         let root = bpffs::ensure_bpffs(&opts.pin_root)?;
-        warn_legacy_pins(&root, &opts.ifname);
+        retire_legacy_pins(&root, &opts.ifname, iface.ifindex)?;
         let dir = pin_dir(&root, opts.netns, &opts.ifname);
         let existed = check_pin_dir(&dir, true)?;
         let link_path = dir.join(LINK_PIN);

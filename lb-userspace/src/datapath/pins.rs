@@ -42,19 +42,70 @@ pub fn check_pin_dir(dir: &Path, create: bool) -> Result<bool, DatapathError> {
     Ok(private_dir::check(dir)?)
 }
 
-/// Warns about the pin directory an earlier release (pins not keyed by network
-/// namespace) left for `ifname`: not adopted, and its program, if still
-/// attached here, keeps this release's from attaching.
-pub fn warn_legacy_pins(root: &Path, ifname: &str) {
+/// The ids of the XDP programs attached to `ifname` in this network
+/// namespace (`ip -j link show`; none when it cannot tell).
+fn attached_xdp_programs(ifname: &str) -> Vec<u32> {
+    let Ok(out) = std::process::Command::new("ip")
+        .args(["-j", "link", "show", "dev", ifname])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    let xdp = &v[0]["xdp"];
+    let mut progs = vec![&xdp["prog"]];
+    if let Some(attached) = xdp["attached"].as_array() {
+        progs.extend(attached.iter().map(|a| &a["prog"]));
+    }
+    progs
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .map(|id| id as u32)
+        .collect()
+}
+
+/// Handles the pin directory an earlier release (pins not keyed by network
+/// namespace) left at `<root>/<ifname>`: when its link is attached to this
+/// very interface (same ifindex, and the program on the interface here is
+/// the link's) it is this namespace's, and it is detached and removed, so the
+/// upgraded agent starts fresh (the earlier layout is not adopted).
+/// Otherwise (another namespace's, or stale) it is left alone with a warning.
+pub fn retire_legacy_pins(root: &Path, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
     let legacy = root.join(ifname);
-    if std::fs::symlink_metadata(legacy.join(LINK_PIN)).is_ok() {
+    match private_dir::check(&legacy) {
+        Ok(true) => {}
+        Ok(false) => return Ok(()),
+        Err(e) => {
+            tracing::warn!("not an earlier release's pins, left alone: {e}");
+            return Ok(());
+        }
+    }
+    let link_pin = legacy.join(LINK_PIN);
+    let Ok(link) = sys::obj_get(&link_pin) else {
+        return Ok(());
+    };
+    let link_ifindex = sys::xdp_link_ifindex(&link).unwrap_or(0);
+    let prog = sys::link_prog_id(&link).unwrap_or(0);
+    drop(link);
+    if link_ifindex == ifindex && prog != 0 && attached_xdp_programs(ifname).contains(&prog) {
+        detach_and_remove(&legacy)?;
         tracing::warn!(
-            "{} holds pins of an earlier lb release (not keyed by network namespace); \
-             they are not adopted: stop that release's agent and run its \
-             `lb stop --iface {ifname}` in the namespace it ran in, or remove the directory",
+            "{}: an earlier lb release's datapath (pins not keyed by network namespace) was \
+             attached to {ifname} here; detached and removed, starting fresh",
+            legacy.display()
+        );
+    } else {
+        tracing::warn!(
+            "{} holds pins of an earlier lb release for another network namespace's {ifname} \
+             (or stale ones); left alone: run that release's `lb stop --iface {ifname}` where \
+             it ran, or remove the directory",
             legacy.display()
         );
     }
+    Ok(())
 }
 
 /// Detaches the pinned link in `dir` (if any) and removes every pin there;
