@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 
 /// Mode of the directories lb creates (and of the bpffs it mounts).
 pub const PRIVATE_MODE: u32 = 0o700;
-/// Group/other write and sticky bits: none may be set on a private directory.
-const SHARED_BITS: u32 = 0o1022;
+/// Group/other write bits: none may be set on a private directory.
+const SHARED_BITS: u32 = 0o022;
+/// The sticky bit, dropped together with them (it only matters to a
+/// directory others can write to; a bpffs root always has it).
+const STICKY: u32 = 0o1000;
 
 /// Why a directory cannot be trusted (or created, or emptied).
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +64,7 @@ pub enum PrivateDirError {
     /// Writable by group or others.
     #[error(
         "{path} is writable by other users (mode {mode:04o}); refusing to use it \
-         (chmod go-w,-t it, or remove it)"
+         (chmod go-w it, or remove it)"
     )]
     SharedWritable {
         /// The directory.
@@ -158,8 +161,8 @@ pub fn ensure_all(path: &Path) -> Result<(), PrivateDirError> {
 }
 
 /// Makes a root directory of lb's private: it must be a real directory owned
-/// by root (or the caller); group/other write and sticky bits are removed,
-/// with a warning (a bpffs mounted without `mode=` is 1777).
+/// by root (or the caller); group/other write bits (and then the sticky bit)
+/// are removed, with a warning (a bpffs mounted without `mode=` is 1777).
 pub fn tighten(path: &Path) -> Result<(), PrivateDirError> {
     let Some(m) = lstat(path)? else {
         return Err(io(path)(std::io::ErrorKind::NotFound.into()));
@@ -167,7 +170,7 @@ pub fn tighten(path: &Path) -> Result<(), PrivateDirError> {
     real_directory(path, &m)?;
     let mode = m.mode() & 0o7777;
     if mode & SHARED_BITS != 0 {
-        let tight = mode & !SHARED_BITS;
+        let tight = mode & !(SHARED_BITS | STICKY);
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(tight)).map_err(io(path))?;
         tracing::warn!(
             "{} was writable by other users (mode {mode:04o}); now {tight:04o}",

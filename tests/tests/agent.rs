@@ -697,6 +697,14 @@ fn pin_root_mounted_by_the_agent_outlives_it() {
         lb::datapath::bpffs::is_bpffs(&setup.fs.root),
         "pin root is not a bpffs here"
     );
+    // Mounted private to root (mode=0700), not the bpffs default 1777.
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&setup.fs.root).unwrap());
+    assert_eq!(mode & 0o077, 0, "pin root mode {mode:o}");
+    assert!(
+        !setup.log_text().contains("writable by other users"),
+        "{}",
+        setup.log_text()
+    );
     let dir = setup.pin_dir();
     check_maps(&dir, &st);
     assert!(xdp_attached(&setup.net));

@@ -119,6 +119,7 @@ fn mount_in_parent(ppid: u32, root: &Path) -> bool {
             "bpf".as_ref(),
             "-o".as_ref(),
             mode.as_ref(),
+            "--".as_ref(),
             "bpf".as_ref(),
             r,
         ])
