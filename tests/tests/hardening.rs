@@ -192,6 +192,34 @@ fn links_and_directories_planted_by_another_user_are_refused_never_followed() {
         !as_nobody("cat", &[state.as_os_str()]),
         "nobody read the state file"
     );
+    // `lb stats` as that user says it needs root.
+    let stats = Command::new("ip")
+        .args(["netns", "exec", &net.lb, "setpriv"])
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ])
+        .arg(lb_bin())
+        .args([
+            "stats",
+            "--iface",
+            &net.lb_if,
+            "--interval",
+            "0",
+            "--pin-root",
+        ])
+        .arg(&fs.root)
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .output()
+        .unwrap();
+    assert!(!stats.status.success());
+    assert!(
+        stderr(&stats).contains("permission denied: lb stats and lb watch need root"),
+        "{}",
+        stderr(&stats)
+    );
     stop_agent(agent);
     let stop = lb_in(
         &net.lb,

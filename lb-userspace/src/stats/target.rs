@@ -32,7 +32,6 @@ impl Target {
     /// Reads the state file (if any) and the pinned maps. The directories on
     /// the way must be private to root (a symbolic link is refused).
     pub fn snapshot(&self) -> Result<Snapshot, StatsError> {
-        let private = |dir: &Path| private_dir::check(dir).map_err(StatsError::from);
         let ns_dir = self.pin_dir.parent().unwrap_or(Path::new("/"));
         if !(private(ns_dir)?
             && private(&self.pin_dir)?
@@ -50,11 +49,24 @@ impl Target {
     }
 }
 
+/// Checks a directory on the way to the pins (see [`private_dir::check`]);
+/// permission denied means the caller is not root.
+fn private(dir: &Path) -> Result<bool, StatsError> {
+    private_dir::check(dir).map_err(|e| match e {
+        private_dir::PrivateDirError::Io { path, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            StatsError::NeedsRoot { path }
+        }
+        e => e.into(),
+    })
+}
+
 /// Interfaces of network namespace `netns` with pinned maps under `pin_root`,
 /// sorted (none when there is no such directory).
 pub fn pinned_interfaces(pin_root: &Path, netns: NetnsId) -> Result<Vec<String>, StatsError> {
     let dir = crate::datapath::netns_dir(pin_root, netns);
-    if !private_dir::check(&dir)? {
+    if !private(&dir)? {
         return Ok(Vec::new());
     }
     let entries = match std::fs::read_dir(&dir) {
