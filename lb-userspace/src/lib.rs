@@ -7,6 +7,8 @@
 //! - [`object`]: the embedded XDP object.
 //! - [`stats`]: counter snapshots, rates and renderings (`lb stats`, `lb watch`).
 //! - [`metrics`]: the Prometheus endpoint and live status page (`lb run --metrics`).
+//! - [`netns`] and [`private_dir`]: pins and state keyed by network namespace,
+//!   in directories only root can change.
 
 pub mod agent;
 pub mod announce;
@@ -15,7 +17,9 @@ pub mod datapath;
 pub mod health;
 pub mod maglev;
 pub mod metrics;
+pub mod netns;
 pub mod object;
 pub mod plan;
+pub mod private_dir;
 pub mod state;
 pub mod stats;

@@ -43,13 +43,19 @@ impl Scratch {
         scratch
     }
 
+    /// Pins are keyed by network namespace: `<bpffs>/ns<inode>/<iface>`.
     fn pin_dir(&self) -> PathBuf {
-        self.bpffs.join(IFACE)
+        lb::datapath::pin_dir(&self.bpffs, netns(), IFACE)
     }
 
     fn state_dir(&self) -> PathBuf {
         self.root.join("state")
     }
+}
+
+/// The test's network namespace (the CLI it runs shares it).
+fn netns() -> lb::netns::NetnsId {
+    lb::netns::NetnsId::current().unwrap()
 }
 
 impl Drop for Scratch {
@@ -214,8 +220,9 @@ fn stats_and_metrics_read_the_pinned_counters() {
     let scratch = Scratch::new();
     let pin_dir = scratch.pin_dir();
     let mut ebpf = load_pinned(&pin_dir);
+    lb::state::ensure_state_dirs(&scratch.state_dir(), netns()).unwrap();
     state(&pin_dir)
-        .write(&state_path(&scratch.state_dir(), IFACE))
+        .write(&state_path(&scratch.state_dir(), netns(), IFACE))
         .unwrap();
     backend_stats(&mut ebpf, 7, 3);
     backend_stats(&mut ebpf, 8, 1);
@@ -354,7 +361,7 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert!(
         err.contains(&format!(
             "nothing attached to {missing}: no pinned maps under {}",
-            scratch.bpffs.join(&missing).display()
+            lb::datapath::pin_dir(&scratch.bpffs, netns(), &missing).display()
         )),
         "{err}"
     );
@@ -369,7 +376,7 @@ fn stats_and_metrics_read_the_pinned_counters() {
         .block_on(lb::metrics::MetricsServer::bind(
             "127.0.0.1:0".parse().unwrap(),
             pin_dir.clone(),
-            state_path(&scratch.state_dir(), IFACE),
+            state_path(&scratch.state_dir(), netns(), IFACE),
         ))
         .unwrap();
     let addr = server.local_addr().unwrap();

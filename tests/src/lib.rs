@@ -5,9 +5,11 @@
 //! - [`harness`]: a freshly loaded datapath with map setters and counter readers.
 //! - [`lab`]: the one-armed DSR lab (client, router, lb, backends) and its load.
 //! - [`netns`]: network-namespace and veth guards; locating `lb`.
+//! - [`fuzz`]: the datapath fuzzer (`cargo xtask fuzz`).
 
 pub mod browser;
 pub mod frames;
+pub mod fuzz;
 pub mod harness;
 pub mod lab;
 pub mod netns;

@@ -80,7 +80,7 @@ fn hostile_config_files_are_refused_and_the_agent_stays_responsive() {
     let state_dir = work.join("state");
     let log = work.join("agent.log");
     std::fs::write(&config_path, config("198.18.3.2")).unwrap();
-    let state_file = lb::state::state_path(&state_dir, &net.lb_if);
+    let state_file = lb::state::state_path(&state_dir, net.lb_netns(), &net.lb_if);
     let backends = || -> Vec<String> {
         AppliedState::read(&state_file)
             .ok()
@@ -165,5 +165,6 @@ fn hostile_config_files_are_refused_and_the_agent_stays_responsive() {
         exited.is_some()
     });
     assert!(exited.unwrap().success(), "{exited:?}");
-    lb::datapath::detach_and_remove(&fs.root.join(&net.lb_if)).unwrap();
+    lb::datapath::detach_and_remove(&lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if))
+        .unwrap();
 }

@@ -128,14 +128,22 @@ impl AgentFiles {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    fn netns(&self) -> lb::netns::NetnsId {
+        lb_tests::netns::netns_id(&self.ns)
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn state(&self) -> Option<AppliedState> {
-        AppliedState::read(&lb::state::state_path(&self.state_dir, &self.iface))
-            .ok()
-            .flatten()
+        AppliedState::read(&lb::state::state_path(
+            &self.state_dir,
+            self.netns(),
+            &self.iface,
+        ))
+        .ok()
+        .flatten()
     }
 }
 
@@ -385,9 +393,17 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
     );
     assert!(log.contains(&format!("announce {V6_VIP}")), "log:\n{log}");
 
-    // lb stop (here under the running agent): withdrawn; other protocols
-    // untouched. The agent sees the datapath detached and announces nothing
-    // again, nor brings the state file back.
+    // lb stop refuses while the agent runs; once the agent is gone (its
+    // routes kept), lb stop withdraws them and leaves other protocols alone.
+    let out = a.lb(&["stop"]);
+    assert!(!out.status.success(), "lb stop under a running agent");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lb run runs for"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(agent);
+    assert_eq!(routes(&net.lb, PROTO), set(&[HC_VIP, V6_VIP]));
     let out = a.lb(&["stop"]);
     assert!(
         out.status.success(),
@@ -395,10 +411,7 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_routes(&net.lb, PROTO, &[], &[&a]);
-    std::thread::sleep(Duration::from_millis(3500));
-    assert_eq!(routes(&net.lb, PROTO), set(&[]));
-    assert!(a.state().is_none(), "state file back after lb stop");
-    drop(agent);
+    assert!(a.state().is_none(), "state file left after lb stop");
     assert_eq!(routes(&net.lb, 252), set(&["198.18.100.98"]));
     drop(listener);
 }
@@ -477,7 +490,7 @@ fn two_agents_in_one_namespace_keep_each_others_routes() {
 fn live_table(a: &AgentFiles, st: &AppliedState, name: &str) -> (Vec<u32>, Vec<std::net::IpAddr>) {
     use aya::maps::{Array, ArrayOfMaps, Map, MapData};
     let s = st.services.iter().find(|s| s.name == name).unwrap();
-    let dir = a.pin_root.join(&a.iface);
+    let dir = lb::datapath::pin_dir(&a.pin_root, a.netns(), &a.iface);
     let outer: ArrayOfMaps<MapData, Array<MapData, u32>> = ArrayOfMaps::try_from(Map::ArrayOfMaps(
         MapData::from_pin(dir.join(lb_common::MAP_MAGLEV_TABLES)).unwrap(),
     ))

@@ -170,9 +170,10 @@ fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
 fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
     let net = NetNsPair::new("rb");
     let fs = TestBpffs::new("rb");
-    let dir = fs.root.join(&net.lb_if);
+    let dir = lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
     let opts = OpenOptions {
         pin_root: fs.root.clone(),
+        netns: net.lb_netns(),
         ifname: net.lb_if.clone(),
         conntrack_entries: CONNTRACK,
         mode: ModeChoice::Auto,

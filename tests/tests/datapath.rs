@@ -42,10 +42,11 @@ fn apply_plans_then_adopt_pins() {
     let fs = TestBpffs::new("dp");
     let root = fs.root.clone();
     let ifname = net.lb_if.clone();
-    let dir = root.join(&ifname);
+    let dir = lb::datapath::pin_dir(&root, net.lb_netns(), &ifname);
     let opts = OpenOptions {
         pin_root: root.clone(),
         ifname: ifname.clone(),
+        netns: net.lb_netns(),
         conntrack_entries: 4096,
         mode: ModeChoice::Auto,
         fresh: false,

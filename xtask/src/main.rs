@@ -4,12 +4,14 @@
 //!   interface with `-- --iface IF --config FILE`).
 //! - `cargo xtask test`: every test, privileged ones included.
 //! - `cargo xtask bench`: the benchmarks (never part of `test`).
+//! - `cargo xtask fuzz --frames N`: the long datapath fuzz run.
 //!
 //! Each first makes sure the toolchain pieces are installed (see `bootstrap`).
 
 mod bench;
 mod bootstrap;
 mod cargo;
+mod fuzz;
 mod run;
 mod test;
 
@@ -31,6 +33,8 @@ enum Command {
     Test(test::Args),
     /// Run the benchmarks (never part of `test`) and write target/bench/latest.json.
     Bench(bench::Args),
+    /// The long datapath fuzz run (`--frames N`; a short one is part of `test`).
+    Fuzz(fuzz::Args),
     /// Only install what is missing (rust-src, LLVM dev package, bpf-linker, bpffs).
     Bootstrap,
 }
@@ -45,6 +49,7 @@ fn main() -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::Bootstrap => bootstrap::ensure_all(),
     }
 }

@@ -3,6 +3,7 @@
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
 
 pub mod config_read;
+pub mod lock;
 pub mod neighbours;
 pub mod resolver;
 pub mod watcher;
@@ -15,8 +16,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::{Config, ConfigError};
 use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
+use crate::netns::NetnsId;
 use crate::plan::{Plan, PlanError, Previous, plan};
-use crate::state::{AppliedState, StateError, state_path};
+use crate::state::{AppliedState, StateError, ensure_state_dirs, lock_path, state_path};
+use lock::AgentLock;
 use resolver::{Resolved, Resolver};
 
 /// How often next hops toward backends are re-resolved.
@@ -36,6 +39,8 @@ pub struct AgentOptions {
     pub config_path: PathBuf,
     /// Interface.
     pub ifname: String,
+    /// The network namespace the agent (and the interface) lives in.
+    pub netns: NetnsId,
     /// bpffs pin root.
     pub pin_root: PathBuf,
     /// State-file directory.
@@ -61,6 +66,12 @@ pub enum AgentError {
     /// The state file.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Another agent runs for the interface, or the lock failed.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    /// The state directory cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// Watching files or signals.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -121,7 +132,7 @@ fn summary(plan: &Plan) -> String {
 
 impl Agent {
     fn state_path(&self) -> PathBuf {
-        state_path(&self.opts.state_dir, &self.opts.ifname)
+        state_path(&self.opts.state_dir, self.opts.netns, &self.opts.ifname)
     }
 
     /// Asks the resolver thread for the next hops toward every backend; with
@@ -249,10 +260,16 @@ impl Agent {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
+    // One agent per (network namespace, interface), held until we exit.
+    ensure_state_dirs(&opts.state_dir, opts.netns)?;
+    let _lock = AgentLock::acquire(
+        &lock_path(&opts.state_dir, opts.netns, &opts.ifname),
+        &opts.ifname,
+    )?;
     let config = config_read::load_within(&opts.config_path, config_read::CONFIG_READ_TIMEOUT)
         .await
         .inspect_err(|e| log_config_error(&opts.config_path, e))?;
-    let path = state_path(&opts.state_dir, &opts.ifname);
+    let path = state_path(&opts.state_dir, opts.netns, &opts.ifname);
     let previous = match AppliedState::read(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -264,6 +281,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         &OpenOptions {
             pin_root: opts.pin_root.clone(),
             ifname: opts.ifname.clone(),
+            netns: opts.netns,
             conntrack_entries: config.conntrack_entries,
             mode: opts.mode,
             fresh: opts.fresh,
@@ -274,7 +292,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let applied = adopted.unwrap_or_else(|| AppliedState {
         ifname: iface.name.clone(),
         ifindex: iface.ifindex,
-        pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
+        pin_dir: crate::datapath::pin_dir(&opts.pin_root, opts.netns, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
         last_apply_seconds: 0.0,

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use lb::announce::drain;
+use lb::netns::NetnsId;
 use lb::state::{AppliedState, DEFAULT_PIN_ROOT, default_state_dir, state_path};
 
 /// How long `lb drain` waits for the agent to confirm.
@@ -51,7 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let state_dir = args
         .state_dir
         .unwrap_or_else(|| default_state_dir(&args.pin_root));
-    let state = state_path(&state_dir, &args.iface);
+    let netns = NetnsId::current().context("which network namespace this is")?;
+    let state = state_path(&state_dir, netns, &args.iface);
     let want = !args.undo;
     let token = drain::write(&state, want).map_err(|e| {
         anyhow::anyhow!(

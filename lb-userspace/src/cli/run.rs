@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use lb::agent::{AgentOptions, run as run_agent};
 use lb::datapath::ModeChoice;
+use lb::netns::NetnsId;
 use lb::state::{DEFAULT_PIN_ROOT, default_state_dir};
 
 /// Arguments of `lb run`.
@@ -41,16 +43,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let state_dir = args
         .state_dir
         .unwrap_or_else(|| default_state_dir(&args.pin_root));
+    let netns = NetnsId::current().context("which network namespace this is")?;
     let metrics = args.metrics.map(|addr| {
         (
             addr,
-            lb::datapath::pin_dir(&args.pin_root, &args.iface),
-            lb::state::state_path(&state_dir, &args.iface),
+            lb::datapath::pin_dir(&args.pin_root, netns, &args.iface),
+            lb::state::state_path(&state_dir, netns, &args.iface),
         )
     });
     let opts = AgentOptions {
         config_path: args.config,
         ifname: args.iface,
+        netns,
         pin_root: args.pin_root,
         state_dir,
         mode: args.xdp_mode,

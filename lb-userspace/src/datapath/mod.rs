@@ -1,8 +1,11 @@
 //! The one thin aya layer: load (or adopt) the pinned datapath on an interface,
 //! attach it, and apply the planner's [`MapOp`]s to its maps.
 //!
-//! Pins live under `<pin_root>/<ifname>/`: one file per map (named like the map)
-//! and `link`, the XDP link, so that the datapath keeps forwarding with no agent.
+//! Pins live under `<pin_root>/ns<netns inode>/<ifname>/` (see [`crate::netns`]:
+//! same-named interfaces of two network namespaces never share pins): one file
+//! per map (named like the map) and `link`, the XDP link, so that the datapath
+//! keeps forwarding with no agent. Every directory there is private to root
+//! ([`crate::private_dir`]).
 //! A restart adopts them (aya reuses a pinned map of the same name) when the
 //! state file, the pins and the interface all agree; otherwise the leftovers are
 //! detached and removed and the datapath starts empty.
@@ -11,6 +14,7 @@ pub mod bpffs;
 pub mod iface;
 mod inner_table;
 pub mod layout;
+pub mod pins;
 pub mod sys;
 mod undo;
 
@@ -29,9 +33,15 @@ use lb_common::{
 };
 
 pub use iface::Interface;
+pub use pins::{
+    LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove, netns_dir, pin_dir,
+    retire_legacy_pins,
+};
 
 use crate::config::EncapConfig;
+use crate::netns::NetnsId;
 use crate::plan::{MapOp, address_words, marker_key};
+use crate::private_dir;
 use crate::state::AppliedState;
 
 /// Every map of the object (all are pinned).
@@ -51,9 +61,6 @@ pub const MAP_NAMES: [&str; 11] = [
 
 /// The kernel's internal `ENOTSUPP` (524), which some BPF commands return.
 const KERNEL_ENOTSUPP: i32 = 524;
-
-/// File name of the pinned XDP link inside a pin directory.
-pub const LINK_PIN: &str = "link";
 
 /// Errors of the datapath layer.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +88,9 @@ pub enum DatapathError {
     /// Link handling.
     #[error("link: {0}")]
     Link(#[from] aya::programs::links::LinkError),
+    /// A directory under the pin root that cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -179,31 +189,14 @@ pub struct OpenOptions {
     pub pin_root: PathBuf,
     /// Interface name.
     pub ifname: String,
+    /// The network namespace the interface lives in (keys the pin directory).
+    pub netns: NetnsId,
     /// Connection-table capacity (used when the table is created).
     pub conntrack_entries: u32,
     /// Attach mode.
     pub mode: ModeChoice,
     /// Start from scratch even when pins could be adopted.
     pub fresh: bool,
-}
-
-/// The pin directory of `ifname` under `pin_root`.
-pub fn pin_dir(pin_root: &Path, ifname: &str) -> PathBuf {
-    pin_root.join(ifname)
-}
-
-/// Detaches the pinned link in `dir` (if any) and removes every pin there.
-pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
-    let link = dir.join(LINK_PIN);
-    let mut detached = false;
-    if let Ok(fd) = sys::obj_get(&link)
-        && sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0
-    {
-        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, e))?;
-        detached = true;
-    }
-    bpffs::remove_pin_dir(dir)?;
-    Ok(detached)
 }
 
 /// The bucket count of a pinned connection table (of this build's layout).
@@ -258,7 +251,9 @@ impl Datapath {
     ) -> Result<(Self, Option<AppliedState>), DatapathError> {
         let iface = Interface::read(&opts.ifname)?;
         let root = bpffs::ensure_bpffs(&opts.pin_root)?;
-        let dir = pin_dir(&root, &opts.ifname);
+        retire_legacy_pins(&root, &opts.ifname, iface.ifindex)?;
+        let dir = pin_dir(&root, opts.netns, &opts.ifname);
+        let existed = check_pin_dir(&dir, true)?;
         let link_path = dir.join(LINK_PIN);
         let link_ifindex = sys::obj_get(&link_path)
             .ok()
@@ -284,7 +279,7 @@ impl Datapath {
                 }
             }
         }
-        if adopt.is_none() && dir.exists() {
+        if adopt.is_none() && existed {
             let why = if opts.fresh {
                 "--fresh".to_string()
             } else if let Some(why) = incompatible {
@@ -302,7 +297,7 @@ impl Datapath {
             tracing::warn!(dir = %dir.display(), %why, "clearing leftover datapath state (not adopted)");
             detach_and_remove(&dir)?;
         }
-        std::fs::create_dir_all(&dir).map_err(|e| DatapathError::io(&dir, e))?;
+        private_dir::ensure(&dir)?;
 
         let mut loader = EbpfLoader::new();
         let paths: Vec<(&str, PathBuf)> = MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect();

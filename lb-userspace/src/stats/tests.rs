@@ -5,6 +5,7 @@ use std::time::Duration;
 use lb_common::GlobalCounter;
 
 use super::*;
+use crate::netns::NetnsId;
 use crate::state::BackendState;
 
 /// A snapshot with one IPv4 service of two backends and one IPv6 service.
@@ -305,25 +306,40 @@ fn target_resolution_picks_the_only_interface_or_asks() {
     let _ = std::fs::remove_dir_all(&root);
     let state_dir = root.join("state");
     let pins = root.join("pins");
-    let err = resolve_target(&pins, &state_dir, None).unwrap_err();
+    let ns = NetnsId(4026532000);
+    let err = resolve_target(&pins, &state_dir, ns, None).unwrap_err();
     assert!(matches!(err, StatsError::NothingPinned { .. }), "{err}");
+    let ns_pins = pins.join("ns4026532000");
     for iface in ["eth-b", "eth-a"] {
-        std::fs::create_dir_all(pins.join(iface)).unwrap();
-        std::fs::write(pins.join(iface).join(lb_common::MAP_GLOBAL_STATS), b"").unwrap();
+        crate::private_dir::ensure_all(&ns_pins.join(iface)).unwrap();
+        std::fs::write(ns_pins.join(iface).join(lb_common::MAP_GLOBAL_STATS), b"").unwrap();
         if iface == "eth-b" {
-            let t = resolve_target(&pins, &state_dir, None).unwrap();
-            assert_eq!(t, Target::new(&pins, &state_dir, "eth-b"));
-            assert_eq!(t.state_path, state_dir.join("eth-b.json"));
+            let t = resolve_target(&pins, &state_dir, ns, None).unwrap();
+            assert_eq!(t, Target::new(&pins, &state_dir, ns, "eth-b"));
+            assert_eq!(t.pin_dir, ns_pins.join("eth-b"));
+            assert_eq!(t.state_path, state_dir.join("ns4026532000/eth-b.json"));
         }
     }
-    // A directory without pins does not count.
-    std::fs::create_dir_all(pins.join("stale")).unwrap();
-    let err = resolve_target(&pins, &state_dir, None).unwrap_err();
+    // Another namespace's interfaces are not this one's.
+    let other = NetnsId(4026532001);
+    let err = resolve_target(&pins, &state_dir, other, None).unwrap_err();
+    assert!(matches!(err, StatsError::NothingPinned { .. }), "{err}");
+    // A directory without pins does not count, nor does a decapsulator's.
+    std::fs::create_dir_all(ns_pins.join("stale")).unwrap();
+    std::fs::create_dir_all(ns_pins.join("decap-eth-c")).unwrap();
+    std::fs::write(
+        ns_pins
+            .join("decap-eth-c")
+            .join(lb_common::MAP_GLOBAL_STATS),
+        b"",
+    )
+    .unwrap();
+    let err = resolve_target(&pins, &state_dir, ns, None).unwrap_err();
     assert_eq!(
         err.to_string(),
         "several interfaces are attached (eth-a, eth-b); choose one with --iface"
     );
-    let err = Target::new(&pins, &state_dir, "nope")
+    let err = Target::new(&pins, &state_dir, ns, "nope")
         .snapshot()
         .unwrap_err();
     assert_eq!(
@@ -331,9 +347,15 @@ fn target_resolution_picks_the_only_interface_or_asks() {
         format!(
             "nothing attached to nope: no pinned maps under {} \
              (is lb run running or has it been stopped?)",
-            pins.join("nope").display()
+            ns_pins.join("nope").display()
         )
     );
+    // A symbolic link planted where an interface's pins go is refused.
+    std::os::unix::fs::symlink(ns_pins.join("eth-a"), ns_pins.join("eth-z")).unwrap();
+    let err = Target::new(&pins, &state_dir, ns, "eth-z")
+        .snapshot()
+        .unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
 
