@@ -7,7 +7,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// An XDP layer-4 load balancer with weighted Maglev and direct server return.
 #[derive(Parser)]
@@ -33,6 +33,17 @@ enum Command {
     Watch(cli::watch::Args),
     /// Backend side: attach the decapsulating XDP program to an interface.
     Decap(cli::decap::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(cli::completions::Args),
+    /// Write the man pages (lb.1 and one per subcommand) into a directory.
+    Man(cli::man::Args),
+    /// Print the JSON Schema of the config file (for editors and CI).
+    Schema,
+}
+
+/// The full clap command of `lb`: what the man pages and completions are made from.
+fn command() -> clap::Command {
+    Cli::command()
 }
 
 fn main() -> ExitCode {
@@ -46,6 +57,9 @@ fn main() -> ExitCode {
         Command::Stats(args) => cli::stats::run(args),
         Command::Watch(args) => cli::watch::run(args),
         Command::Decap(args) => cli::decap::run(args),
+        Command::Completions(args) => cli::completions::run(args, command()),
+        Command::Man(args) => cli::man::run(args, command()),
+        Command::Schema => cli::schema::run(),
     };
     match result {
         Ok(code) => code,
