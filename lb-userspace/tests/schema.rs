@@ -179,10 +179,10 @@ fn example(root: &Value, node: &Value) -> Value {
         let first = any.iter().find(|s| s["type"] != "null").unwrap();
         return example(root, first);
     }
-    if let Some(default) = node.get("default") {
-        if !default.is_object() {
-            return default.clone();
-        }
+    if let Some(default) = node.get("default")
+        && !default.is_object()
+    {
+        return default.clone();
     }
     if let Some(values) = node["enum"].as_array() {
         return values[0].clone();

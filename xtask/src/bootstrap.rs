@@ -150,12 +150,17 @@ fn ensure_bpf_linker(major: u32) -> Result<()> {
     )
 }
 
-/// iproute2 (namespaces), ethtool (veth offloads in the lab) and nftables (bench baseline).
+/// iproute2 (namespaces), ethtool (veth offloads in the lab), nftables (bench
+/// baseline), dpkg-dev (dpkg-shlibdeps for the package's Depends) and systemd
+/// (systemd-analyze verifies the package's units).
 fn ensure_host_tools() -> Result<()> {
     let wanted = [
         ("ip", "iproute2"),
         ("ethtool", "ethtool"),
         ("nft", "nftables"),
+        ("dpkg-shlibdeps", "dpkg-dev"),
+        ("systemd-analyze", "systemd"),
+        ("strip", "binutils"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -4,12 +4,16 @@
 //!   interface with `-- --iface IF --config FILE`).
 //! - `cargo xtask test`: every test, privileged ones included.
 //! - `cargo xtask bench`: the benchmarks (never part of `test`).
+//! - `cargo xtask package`: the Debian package (`--verify` installs and checks it).
 //!
 //! Each first makes sure the toolchain pieces are installed (see `bootstrap`).
 
 mod bench;
 mod bootstrap;
 mod cargo;
+mod package;
+mod package_caps;
+mod package_verify;
 mod run;
 mod test;
 
@@ -31,6 +35,8 @@ enum Command {
     Test(test::Args),
     /// Run the benchmarks (never part of `test`) and write target/bench/latest.json.
     Bench(bench::Args),
+    /// Build the Debian package target/package/lb_VERSION_ARCH.deb (`--verify`: install and check it).
+    Package(package::Args),
     /// Only install what is missing (rust-src, LLVM dev package, bpf-linker, bpffs).
     Bootstrap,
 }
@@ -45,6 +51,7 @@ fn main() -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Package(args) => package::run(args),
         Command::Bootstrap => bootstrap::ensure_all(),
     }
 }

@@ -25,7 +25,10 @@ pub fn run(args: Args, command: clap::Command) -> anyhow::Result<ExitCode> {
 /// Writes the man pages of `command` into `dir`; returns their paths, sorted.
 fn write_pages(command: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clap_mangen::generate_to(command, dir)
+    let mut command = command.disable_help_subcommand(true);
+    command.build();
+    let source = format!("lb {}", command.get_version().unwrap_or_default());
+    write_page(&command, &source, dir)
         .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
     let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -34,6 +37,19 @@ fn write_pages(command: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf
         .collect();
     pages.sort();
     Ok(pages)
+}
+
+/// Writes the page of `command` and of each visible subcommand, recursively,
+/// each footed with `source` (`lb VERSION`).
+fn write_page(command: &clap::Command, source: &str, dir: &Path) -> std::io::Result<()> {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_page(sub, source, dir)?;
+    }
+    clap_mangen::Man::new(command.clone())
+        .source(source)
+        .manual("lb manual")
+        .generate_to(dir)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -77,13 +93,19 @@ mod tests {
         // The pages document the options, e.g. `lb check --json`.
         let check = std::fs::read_to_string(dir.join("lb-check.1")).unwrap();
         assert!(check.contains("\\-\\-json"), "{check}");
+        assert!(
+            check.contains(&format!("\"lb {}\"", env!("CARGO_PKG_VERSION"))),
+            "{check}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn completions_name_every_subcommand_in_each_shell() {
         // How each shell's script names a subcommand and a long option.
-        let forms: [(Shell, fn(&str) -> String, fn(&str) -> String); 3] = [
+        /// How a script spells a name.
+        type Form = fn(&str) -> String;
+        let forms: [(Shell, Form, Form); 3] = [
             (Shell::Bash, |s| format!("lb,{s})"), |o| format!("--{o}")),
             (Shell::Zsh, |s| format!("'{s}:"), |o| format!("'--{o}")),
             (
