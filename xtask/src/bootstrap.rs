@@ -151,8 +151,8 @@ fn ensure_bpf_linker(major: u32) -> Result<()> {
 }
 
 /// iproute2 (namespaces), ethtool (veth offloads in the lab), nftables (bench
-/// baseline), dpkg-dev (dpkg-shlibdeps for the package's Depends) and systemd
-/// (systemd-analyze verifies the package's units).
+/// baseline), dpkg-dev (dpkg-shlibdeps for the package's Depends), systemd
+/// (systemd-analyze verifies the package's units) and lintian (checks the package).
 fn ensure_host_tools() -> Result<()> {
     let wanted = [
         ("ip", "iproute2"),
@@ -161,6 +161,7 @@ fn ensure_host_tools() -> Result<()> {
         ("dpkg-shlibdeps", "dpkg-dev"),
         ("systemd-analyze", "systemd"),
         ("strip", "binutils"),
+        ("lintian", "lintian"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -108,6 +108,14 @@ pub fn build() -> Result<PathBuf> {
         "usr/share/doc/lb/copyright",
         0o644,
     )?;
+    staged.copy(
+        "packaging/debian/lintian-overrides",
+        "usr/share/lintian/overrides/lb",
+        0o644,
+    )?;
+    let changelog = changelog(&version);
+    let changelog_gz = output_with_input(Command::new("gzip").arg("-9n"), changelog.as_bytes())?;
+    staged.write("usr/share/doc/lb/changelog.gz", &changelog_gz, 0o644)?;
     generate_from_binary(&staged, &packaged_lb, &out_dir)?;
 
     for script in ["postinst", "prerm", "postrm"] {
@@ -169,6 +177,39 @@ fn generate_from_binary(staged: &Staged<'_>, lb: &Path, out_dir: &Path) -> Resul
     }
     let schema = output(Command::new(lb).arg("schema"))?;
     staged.write("usr/share/lb/lb.schema.json", &schema, 0o644)
+}
+
+/// The Debian changelog of a native package: one entry for `version`, dated
+/// by the last commit (so rebuilding the same commit gives the same file).
+fn changelog(version: &str) -> String {
+    let date = stdout(
+        Command::new("git")
+            .args(["log", "-1", "--format=%cD"])
+            .current_dir(workspace_root()),
+    )
+    .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".into());
+    format!(
+        "lb ({version}) unstable; urgency=medium\n\n  \
+         * Built from the lb workspace by `cargo xtask package`; see the README.\n\n \
+         -- lb maintainers <lb@example.org>  {date}\n"
+    )
+}
+
+/// Runs `cmd` with `input` on its stdin and returns its stdout.
+fn output_with_input(cmd: &mut Command, input: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    child.stdin.take().expect("piped stdin").write_all(input)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", out.status);
+    }
+    Ok(out.stdout)
 }
 
 /// `lb --version` is `lb X.Y.Z`: the package version.

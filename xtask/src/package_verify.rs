@@ -66,6 +66,7 @@ impl Drop for ScratchRoot {
 
 /// Installs `deb` into a scratch root next to it and checks the result.
 pub fn verify(deb: &Path) -> Result<()> {
+    lintian(deb)?;
     let root = ScratchRoot::new(deb.parent().context("the .deb has a directory")?)?;
     seed_dependencies(&root, deb)?;
     // The maintainer scripts run on the host with DPKG_ROOT set; they touch
@@ -108,6 +109,20 @@ pub fn verify(deb: &Path) -> Result<()> {
     )?;
     ensure!(!config.exists(), "purge left {}", config.display());
     ensure!(!lb.exists(), "purge left {}", lb.display());
+    Ok(())
+}
+
+/// Debian's package checker: no error and no warning (the package's own
+/// overrides, each with its reason, are honoured).
+fn lintian(deb: &Path) -> Result<()> {
+    let out = Command::new("lintian")
+        .args(["--tag-display-limit", "0", "--fail-on", "error,warning"])
+        .arg(deb)
+        .output()
+        .context("cannot run lintian")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "lintian {}:\n{text}", deb.display());
+    println!("xtask: lintian: no errors or warnings");
     Ok(())
 }
 
