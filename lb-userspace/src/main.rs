@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 /// An XDP layer-4 load balancer with weighted Maglev and direct server return.
 #[derive(Parser)]
-#[command(name = "lb", version, about)]
+#[command(name = "lb", version, after_long_help = FILES_AND_UNITS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,6 +40,17 @@ enum Command {
     /// Print the JSON Schema of the config file (for editors and CI).
     Schema,
 }
+
+/// Shown by `lb --help` and in lb(1): where the packaged pieces are.
+const FILES_AND_UNITS: &str = "\
+Files (Debian package):
+  /etc/lb/lb.yaml              the config (lb check validates it)
+  /usr/share/lb/lb.schema.json its JSON Schema, for editors (lb schema prints it)
+  /run/lb/bpffs, /run/lb/state pinned maps and links, per-interface state
+
+systemd units:
+  lb@IFACE.service             lb run --iface IFACE --config /etc/lb/lb.yaml
+  lb-decap@IFACE.service       lb decap --iface IFACE (backends)";
 
 /// The full clap command of `lb`: what the man pages and completions are made from.
 fn command() -> clap::Command {
