@@ -178,14 +178,15 @@ impl AgentHost {
 
     /// The agent's pinned VIPS map.
     pub fn vips(&self) -> Result<HashMap<MapData, VipKey, ServiceEntry>> {
-        let path = self.pin_root().join(IFACE).join(lb_common::MAP_VIPS);
+        let path = self.pin_dir().join(lb_common::MAP_VIPS);
         let data = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
         Ok(HashMap::try_from(Map::HashMap(data))?)
     }
 
-    /// The agent's pin directory (maps).
+    /// The agent's pin directory (maps), keyed by its network namespace.
     pub fn pin_dir(&self) -> PathBuf {
-        self.pin_root().join(IFACE)
+        let netns = lb_tests::netns::netns_id(&self.namespaces[0]);
+        lb::datapath::pin_dir(&self.pin_root(), netns, IFACE)
     }
 }
 

@@ -53,8 +53,19 @@ pub const MAP_DECAP_STATS: &str = "DECAP_STATS";
 /// VIP address filter bitmap name (see [`crate::vip_filter`]).
 pub const MAP_VIP_FILTER: &str = "VIP_FILTER";
 
-/// Most services (VIP, port, protocol) the datapath holds.
+/// Most services (VIP, port, protocol) the datapath holds: service ids index
+/// [`MAP_SERVICE_STATS`] and (two per service) [`MAP_MAGLEV_TABLES`].
 pub const MAX_SERVICES: u32 = 1024;
+/// Capacity of [`MAP_VIPS`]: one entry per service plus one address marker per
+/// distinct VIP address ([`VIP_ADDRESS_MARKER_PROTOCOL`]); see [`vip_entries`].
+/// The datapath's map definition and `lb check` both use this.
+pub const MAX_VIP_ENTRIES: u32 = 1024;
+
+/// [`MAP_VIPS`] entries a config needs: one per service and one address marker
+/// per distinct VIP address. It must not exceed [`MAX_VIP_ENTRIES`].
+pub const fn vip_entries(services: u32, distinct_vips: u32) -> u32 {
+    services.saturating_add(distinct_vips)
+}
 /// Size of the outer Maglev array: two table slots (double buffer) per service.
 pub const MAX_MAGLEV_TABLES: u32 = 2 * MAX_SERVICES;
 /// Most backend ids (live, draining and removed-but-referenced together).

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use lb_common::{
     BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
     DecapKey, FlowBucket, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
-    MAX_SERVICES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
+    MAX_SERVICES, MAX_VIP_ENTRIES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
     counters::GLOBAL_COUNTER_COUNT,
 };
 
@@ -17,9 +17,9 @@ use lb_common::{
 #[btf_map]
 pub static VIP_FILTER: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
 
-/// (VIP, port, protocol) -> service.
+/// (VIP, port, protocol) -> service, and one address marker per VIP address.
 #[btf_map]
-pub static VIPS: HashMap<VipKey, ServiceEntry, { MAX_SERVICES as usize }> = HashMap::new();
+pub static VIPS: HashMap<VipKey, ServiceEntry, { MAX_VIP_ENTRIES as usize }> = HashMap::new();
 
 /// Per-service Maglev tables (double-buffered: two indices per service).
 /// Inner arrays carry `BPF_F_INNER_MAP` (so their sizes may differ) and

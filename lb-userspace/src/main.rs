@@ -27,6 +27,8 @@ enum Command {
     Run(cli::run::Args),
     /// Detach the load balancer from an interface and remove its pinned state.
     Stop(cli::stop::Args),
+    /// Withdraw every VIP of an interface's agent (or announce again with --undo), forwarding on.
+    Drain(cli::drain::Args),
     /// Print per-service and per-backend counters.
     Stats(cli::stats::Args),
     /// Show the counters live, refreshed every second.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Maglev(args) => cli::maglev::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Stop(args) => cli::stop::run(args),
+        Command::Drain(args) => cli::drain::run(args),
         Command::Stats(args) => cli::stats::run(args),
         Command::Watch(args) => cli::watch::run(args),
         Command::Decap(args) => cli::decap::run(args),

@@ -2,14 +2,20 @@
 //! settings that the BPF maps alone do not carry.
 //!
 //! The agent writes it atomically (temporary file + rename) after every
-//! successful apply to `<state_dir>/<ifname>.json` (default state dir
-//! [`DEFAULT_STATE_DIR`]); `lb stats`, `lb watch` and the metrics endpoint read
-//! it together with the pinned maps, so they work with or without an agent.
+//! successful apply to `<state_dir>/ns<netns inode>/<ifname>.json` (default
+//! state dir [`DEFAULT_STATE_DIR`]; keyed by network namespace like the pins,
+//! see [`crate::netns`]), mode 0600 in directories private to root: it names
+//! VIPs, backends and the config path. `lb stats`, `lb watch` and the metrics
+//! endpoint read it together with the pinned maps, so they work with or
+//! without an agent.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::netns::NetnsId;
+use crate::private_dir::{self, PrivateDirError};
 
 /// Default root of the per-interface bpffs pin directories (outside `/sys`, so
 /// pins survive `ip netns exec`, whose private `/sys` vanishes with the process).
@@ -77,6 +83,11 @@ pub struct AppliedService {
     pub panic: bool,
     /// Backends in config order.
     pub backends: Vec<AppliedBackend>,
+    /// Fingerprint of the live table ([`crate::maglev::fingerprint`]): equal on
+    /// every node whose table sends each slot to the same backend address.
+    /// `None` in a state written before fingerprints existed.
+    #[serde(default)]
+    pub fingerprint: Option<u32>,
 }
 
 /// A backend id no longer in the config but kept (LIVE cleared) so that its
@@ -102,6 +113,10 @@ pub struct AppliedState {
     pub config_path: PathBuf,
     /// Wall-clock time of the last apply, Unix milliseconds.
     pub applied_at_unix_ms: u64,
+    /// Duration of the last apply in seconds (change seen to maps updated and
+    /// state written); 0 in state files written before it was recorded.
+    #[serde(default)]
+    pub last_apply_seconds: f64,
     /// XDP mode live: "native" or "skb".
     pub xdp_mode: String,
     /// Maglev table size.
@@ -110,6 +125,9 @@ pub struct AppliedState {
     pub services: Vec<AppliedService>,
     /// Retired backend ids.
     pub retired_backends: Vec<RetiredBackend>,
+    /// VIP announcements (routes for the host's BGP daemon) and node drain.
+    #[serde(default)]
+    pub announce: crate::announce::AnnounceState,
 }
 
 /// Errors reading or writing a state file.
@@ -133,9 +151,33 @@ pub enum StateError {
     },
 }
 
-/// Path of the state file of `ifname` under `state_dir`.
-pub fn state_path(state_dir: &Path, ifname: &str) -> PathBuf {
-    state_dir.join(format!("{ifname}.json"))
+/// Mode of state files: read and written by root only.
+pub const STATE_FILE_MODE: u32 = 0o600;
+
+/// The directory of network namespace `netns`'s state files: `<state_dir>/ns<inode>`.
+pub fn netns_state_dir(state_dir: &Path, netns: NetnsId) -> PathBuf {
+    state_dir.join(netns.dir_name())
+}
+
+/// Path of the state file of `ifname` in `netns` under `state_dir`.
+pub fn state_path(state_dir: &Path, netns: NetnsId, ifname: &str) -> PathBuf {
+    netns_state_dir(state_dir, netns).join(format!("{ifname}.json"))
+}
+
+/// Path of the agent lock of `ifname` in `netns` under `state_dir` (next to
+/// its state file).
+pub fn lock_path(state_dir: &Path, netns: NetnsId, ifname: &str) -> PathBuf {
+    netns_state_dir(state_dir, netns).join(format!("{ifname}.lock"))
+}
+
+/// Creates the state directory and the namespace's directory below it
+/// (each private to root when created; an existing one must be a real
+/// directory owned by root and not writable by others).
+pub fn ensure_state_dirs(state_dir: &Path, netns: NetnsId) -> Result<PathBuf, PrivateDirError> {
+    private_dir::ensure_all(state_dir)?;
+    let dir = netns_state_dir(state_dir, netns);
+    private_dir::ensure(&dir)?;
+    Ok(dir)
 }
 
 impl AppliedState {
@@ -159,19 +201,28 @@ impl AppliedState {
             })
     }
 
-    /// Writes the state file atomically (temporary file, fsync, rename).
+    /// Writes the state file atomically (temporary file, fsync, rename), mode
+    /// [`STATE_FILE_MODE`]. Its directory must exist (see [`ensure_state_dirs`]).
     pub fn write(&self, path: &Path) -> Result<(), StateError> {
         use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let io = |source| StateError::Io {
             path: path.into(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(self).expect("state serializes");
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(STATE_FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(io)?;
         file.write_all(&text).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
@@ -184,14 +235,19 @@ mod tests {
 
     #[test]
     fn round_trips_through_a_file() {
+        use std::os::unix::fs::MetadataExt as _;
         let dir = std::env::temp_dir().join(format!("lb-state-test-{}", std::process::id()));
-        let path = state_path(&dir, "veth0");
+        let netns = NetnsId(4026531840);
+        let path = state_path(&dir, netns, "veth0");
+        assert_eq!(path, dir.join("ns4026531840/veth0.json"));
+        ensure_state_dirs(&dir, netns).unwrap();
         let state = AppliedState {
             ifname: "veth0".into(),
             ifindex: 7,
             pin_dir: "/run/lb/bpffs/veth0".into(),
             config_path: "/etc/lb.yaml".into(),
             applied_at_unix_ms: 1,
+            last_apply_seconds: 0.002,
             xdp_mode: "native".into(),
             maglev_table_size: 65537,
             services: vec![AppliedService {
@@ -212,15 +268,32 @@ mod tests {
                     state: BackendState::Active,
                     slots: 65537,
                 }],
+                fingerprint: Some(0x1234_abcd),
             }],
             retired_backends: vec![RetiredBackend {
                 id: 4,
                 generation: 2,
             }],
+            announce: crate::announce::AnnounceState {
+                draining: true,
+                protocol: 251,
+                netns: Some(4026531840),
+                vips: vec![crate::announce::VipAnnouncement {
+                    vip: "198.18.100.1".parse().unwrap(),
+                    announced: false,
+                    reason: "node draining".into(),
+                }],
+                drain_token: Some("1-2".into()),
+            },
         };
         assert_eq!(AppliedState::read(&path).unwrap(), None);
         state.write(&path).unwrap();
-        assert_eq!(AppliedState::read(&path).unwrap(), Some(state));
+        assert_eq!(AppliedState::read(&path).unwrap(), Some(state.clone()));
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        // Rewriting over a leftover temporary file still gives mode 0600.
+        std::fs::write(path.with_extension("json.tmp"), b"{}").unwrap();
+        state.write(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

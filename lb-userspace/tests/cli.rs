@@ -221,7 +221,16 @@ fn maglev_text_output() {
     assert!(output.status.success(), "{output:?}");
     let out = stdout(&output);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "service dns  198.18.100.1:5353/udp  table 65537");
+    assert!(
+        lines[0].starts_with("service dns  198.18.100.1:5353/udp  table 65537  fingerprint "),
+        "{out}"
+    );
+    // 8 hex digits, the same as the JSON's.
+    let fingerprint = lines[0].rsplit(' ').next().unwrap();
+    assert_eq!(fingerprint.len(), 8, "{out}");
+    assert!(fingerprint.chars().all(|c| c.is_ascii_hexdigit()), "{out}");
+    let json = maglev_json(&["--service", "dns"], &lab_config());
+    assert_eq!(json["services"][0]["fingerprint"], fingerprint);
     assert_eq!(lines.len(), 5, "{out}");
     assert!(lines[2].trim_start().starts_with("198.18.3.2"), "{out}");
     let total: u64 = lines[2..]

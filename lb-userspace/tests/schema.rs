@@ -98,6 +98,8 @@ fn schema_and_check_reject_the_same_mistakes() {
             "      - address: 198.18.4.2\n        wieght: 1\n",
         ),
         ("empty backends", "    backends: []\n"),
+        ("announce key", "announce:\n  enable: false\n"),
+        ("reserved route protocol", "announce:\n  protocol: 2\n"),
         (
             "gateway MAC",
             "encapsulation:\n  gateway_mac: aa:bb:cc:dd:ee\n",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{PerCpuArray, PerCpuValues};
 use aya::{Ebpf, EbpfLoader};
+use lb::announce::{AnnounceState, VipAnnouncement};
 use lb::state::{AppliedBackend, AppliedService, AppliedState, BackendState, state_path};
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
@@ -42,13 +43,19 @@ impl Scratch {
         scratch
     }
 
+    /// Pins are keyed by network namespace: `<bpffs>/ns<inode>/<iface>`.
     fn pin_dir(&self) -> PathBuf {
-        self.bpffs.join(IFACE)
+        lb::datapath::pin_dir(&self.bpffs, netns(), IFACE)
     }
 
     fn state_dir(&self) -> PathBuf {
         self.root.join("state")
     }
+}
+
+/// The test's network namespace (the CLI it runs shares it).
+fn netns() -> lb::netns::NetnsId {
+    lb::netns::NetnsId::current().unwrap()
 }
 
 impl Drop for Scratch {
@@ -118,6 +125,7 @@ fn state(pin_dir: &Path) -> AppliedState {
         pin_dir: pin_dir.into(),
         config_path: "/etc/lb/test.yaml".into(),
         applied_at_unix_ms: 1_700_000_000_000,
+        last_apply_seconds: 0.0,
         xdp_mode: "skb".into(),
         maglev_table_size: 13,
         services: vec![
@@ -135,6 +143,7 @@ fn state(pin_dir: &Path) -> AppliedState {
                     backend("198.18.3.3", 8, 0, BackendState::Draining, 0),
                     backend("198.18.3.4", 9, 1, BackendState::Down, 4),
                 ],
+                fingerprint: Some(0x0bad_cafe),
             },
             AppliedService {
                 name: "dns6".into(),
@@ -146,9 +155,28 @@ fn state(pin_dir: &Path) -> AppliedState {
                 table_size: 13,
                 panic: false,
                 backends: vec![backend("2001:2::3:2", 12, 1, BackendState::Active, 13)],
+                fingerprint: Some(0x0000_00ff),
             },
         ],
         retired_backends: vec![],
+        announce: AnnounceState {
+            draining: false,
+            protocol: 250,
+            netns: None,
+            vips: vec![
+                VipAnnouncement {
+                    vip: "198.18.100.1".parse().unwrap(),
+                    announced: true,
+                    reason: "backends live".into(),
+                },
+                VipAnnouncement {
+                    vip: "2001:2::100:1".parse().unwrap(),
+                    announced: false,
+                    reason: "every backend down".into(),
+                },
+            ],
+            drain_token: None,
+        },
     }
 }
 
@@ -192,8 +220,9 @@ fn stats_and_metrics_read_the_pinned_counters() {
     let scratch = Scratch::new();
     let pin_dir = scratch.pin_dir();
     let mut ebpf = load_pinned(&pin_dir);
+    lb::state::ensure_state_dirs(&scratch.state_dir(), netns()).unwrap();
     state(&pin_dir)
-        .write(&state_path(&scratch.state_dir(), IFACE))
+        .write(&state_path(&scratch.state_dir(), netns(), IFACE))
         .unwrap();
     backend_stats(&mut ebpf, 7, 3);
     backend_stats(&mut ebpf, 8, 1);
@@ -246,6 +275,15 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert_eq!(dns["vip"], "2001:2::100:1");
     assert_eq!(dns["packets"], 0, "service 5 was never written");
     assert_eq!(dns["backends"][0]["new_flows"], total(5));
+    // Announcements and fingerprints, from the state file.
+    assert_eq!(v["draining"], false);
+    assert_eq!(v["vips"][0]["vip"], "198.18.100.1");
+    assert_eq!(v["vips"][0]["announced"], true);
+    assert_eq!(v["vips"][0]["reason"], "backends live");
+    assert_eq!(v["vips"][1]["announced"], false);
+    assert_eq!(v["vips"][1]["reason"], "every backend down");
+    assert_eq!(web["fingerprint"], "0badcafe");
+    assert_eq!(dns["fingerprint"], "000000ff");
     for c in GlobalCounter::ALL {
         assert_eq!(
             v["global"][c.label()],
@@ -275,6 +313,11 @@ fn stats_and_metrics_read_the_pinned_counters() {
         row,
         ["198.18.3.2", "7", "active", "2", "9", "69.2%", &p, &by, &f]
     );
+    assert!(
+        text.contains("vip 2001:2::100:1  NOT announced: every backend down"),
+        "{text}"
+    );
+    assert!(text.contains("table 13  fingerprint 0badcafe"), "{text}");
 
     // Rates: counters bumped while `lb stats` waits between its samples.
     let child = Command::new(env!("CARGO_BIN_EXE_lb"))
@@ -318,7 +361,7 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert!(
         err.contains(&format!(
             "nothing attached to {missing}: no pinned maps under {}",
-            scratch.bpffs.join(&missing).display()
+            lb::datapath::pin_dir(&scratch.bpffs, netns(), &missing).display()
         )),
         "{err}"
     );
@@ -333,7 +376,7 @@ fn stats_and_metrics_read_the_pinned_counters() {
         .block_on(lb::metrics::MetricsServer::bind(
             "127.0.0.1:0".parse().unwrap(),
             pin_dir.clone(),
-            state_path(&scratch.state_dir(), IFACE),
+            state_path(&scratch.state_dir(), netns(), IFACE),
         ))
         .unwrap();
     let addr = server.local_addr().unwrap();
@@ -350,6 +393,13 @@ fn stats_and_metrics_read_the_pinned_counters() {
         total(5)
     ));
     has(r#"lb_backend_up{service="web",backend="198.18.3.4"} 0"#.into());
+    has(r#"lb_vip_announced{vip="198.18.100.1"} 1"#.into());
+    has(r#"lb_vip_announced{vip="2001:2::100:1"} 0"#.into());
+    has("lb_node_draining 0".into());
+    has(format!(
+        r#"lb_service_table_fingerprint{{service="web"}} {}"#,
+        0x0bad_cafe_u32
+    ));
     has(r#"lb_backend_weight{service="web",backend="198.18.3.2"} 2"#.into());
     has(format!(
         r#"lb_service_no_backend_total{{service="web"}} {}"#,
@@ -369,8 +419,36 @@ fn stats_and_metrics_read_the_pinned_counters() {
         )),
         "{body}"
     );
-    let (status, _) = http_get(addr, "/");
+    assert!(body.contains("lb_agent_last_apply_seconds "), "{body}");
+    let (status, _) = http_get(addr, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    // The status page and its JSON (the `lb stats --json` shape, rates
+    // between the two latest samples).
+    let (status, html) = http_get(addr, "/");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(html.contains("<script src=\"/status.js\">"), "{html}");
+    let (status, js) = http_get(addr, "/status.js");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(js.contains("/stats.json"));
+    let json = |addr| {
+        let (status, body) = http_get(addr, "/stats.json");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let first = json(addr);
+    assert_eq!(first["services"][0]["backends"][0]["packets"], total(60));
+    assert!(first["services"][0]["backends"][0]["rate"].is_null());
+    backend_stats(&mut ebpf, 7, 8);
+    std::thread::sleep(Duration::from_millis(600));
+    let second = json(addr);
+    let b0 = &second["services"][0]["backends"][0];
+    assert_eq!(b0["packets"], total(80));
+    let interval = second["interval_s"].as_f64().unwrap();
+    let pps = b0["rate"]["packets_per_s"].as_f64().unwrap();
+    let want = total(20) as f64 / interval;
+    assert!((pps - want).abs() < 1e-6 * want, "pps {pps}, want {want}");
+    assert_eq!(second["last_apply_s"], 0.0);
     task.abort();
 
     // `lb watch` without a terminal: frames separated by a blank line.

@@ -1,11 +1,15 @@
 //! Shared helpers of the privileged tests.
 //!
+//! - [`browser`]: headless Chromium driven over the DevTools pipe.
 //! - [`frames`]: test frames for the datapath fixtures and benchmarks.
 //! - [`harness`]: a freshly loaded datapath with map setters and counter readers.
 //! - [`lab`]: the one-armed DSR lab (client, router, lb, backends) and its load.
 //! - [`netns`]: network-namespace and veth guards; locating `lb`.
+//! - [`fuzz`]: the datapath fuzzer (`cargo xtask fuzz`).
 
+pub mod browser;
 pub mod frames;
+pub mod fuzz;
 pub mod harness;
 pub mod lab;
 pub mod netns;

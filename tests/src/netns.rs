@@ -86,6 +86,11 @@ impl NetNsPair {
         }
     }
 
+    /// The LB namespace's identity (what keys its pins and state files).
+    pub fn lb_netns(&self) -> lb::netns::NetnsId {
+        netns_id(&self.lb)
+    }
+
     /// A command run inside the LB namespace (`ip netns exec`).
     pub fn exec_in_lb(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
@@ -144,6 +149,13 @@ impl Drop for TestBpffs {
         let _ignored = Command::new("umount").arg("-l").arg(&self.root).output();
         let _ignored = std::fs::remove_dir_all(&self.base);
     }
+}
+
+/// The identity of the named network namespace `ns` (`/run/netns/<ns>`):
+/// what keys the pins and state files of an `lb` run inside it.
+pub fn netns_id(ns: &str) -> lb::netns::NetnsId {
+    let path = std::path::Path::new("/run/netns").join(ns);
+    lb::netns::NetnsId::of(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `f` on a thread inside network namespace `ns` (processes it spawns

@@ -56,11 +56,11 @@ struct Setup {
 
 impl Setup {
     fn pin_dir(&self) -> PathBuf {
-        self.fs.root.join(&self.net.lb_if)
+        lb::datapath::pin_dir(&self.fs.root, self.net.lb_netns(), &self.net.lb_if)
     }
 
     fn state_file(&self) -> PathBuf {
-        lb::state::state_path(&self.state_dir, &self.net.lb_if)
+        lb::state::state_path(&self.state_dir, self.net.lb_netns(), &self.net.lb_if)
     }
 
     fn start(&self, extra: &[&str]) -> Agent {
@@ -365,8 +365,11 @@ fn scale_events_invalid_config_and_restart() {
     check_maps(&dir, &st);
     assert_eq!(st.services.len(), 2);
     assert_ne!(st.services[0].service_id, st.services[1].service_id);
-    // `lb stats --json` reads the same pins and state file.
-    let out = std::process::Command::new(lb_bin())
+    // `lb stats --json` (in the agent's namespace: pins are keyed by it)
+    // reads the same pins and state file.
+    let out = setup
+        .net
+        .exec_in_lb(lb_bin().to_str().unwrap())
         .args([
             "stats",
             "--iface",
@@ -556,7 +559,7 @@ fn decap_attaches_pins_and_detaches() {
         );
     };
     run(&["--address", "198.18.100.1"]);
-    let dir = fs.root.join(format!("decap-{}", net.lb_if));
+    let dir = lb::datapath::decap_pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
     assert!(dir.join("link").exists());
     assert!(
         xdp_attached(&net),
@@ -693,6 +696,14 @@ fn pin_root_mounted_by_the_agent_outlives_it() {
     assert!(
         lb::datapath::bpffs::is_bpffs(&setup.fs.root),
         "pin root is not a bpffs here"
+    );
+    // Mounted private to root (mode=0700), not the bpffs default 1777.
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&setup.fs.root).unwrap());
+    assert_eq!(mode & 0o077, 0, "pin root mode {mode:o}");
+    assert!(
+        !setup.log_text().contains("writable by other users"),
+        "{}",
+        setup.log_text()
     );
     let dir = setup.pin_dir();
     check_maps(&dir, &st);

@@ -32,6 +32,7 @@ fn cfg(backends: &[&str]) -> Config {
             health_check: None,
             panic_threshold: 0.5,
         }],
+        announce: Default::default(),
     }
 }
 
@@ -41,10 +42,11 @@ fn apply_plans_then_adopt_pins() {
     let fs = TestBpffs::new("dp");
     let root = fs.root.clone();
     let ifname = net.lb_if.clone();
-    let dir = root.join(&ifname);
+    let dir = lb::datapath::pin_dir(&root, net.lb_netns(), &ifname);
     let opts = OpenOptions {
         pin_root: root.clone(),
         ifname: ifname.clone(),
+        netns: net.lb_netns(),
         conntrack_entries: 4096,
         mode: ModeChoice::Auto,
         fresh: false,
@@ -103,10 +105,12 @@ fn apply_plans_then_adopt_pins() {
             pin_dir: dp.pin_dir().into(),
             config_path: "/nowhere".into(),
             applied_at_unix_ms: 1,
+            last_apply_seconds: 0.0,
             xdp_mode: dp.mode().into(),
             maglev_table_size: 251,
             services: p2.services,
             retired_backends: p2.retired,
+            announce: Default::default(),
         }
     });
     // Maps through the pins.

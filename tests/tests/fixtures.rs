@@ -1084,3 +1084,43 @@ fn icmp_error_about_a_non_vip_flow_passes_unchanged() {
         vec![(G::PassNotVip, 1), (G::PassUnsupported, 1)]
     );
 }
+
+#[test]
+fn icmp_error_to_another_host_quoting_a_vip_flow_passes_unchanged() {
+    let lb = setup();
+    // A router's error about a VIP flow's reply, but addressed to another
+    // host (OTHER4 / OTHER6): not the load balancer's to route.
+    let reply = tcp_v4(
+        VIP4,
+        80,
+        CLIENT4,
+        40026,
+        Tcp::Ack,
+        b"response",
+        &V4::default(),
+    );
+    let err = icmp_v4(
+        LB_MAC,
+        CLIENT_MAC,
+        ROUTER4,
+        OTHER4,
+        63,
+        frag_needed(1400),
+        &ip_packet(&reply)[..28],
+    );
+    assert_passed_unchanged(&lb, &err);
+    let reply6 = tcp_v6(VIP6, 80, CLIENT6, 40026, Tcp::Ack, b"response");
+    let err6 = icmp_v6(
+        LB_MAC,
+        CLIENT_MAC,
+        ROUTER6,
+        OTHER6,
+        63,
+        packet_too_big(1400),
+        &ip_packet(&reply6)[..48],
+    );
+    assert_passed_unchanged(&lb, &err6);
+    assert_eq!(lb.nonzero_globals(), vec![(G::PassNotVip, 2)]);
+    let key = flow_key(CLIENT4.into(), 40026, VIP4.into(), 80, PROTO_TCP);
+    assert_eq!(lb.conntrack(&key), None);
+}

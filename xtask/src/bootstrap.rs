@@ -105,11 +105,16 @@ fn ensure_llvm_dev(major: u32) -> Result<()> {
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
-    run_checked(
-        Command::new("apt-get")
-            .args(["update", "-qq"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    // `apt-get update` once per bootstrap, however many installs follow.
+    static UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !UPDATED.load(std::sync::atomic::Ordering::Relaxed) {
+        run_checked(
+            Command::new("apt-get")
+                .args(["update", "-qq"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        UPDATED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     run_checked(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
@@ -151,13 +156,20 @@ fn ensure_bpf_linker(major: u32) -> Result<()> {
 }
 
 /// iproute2 (namespaces), ethtool (veth offloads in the lab), nftables (bench
-/// baseline), dpkg-dev (dpkg-shlibdeps for the package's Depends), systemd
-/// (systemd-analyze verifies the package's units) and lintian (checks the package).
+/// baseline), util-linux's prlimit (descriptor-limit test), prometheus
+/// (promtool and the server the observability tests run), chromium (the
+/// status page test's headless browser), dpkg-dev (dpkg-shlibdeps for the
+/// package's Depends), systemd (systemd-analyze verifies the package's units),
+/// binutils (strip) and lintian (checks the package).
 fn ensure_host_tools() -> Result<()> {
     let wanted = [
         ("ip", "iproute2"),
         ("ethtool", "ethtool"),
         ("nft", "nftables"),
+        ("prlimit", "util-linux"),
+        ("promtool", "prometheus"),
+        ("prometheus", "prometheus"),
+        ("chromium", "chromium"),
         ("dpkg-shlibdeps", "dpkg-dev"),
         ("systemd-analyze", "systemd"),
         ("strip", "binutils"),
@@ -172,6 +184,8 @@ fn ensure_host_tools() -> Result<()> {
         })
         .map(|(_, package)| *package)
         .collect();
+    let mut missing = missing;
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
@@ -182,7 +196,30 @@ fn ensure_host_tools() -> Result<()> {
         );
     }
     println!("bootstrap: installing {}", missing.join(", "));
-    apt_install(&missing)
+    without_service_starts(|| apt_install(&missing))
+}
+
+/// Runs `install` with a `policy-rc.d` that forbids package scripts to start
+/// services (the prometheus package would start its own server otherwise),
+/// unless the machine already has one.
+fn without_service_starts(install: impl FnOnce() -> Result<()>) -> Result<()> {
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    if policy.exists() {
+        return install();
+    }
+    std::fs::write(
+        policy,
+        "#!/bin/sh\n# written by lb's bootstrap during apt-get install\nexit 101\n",
+    )
+    .with_context(|| format!("write {}", policy.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", policy.display()))?;
+    }
+    let result = install();
+    let _ignored = std::fs::remove_file(policy);
+    result
 }
 
 fn ensure_bpffs() -> Result<()> {

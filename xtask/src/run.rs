@@ -24,6 +24,10 @@ pub struct Args {
     /// Lab only: stop the client load after this many minutes (default 60).
     #[arg(long)]
     pub minutes: Option<u64>,
+    /// Lab only: also run a real Prometheus scraping the agent (with lb's
+    /// alerting rules), relayed to http://127.0.0.1:9090/.
+    #[arg(long)]
+    pub prometheus: bool,
 }
 
 /// Builds `lb` (release) and runs it on `--iface`, or builds `lb` and `lb-lab`
@@ -68,6 +72,9 @@ pub fn run(args: Args) -> Result<()> {
             lab.arg("--config").arg(&config).env("LB_BIN", &lb);
             if args.no_watch {
                 lab.arg("--no-watch");
+            }
+            if args.prometheus {
+                lab.arg("--prometheus");
             }
             if let Some(minutes) = args.minutes {
                 lab.arg("--minutes").arg(minutes.to_string());

@@ -74,9 +74,15 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
 }
 
 /// Sends an ICMP error about a VIP flow to that flow's backend; `None` when
-/// the embedded packet is not a VIP flow.
+/// the error is not addressed to a VIP or the embedded packet is not a VIP
+/// flow. Only errors addressed to a VIP are the load balancer's to route: one
+/// to another host that merely quotes a VIP flow (a backend's direct reply
+/// bounced toward that backend, say) is that host's business and passes.
 #[inline(always)]
 fn forward_error(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> Option<u32> {
+    if !is_vip_address(p.dst, p.family) {
+        return None;
+    }
     let f = embedded_flow(pkt, p)?;
     let svc = service(f.vip, f.vip_port, f.protocol, p.family)?;
     let key = flow_key(

@@ -2,6 +2,8 @@
 //! directory, SIGHUP), health-driven re-plans and neighbour refreshes, until
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
 
+pub mod config_read;
+pub mod lock;
 pub mod neighbours;
 pub mod resolver;
 pub mod watcher;
@@ -11,11 +13,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
+use crate::netns::NetnsId;
 use crate::plan::{Plan, PlanError, Previous, plan};
-use crate::state::{AppliedState, StateError, state_path};
+use crate::state::{AppliedState, StateError, ensure_state_dirs, lock_path, state_path};
+use lock::AgentLock;
 use resolver::{Resolved, Resolver};
 
 /// How often next hops toward backends are re-resolved.
@@ -35,6 +39,8 @@ pub struct AgentOptions {
     pub config_path: PathBuf,
     /// Interface.
     pub ifname: String,
+    /// The network namespace the agent (and the interface) lives in.
+    pub netns: NetnsId,
     /// bpffs pin root.
     pub pin_root: PathBuf,
     /// State-file directory.
@@ -60,6 +66,12 @@ pub enum AgentError {
     /// The state file.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Another agent runs for the interface, or the lock failed.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    /// The state directory cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// Watching files or signals.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -120,7 +132,7 @@ fn summary(plan: &Plan) -> String {
 
 impl Agent {
     fn state_path(&self) -> PathBuf {
-        state_path(&self.opts.state_dir, &self.opts.ifname)
+        state_path(&self.opts.state_dir, self.opts.netns, &self.opts.ifname)
     }
 
     /// Asks the resolver thread for the next hops toward every backend; with
@@ -162,17 +174,29 @@ impl Agent {
             retired: &self.applied.retired_backends,
         };
         let p = plan(&prev, &config, &self.monitor)?;
-        if config.encapsulation != self.config.encapsulation || self.applied.services.is_empty() {
+        let new_settings =
+            config.encapsulation != self.config.encapsulation || self.applied.services.is_empty();
+        if new_settings {
             self.datapath.write_settings(&config.encapsulation)?;
         }
         self.refresh_neighbours(&config, true);
-        self.datapath.apply(&p.ops)?;
+        if let Err(e) = self.datapath.apply(&p.ops) {
+            // The maps were rolled back; so are the settings. `applied` is
+            // untouched: it still describes the maps.
+            if new_settings && let Err(e) = self.datapath.write_settings(&self.config.encapsulation)
+            {
+                tracing::error!("restoring the settings after a failed apply: {e}");
+            }
+            return Err(e.into());
+        }
         self.applied.services = p.services.clone();
         self.applied.retired_backends = p.retired.clone();
         self.applied.maglev_table_size = config.maglev_table_size;
         self.applied.config_path = self.opts.config_path.clone();
         self.applied.applied_at_unix_ms = now_ms();
         self.applied.xdp_mode = self.datapath.mode().to_string();
+        // The state file carries the duration up to just before its own write.
+        self.applied.last_apply_seconds = started.elapsed().as_secs_f64();
         self.applied.write(&self.state_path())?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
@@ -185,12 +209,36 @@ impl Agent {
                 tracing::warn!(service = %s.name, "PANIC MODE: too few healthy backends, using all of them");
             }
         }
+        // Announcements follow the applied tables at once (the state file
+        // written above still claims exactly the routes installed so far).
+        if let Err(e) = self.sync_announcements(&config.announce, false) {
+            tracing::error!("announcements: {e}");
+        }
         self.config = config;
         Ok(())
     }
 
-    fn reload(&mut self, started: Instant, why: &str) {
-        let config = match config::load(&self.opts.config_path) {
+    /// Re-decides the VIP announcements, reconciles the kernel routes and
+    /// writes the state file (always with `write_unchanged`, else only when
+    /// the announcements changed).
+    fn sync_announcements(
+        &mut self,
+        announce: &crate::config::AnnounceConfig,
+        write_unchanged: bool,
+    ) -> Result<(), StateError> {
+        let state_file = self.state_path();
+        let pin_dir = self.datapath.pin_dir().to_path_buf();
+        let paths = crate::announce::reconcile::Paths {
+            state_file: &state_file,
+            pin_dir: &pin_dir,
+        };
+        crate::announce::reconcile::sync(&paths, &mut self.applied, announce, write_unchanged)
+    }
+
+    async fn reload(&mut self, started: Instant, why: &str) {
+        let read =
+            config_read::load_within(&self.opts.config_path, config_read::CONFIG_READ_TIMEOUT);
+        let config = match read.await {
             Ok(c) => c,
             Err(e) => {
                 log_config_error(&self.opts.config_path, &e);
@@ -212,9 +260,16 @@ impl Agent {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
-    let config =
-        config::load(&opts.config_path).inspect_err(|e| log_config_error(&opts.config_path, e))?;
-    let path = state_path(&opts.state_dir, &opts.ifname);
+    // One agent per (network namespace, interface), held until we exit.
+    ensure_state_dirs(&opts.state_dir, opts.netns)?;
+    let _lock = AgentLock::acquire(
+        &lock_path(&opts.state_dir, opts.netns, &opts.ifname),
+        &opts.ifname,
+    )?;
+    let config = config_read::load_within(&opts.config_path, config_read::CONFIG_READ_TIMEOUT)
+        .await
+        .inspect_err(|e| log_config_error(&opts.config_path, e))?;
+    let path = state_path(&opts.state_dir, opts.netns, &opts.ifname);
     let previous = match AppliedState::read(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -226,6 +281,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         &OpenOptions {
             pin_root: opts.pin_root.clone(),
             ifname: opts.ifname.clone(),
+            netns: opts.netns,
             conntrack_entries: config.conntrack_entries,
             mode: opts.mode,
             fresh: opts.fresh,
@@ -236,13 +292,15 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let applied = adopted.unwrap_or_else(|| AppliedState {
         ifname: iface.name.clone(),
         ifindex: iface.ifindex,
-        pin_dir: crate::datapath::pin_dir(&opts.pin_root, &opts.ifname),
+        pin_dir: crate::datapath::pin_dir(&opts.pin_root, opts.netns, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
+        last_apply_seconds: 0.0,
         xdp_mode: datapath.mode().to_string(),
         maglev_table_size: 0,
         services: Vec::new(),
         retired_backends: Vec::new(),
+        announce: Default::default(),
     });
     if applied.services.is_empty() {
         // Nothing adopted: remove a stale state file before the first apply.
@@ -263,6 +321,10 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let started = Instant::now();
     agent.datapath.write_settings(&config.encapsulation)?;
     agent.apply(config, started, "initial apply")?;
+    // `lb drain` writes its marker beside the state file (whose directory the
+    // first apply created): a drain takes effect at once.
+    let mut drain_watch =
+        watcher::watch(&crate::announce::drain::marker_path(&agent.state_path()))?;
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -280,11 +342,19 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 // Coalesce the burst of events one save makes.
                 tokio::time::sleep(SAVE_COALESCE).await;
                 while watch.try_recv().is_ok() {}
-                agent.reload(at, "config file changed");
+                agent.reload(at, "config file changed").await;
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
+            Some(_) = drain_watch.recv() => {
+                tokio::time::sleep(SAVE_COALESCE).await;
+                while drain_watch.try_recv().is_ok() {}
+                let cfg = agent.config.clone();
+                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
+                    tracing::error!("lb drain: {e}");
+                }
+            }
             _ = hup.recv() => {
-                agent.reload(Instant::now(), "SIGHUP");
+                agent.reload(Instant::now(), "SIGHUP").await;
                 fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
             }
             Some(r) = resolved.recv() => agent.next_hop_resolved(r),
@@ -302,6 +372,11 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
             _ = tick.tick() => {
                 let cfg = agent.config.clone();
                 agent.refresh_neighbours(&cfg, false);
+                // Routes changed behind lb's back (or the link detached) are
+                // noticed here.
+                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
+                    tracing::error!("announcements: {e}");
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

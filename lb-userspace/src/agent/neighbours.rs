@@ -134,7 +134,11 @@ fn ip_json(args: &[&str]) -> Option<Value> {
 }
 
 /// Every `route get` in one `ip` run (`-force`: an unroutable backend only
-/// loses its own answer); the route objects of all answers.
+/// loses its own answer); the route objects of all answers. The script is
+/// written by its own thread while this one reads the answers: `ip` answers
+/// each line as it reads it, so with thousands of backends a writer that
+/// wrote everything before reading would block on a full pipe while `ip`
+/// blocks on its own (a deadlock).
 fn route_get_all(backends: &[IpAddr]) -> Vec<Value> {
     let Ok(mut child) = Command::new("ip")
         .args(["-j", "-force", "-batch", "-"])
@@ -145,18 +149,25 @@ fn route_get_all(backends: &[IpAddr]) -> Vec<Value> {
     else {
         return Vec::new();
     };
-    if let Some(mut stdin) = child.stdin.take() {
+    let writer = child.stdin.take().map(|mut stdin| {
         let script: String = backends
             .iter()
             .map(|b| format!("route get {b}\n"))
             .collect();
-        // A failed write leaves fewer answers; the backends without one stay unknown.
-        let _ignored = stdin.write_all(script.as_bytes());
+        std::thread::spawn(move || {
+            // A failed write leaves fewer answers; the backends without one
+            // stay unknown. Dropping stdin ends `ip`'s input.
+            let _ignored = stdin.write_all(script.as_bytes());
+        })
+    });
+    let out = child.wait_with_output();
+    if let Some(writer) = writer {
+        let _ignored = writer.join();
     }
-    let Ok(out) = child.wait_with_output() else {
-        return Vec::new();
-    };
-    parse_json_stream(&out.stdout)
+    match out {
+        Ok(out) => parse_json_stream(&out.stdout),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The objects of a stream of JSON arrays (one per batch command).
@@ -234,6 +245,31 @@ mod tests {
                 unknown_hop: None
             }
         );
+    }
+
+    /// 10,000 loopback addresses: far more answers than a pipe holds, which
+    /// deadlocked a writer that wrote every line before reading. Each one
+    /// routes (the local table), so every answer comes back.
+    #[test]
+    fn ten_thousand_route_lookups_do_not_deadlock() {
+        let backends: Vec<IpAddr> = (0..10_000u32)
+            .map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 | (i + 1))))
+            .collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let asked = backends.clone();
+        std::thread::spawn(move || {
+            let _ignored = done.send(route_get_all(&asked));
+        });
+        // A deadlock guard, not a speed target: 10,000 lookups take well under a second.
+        let routes = finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("route lookups deadlocked");
+        assert_eq!(routes.len(), backends.len());
+        let answered: std::collections::BTreeSet<IpAddr> = routes
+            .iter()
+            .filter_map(|r| r["dst"].as_str()?.parse().ok())
+            .collect();
+        assert_eq!(answered, backends.into_iter().collect());
     }
 
     #[test]

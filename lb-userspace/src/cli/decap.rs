@@ -9,7 +9,8 @@ use aya::EbpfLoader;
 use aya::maps::HashMap as BpfHashMap;
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode};
-use lb::datapath::{Interface, LINK_PIN, detach_and_remove};
+use lb::datapath::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
+use lb::netns::NetnsId;
 use lb::plan::address_words;
 use lb::state::DEFAULT_PIN_ROOT;
 use lb_common::DecapKey;
@@ -34,10 +35,17 @@ pub struct Args {
     pin_root: PathBuf,
 }
 
-/// Runs `lb decap`: attaches `lb_decap` and pins it under `<root>/decap-<iface>`.
+/// Runs `lb decap`: attaches `lb_decap` and pins it under
+/// `<root>/ns<netns inode>/decap-<iface>` (keyed by network namespace: the
+/// same interface name in another namespace is another interface).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = lb::datapath::bpffs::resolve_root(&args.pin_root, !args.detach)?;
-    let dir = root.join(format!("decap-{}", args.iface));
+    let netns = NetnsId::current().context("which network namespace this is")?;
+    let root = if args.detach {
+        lb::datapath::bpffs::secure_root(&args.pin_root)?
+    } else {
+        lb::datapath::bpffs::ensure_bpffs(&args.pin_root)?
+    };
+    let dir = decap_pin_dir(&root, netns, &args.iface);
     if args.detach {
         let detached = detach_and_remove(&dir)?;
         eprintln!(
@@ -53,7 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let iface = Interface::read(&args.iface)?;
     detach_and_remove(&dir)?;
-    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    check_pin_dir(&dir, true)?;
+    lb::private_dir::ensure(&dir)?;
     let addrs_pin = dir.join(lb_common::MAP_DECAP_ADDRS);
     let stats_pin = dir.join(lb_common::MAP_DECAP_STATS);
     // The decapsulator never touches the connection table: one bucket.

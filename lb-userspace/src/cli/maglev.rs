@@ -1,5 +1,7 @@
 //! `lb maglev`: each backend's slot count and share of its service's Maglev
-//! table, as the agent would build it from the config (no root needed).
+//! table, as the agent would build it from the config (no root needed), and
+//! the table's fingerprint (what `lb stats` shows for the live table while
+//! every backend is up).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,8 +34,9 @@ struct BackendShare {
 }
 
 /// Slot counts of `service`'s backends in a table of `size` built from the
-/// backends taking new flows (not draining, weight > 0), in config order.
-fn shares(service: &ServiceConfig, size: u32) -> anyhow::Result<Vec<BackendShare>> {
+/// backends taking new flows (not draining, weight > 0), in config order, and
+/// the table's fingerprint.
+fn shares(service: &ServiceConfig, size: u32) -> anyhow::Result<(Vec<BackendShare>, u32)> {
     let eligible: Vec<usize> = (0..service.backends.len())
         .filter(|&i| !service.backends[i].drain && service.backends[i].weight > 0)
         .collect();
@@ -47,11 +50,16 @@ fn shares(service: &ServiceConfig, size: u32) -> anyhow::Result<Vec<BackendShare
     let table = MaglevTable::build(size, &input)
         .with_context(|| format!("building the table of service {}", service.name))?;
     let counts = table.slot_counts(input.len());
+    let fingerprint = if input.is_empty() {
+        lb::maglev::fingerprint(&[], &[])
+    } else {
+        table.fingerprint(&input)
+    };
     let mut slots = vec![0u32; service.backends.len()];
     for (k, &i) in eligible.iter().enumerate() {
         slots[i] = counts[k];
     }
-    Ok(service
+    let shares = service
         .backends
         .iter()
         .zip(slots)
@@ -62,7 +70,8 @@ fn shares(service: &ServiceConfig, size: u32) -> anyhow::Result<Vec<BackendShare
             slots,
             share: 100.0 * f64::from(slots) / f64::from(size),
         })
-        .collect())
+        .collect();
+    Ok((shares, fingerprint))
 }
 
 /// Runs `lb maglev`.
@@ -105,13 +114,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         let services: Vec<_> = rows
             .iter()
-            .map(|(service, backends)| {
+            .map(|(service, (backends, fingerprint))| {
                 json!({
                     "name": service.name,
                     "vip": service.vip.to_string(),
                     "port": service.port,
                     "protocol": service.protocol.as_str(),
                     "table_size": size,
+                    "fingerprint": lb::maglev::fingerprint_hex(*fingerprint),
                     "backends": backends.iter().map(|b| json!({
                         "address": b.address,
                         "weight": b.weight,
@@ -127,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&json!({ "services": services }))?
         );
     } else {
-        for (i, (service, backends)) in rows.iter().enumerate() {
+        for (i, (service, (backends, fingerprint))) in rows.iter().enumerate() {
             if i > 0 {
                 println!();
             }
@@ -136,9 +146,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 std::net::IpAddr::V6(a) => format!("[{a}]:{}", service.port),
             };
             println!(
-                "service {}  {endpoint}/{}  table {size}",
+                "service {}  {endpoint}/{}  table {size}  fingerprint {}",
                 service.name,
-                service.protocol.as_str()
+                service.protocol.as_str(),
+                lb::maglev::fingerprint_hex(*fingerprint)
             );
             let width = backends
                 .iter()

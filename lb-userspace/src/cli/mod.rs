@@ -3,6 +3,7 @@
 pub mod check;
 pub mod completions;
 pub mod decap;
+pub mod drain;
 pub mod maglev;
 pub mod man;
 pub mod run;

@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use lb::agent::{AgentOptions, run as run_agent};
 use lb::datapath::ModeChoice;
+use lb::netns::NetnsId;
 use lb::state::{DEFAULT_PIN_ROOT, default_state_dir};
 
 /// Arguments of `lb run`.
@@ -29,7 +31,8 @@ pub struct Args {
     #[arg(long)]
     /// Default: the pin root's sibling `state` directory.
     state_dir: Option<PathBuf>,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); off by default.
+    /// Serve Prometheus metrics (/metrics), the status page (/) and its JSON
+    /// (/stats.json) on this address (e.g. 127.0.0.1:9100); off by default.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
 }
@@ -40,16 +43,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let state_dir = args
         .state_dir
         .unwrap_or_else(|| default_state_dir(&args.pin_root));
+    let netns = NetnsId::current().context("which network namespace this is")?;
     let metrics = args.metrics.map(|addr| {
         (
             addr,
-            lb::datapath::pin_dir(&args.pin_root, &args.iface),
-            lb::state::state_path(&state_dir, &args.iface),
+            lb::datapath::pin_dir(&args.pin_root, netns, &args.iface),
+            lb::state::state_path(&state_dir, netns, &args.iface),
         )
     });
     let opts = AgentOptions {
         config_path: args.config,
         ifname: args.iface,
+        netns,
         pin_root: args.pin_root,
         state_dir,
         mode: args.xdp_mode,
@@ -59,6 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    match lb::metrics::limits::raise_nofile_limit() {
+        Ok(limit) => tracing::debug!("descriptor limit (RLIMIT_NOFILE): {limit}"),
+        Err(e) => tracing::warn!("cannot raise the descriptor limit (RLIMIT_NOFILE): {e}"),
+    }
     rt.block_on(async move {
         if let Some((addr, pin_dir, state_path)) = metrics {
             tokio::spawn(async move {
@@ -66,7 +75,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     tracing::error!("metrics endpoint on {addr}: {e}");
                 }
             });
-            tracing::info!("serving metrics on http://{addr}/metrics");
         }
         run_agent(opts).await
     })?;

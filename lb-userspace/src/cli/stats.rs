@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use lb::netns::NetnsId;
 use lb::state::{DEFAULT_PIN_ROOT, default_state_dir};
 use lb::stats::{Rates, Snapshot, Target, render_text, report_json, resolve_target};
 
@@ -34,6 +35,7 @@ impl Source {
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| default_state_dir(&self.pin_root)),
+            NetnsId::current().context("which network namespace this is")?,
             self.iface.as_deref(),
         )?)
     }

@@ -46,10 +46,20 @@ pub(crate) fn describe(value: &Value) -> String {
         Value::Null => "nothing".into(),
         Value::Bool(b) => format!("boolean {b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
+        Value::String(s) => format!("string {:?}", shortened(s)),
         Value::Sequence(_) => "a list".into(),
         Value::Mapping(_) => "a mapping".into(),
         Value::Tagged(t) => format!("tagged value {}", t.tag),
+    }
+}
+
+/// `s`, or its first 60 characters and its length when longer (a huge value
+/// is not copied into every message).
+pub(crate) fn shortened(s: &str) -> String {
+    const SHOWN: usize = 60;
+    match s.char_indices().nth(SHOWN) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}... ({} bytes)", &s[..end], s.len()),
     }
 }
 

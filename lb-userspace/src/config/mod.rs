@@ -3,7 +3,9 @@
 //! `parse` turns text into a validated [`Config`] or a [`ConfigError`] listing
 //! *every* problem found, each naming the service/backend (and line when known).
 
+mod announce;
 mod fields;
+pub mod input;
 mod lines;
 pub mod report;
 pub mod schema;
@@ -16,6 +18,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+pub use announce::{AnnounceConfig, DEFAULT_ROUTE_PROTOCOL};
 pub use warnings::warnings;
 
 /// Default Maglev table size (prime).
@@ -49,6 +52,9 @@ pub struct Config {
     /// Services in file order.
     #[schemars(length(max = lb_common::maps::MAX_SERVICES))]
     pub services: Vec<ServiceConfig>,
+    /// VIP announcement (`announce:`): node drain and route protocol.
+    #[schemars(default)]
+    pub announce: AnnounceConfig,
 }
 
 /// Encapsulation settings (`encapsulation:` key). Unset fields default to the
@@ -176,18 +182,58 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a FIFO, a device, a directory...).
+    #[error("cannot read {path}: it is {what}, not a regular file")]
+    NotRegularFile {
+        /// The file.
+        path: String,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// The file is larger than [`input::MAX_CONFIG_BYTES`].
+    #[error(
+        "cannot read {path}: {size} bytes, more than the limit of {} bytes",
+        input::MAX_CONFIG_BYTES
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size (or as much as was read).
+        size: u64,
+    },
+    /// Reading and checking the file took longer than allowed (the agent reads
+    /// off its main loop, with a timeout).
+    #[error("reading {path} took longer than {seconds} s; not applied")]
+    TimedOut {
+        /// The file.
+        path: String,
+        /// The timeout.
+        seconds: u64,
+    },
     /// The file was read but is invalid.
     #[error("{} problem(s) in config", .0.len())]
     Invalid(Vec<Problem>),
 }
 
 /// Parses and validates a config from YAML text.
+/// The text is first checked against the limits of [`input`] (line length,
+/// nesting, one document).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    if let Err(problem) = input::check_shape(text) {
+        return Err(ConfigError::Invalid(vec![problem]));
+    }
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(doc) => doc,
         Err(error) => {
+            // The parser places an error at end of input one line past the
+            // last; errors without a place get the line they are about.
+            let lines = text.split('\n').count();
+            let line = match error.location() {
+                Some(at) => at.line().clamp(1, lines),
+                None => unplaced_error_line(text, &error.to_string()),
+            };
             return Err(ConfigError::Invalid(vec![Problem {
-                line: error.location().map(|l| l.line()),
+                line: Some(line),
                 location: "yaml".into(),
                 message: syntax_message(&error),
             }]));
@@ -206,6 +252,26 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
             Err(ConfigError::Invalid(problems))
         }
     }
+}
+
+/// The line a parser error without a position is about: the first alias for
+/// "repetition limit exceeded" (an alias bomb), else the document's first
+/// significant line.
+fn unplaced_error_line(text: &str, message: &str) -> usize {
+    let significant = |l: &&str| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    let alias = |l: &&str| l.contains(" *") || l.contains("[*") || l.contains(",*");
+    let lines: Vec<&str> = text.split('\n').collect();
+    let found = if message.contains("repetition limit") {
+        lines.iter().position(|l| significant(l) && alias(l))
+    } else {
+        None
+    };
+    found
+        .or_else(|| lines.iter().position(significant))
+        .map_or(1, |i| i + 1)
 }
 
 /// serde_yaml's message without its trailing " at line N column M".
@@ -260,11 +326,14 @@ impl Protocol {
     }
 }
 
-/// Reads, parses and validates a config file.
+/// Reads (a regular file within [`input::MAX_CONFIG_BYTES`]), parses and
+/// validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse(&text)
+    parse_bytes(&input::read_file(path)?)
+}
+
+/// Parses and validates a config file's bytes (UTF-8 checked first).
+pub fn parse_bytes(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let text = input::decode(bytes).map_err(|problem| ConfigError::Invalid(vec![problem]))?;
+    parse(text)
 }

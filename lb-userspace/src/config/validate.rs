@@ -3,12 +3,16 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use lb_common::maps::{DEFAULT_CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_SERVICES, MAX_TABLE_SIZE};
+use lb_common::maps::{
+    DEFAULT_CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_SERVICES, MAX_TABLE_SIZE, MAX_VIP_ENTRIES,
+    vip_entries,
+};
 use serde_yaml::Value;
 
 use crate::maglev::is_prime;
 
-use super::fields::{Ctx, Field, MapView, describe};
+use super::fields::{Ctx, Field, MapView, describe, shortened};
+use super::input::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 use super::lines::Block;
 use super::{
     BackendConfig, Config, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_PANIC_THRESHOLD, EncapConfig,
@@ -20,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "conntrack_entries",
     "encapsulation",
     "services",
+    "announce",
 ];
 const ENCAP_KEYS: &[&str] = &["source_v4", "source_v6", "gateway_mac"];
 const SERVICE_KEYS: &[&str] = &[
@@ -91,6 +96,11 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
         Some(value) => encap(ctx, &top, value),
     };
 
+    let announce = match top.get("announce") {
+        None => Some(super::AnnounceConfig::default()),
+        Some(value) => super::announce::announce(ctx, &top, value),
+    };
+
     let services = match top.get("services") {
         None => {
             top.missing(ctx, "services");
@@ -133,6 +143,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
         conntrack_entries: conntrack?,
         encapsulation: encapsulation?,
         services: services?,
+        announce: announce?,
     })
 }
 
@@ -147,7 +158,11 @@ fn encap(ctx: &mut Ctx<'_>, top: &MapView<'_>, value: &Value) -> Option<EncapCon
         Field::Value(text) => match text.parse::<IpAddr>() {
             Ok(IpAddr::V4(a)) => config.source_v4 = Some(a),
             _ => {
-                view.report(ctx, "source_v4", format!("invalid IPv4 address {text:?}"));
+                view.report(
+                    ctx,
+                    "source_v4",
+                    format!("invalid IPv4 address {:?}", shortened(&text)),
+                );
                 ok = false;
             }
         },
@@ -158,7 +173,11 @@ fn encap(ctx: &mut Ctx<'_>, top: &MapView<'_>, value: &Value) -> Option<EncapCon
         Field::Value(text) => match text.parse::<IpAddr>() {
             Ok(IpAddr::V6(a)) => config.source_v6 = Some(a),
             _ => {
-                view.report(ctx, "source_v6", format!("invalid IPv6 address {text:?}"));
+                view.report(
+                    ctx,
+                    "source_v6",
+                    format!("invalid IPv6 address {:?}", shortened(&text)),
+                );
                 ok = false;
             }
         },
@@ -172,7 +191,10 @@ fn encap(ctx: &mut Ctx<'_>, top: &MapView<'_>, value: &Value) -> Option<EncapCon
                 view.report(
                     ctx,
                     "gateway_mac",
-                    format!("invalid MAC address {text:?} (expected aa:bb:cc:dd:ee:ff)"),
+                    format!(
+                        "invalid MAC address {:?} (expected aa:bb:cc:dd:ee:ff)",
+                        shortened(&text)
+                    ),
                 );
                 ok = false;
             }
@@ -210,7 +232,7 @@ fn service(
     let name = value
         .get("name")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.is_empty() && s.len() <= MAX_NAME_BYTES);
     let location = match name {
         Some(name) => format!("services[{name}]"),
         None => format!("services[#{}]", index + 1),
@@ -226,6 +248,17 @@ fn service(
             view.report(ctx, "name", "name must not be empty");
             None
         }
+        Some(long) if long.len() > MAX_NAME_BYTES => {
+            view.report(
+                ctx,
+                "name",
+                format!(
+                    "name of {} bytes, longer than the limit of {MAX_NAME_BYTES}",
+                    long.len()
+                ),
+            );
+            None
+        }
         other => other.map(str::to_string),
     };
 
@@ -233,7 +266,11 @@ fn service(
         Some(text) => match text.parse::<IpAddr>() {
             Ok(vip) => Some(vip),
             Err(_) => {
-                view.report(ctx, "vip", format!("invalid address {text:?}"));
+                view.report(
+                    ctx,
+                    "vip",
+                    format!("invalid address {:?}", shortened(&text)),
+                );
                 None
             }
         },
@@ -255,7 +292,10 @@ fn service(
             view.report(
                 ctx,
                 "protocol",
-                format!("unknown protocol {other:?} (expected tcp or udp)"),
+                format!(
+                    "unknown protocol {:?} (expected tcp or udp)",
+                    shortened(other)
+                ),
             );
             None
         }
@@ -365,8 +405,8 @@ fn backend(
         }),
     };
     let location = match &address_text {
-        Some(text) => format!("{service}.backends[{text}]"),
-        None => format!("{service}.backends[#{}]", index + 1),
+        Some(text) if text.len() <= MAX_ADDRESS_TEXT => format!("{service}.backends[{text}]"),
+        _ => format!("{service}.backends[#{}]", index + 1),
     };
     let line = block
         .and_then(|b| ctx.lines.first_line(b))
@@ -396,7 +436,11 @@ fn backend(
                 Some(address)
             }
             Err(_) => {
-                view.report_on_line_of(ctx, "address", format!("invalid address {text:?}"));
+                view.report_on_line_of(
+                    ctx,
+                    "address",
+                    format!("invalid address {:?}", shortened(&text)),
+                );
                 None
             }
         },
@@ -417,6 +461,9 @@ fn backend(
         location,
     ))
 }
+
+/// Longest address text shown in a location (the longest IPv6 text is 45).
+const MAX_ADDRESS_TEXT: usize = 64;
 
 fn family(address: IpAddr) -> &'static str {
     if address.is_ipv4() { "IPv4" } else { "IPv6" }
@@ -441,7 +488,10 @@ fn health_check(
             view.report(
                 ctx,
                 "kind",
-                format!("unknown health check kind {other:?} (expected tcp or http)"),
+                format!(
+                    "unknown health check kind {:?} (expected tcp or http)",
+                    shortened(other)
+                ),
             );
             None
         }
@@ -466,9 +516,24 @@ fn health_check(
         },
     };
     let path = match view.string(ctx, "path").or_default("/") {
+        Some(path) if path.len() > MAX_PATH_BYTES => {
+            view.report(
+                ctx,
+                "path",
+                format!(
+                    "path of {} bytes, longer than the limit of {MAX_PATH_BYTES}",
+                    path.len()
+                ),
+            );
+            None
+        }
         Some(path) if path.starts_with('/') => Some(path.to_string()),
         Some(path) => {
-            view.report(ctx, "path", format!("path {path:?} must start with '/'"));
+            view.report(
+                ctx,
+                "path",
+                format!("path {:?} must start with '/'", shortened(path)),
+            );
             None
         }
         None => None,
@@ -540,10 +605,16 @@ fn cross_checks(ctx: &mut Ctx<'_>, top: &MapView<'_>, services: &[Option<ReadSer
             ctx.report(
                 service.line,
                 service.location.clone(),
-                format!("same VIP, port and protocol ({endpoint}/{proto}) as service {other:?}"),
+                format!(
+                    "same VIP, port and protocol ({endpoint}/{proto}) as service {:?}",
+                    shortened(other)
+                ),
             );
         }
     }
+    let read: Vec<&ServiceConfig> = services.iter().flatten().map(|s| &s.config).collect();
+    let vips: std::collections::BTreeSet<IpAddr> = read.iter().map(|s| s.vip).collect();
+    let entries = vip_entries(read.len() as u32, vips.len() as u32);
     if services.len() > MAX_SERVICES as usize {
         top.report(
             ctx,
@@ -551,6 +622,18 @@ fn cross_checks(ctx: &mut Ctx<'_>, top: &MapView<'_>, services: &[Option<ReadSer
             format!(
                 "{} services, the datapath holds at most {MAX_SERVICES}",
                 services.len()
+            ),
+        );
+    } else if entries > MAX_VIP_ENTRIES {
+        top.report(
+            ctx,
+            "services",
+            format!(
+                "{} services on {} distinct VIP addresses need {entries} VIP map entries \
+                 (one per service plus one per VIP address), the datapath holds at most \
+                 {MAX_VIP_ENTRIES}",
+                read.len(),
+                vips.len()
             ),
         );
     }

@@ -1,8 +1,10 @@
-//! The bpffs pin root: make sure it is a bpffs that outlives this process.
+//! The bpffs pin root: make sure it is a bpffs that outlives this process,
+//! owned by root and writable by nobody else (mounted `mode=0700`).
 
 use std::path::{Path, PathBuf};
 
 use super::DatapathError;
+use crate::private_dir;
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
@@ -49,18 +51,8 @@ pub fn resolve_root(root: &Path, mount: bool) -> Result<PathBuf, DatapathError> 
     }
     if let Some(ppid) = parent_in_other_mount_namespace() {
         let there = via_parent(ppid, root);
-        if !is_bpffs(&there) && mount {
-            let shown = root.display().to_string();
-            let ok = std::process::Command::new("nsenter")
-                .args(["-t", &ppid.to_string(), "-m", "--", "sh", "-c"])
-                .arg(format!(
-                    "mkdir -p '{shown}' && (mountpoint -q '{shown}' || mount -t bpf bpf '{shown}')"
-                ))
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                tracing::info!(root = %shown, "mounted bpffs in the parent's mount namespace");
-            }
+        if !is_bpffs(&there) && mount && mount_in_parent(ppid, root) {
+            tracing::info!(root = %root.display(), "mounted bpffs in the parent's mount namespace");
         }
         if is_bpffs(&there) {
             tracing::info!(
@@ -84,9 +76,53 @@ pub fn resolve_root(root: &Path, mount: bool) -> Result<PathBuf, DatapathError> 
     Ok(root.to_path_buf())
 }
 
-/// Makes `root` a bpffs mount point when it is not one already (see [`resolve_root`]).
+/// Makes `root` a bpffs mount point when it is not one already (see
+/// [`resolve_root`]) and makes it private to root (see [`secure_root`]).
 pub fn ensure_bpffs(root: &Path) -> Result<PathBuf, DatapathError> {
-    resolve_root(root, true)
+    let root = resolve_root(root, true)?;
+    private_dir::tighten(&root)?;
+    Ok(root)
+}
+
+/// The pin root for a command that changes pins without mounting (`lb stop`,
+/// `lb decap --detach`): resolved like [`resolve_root`], then, when it exists,
+/// checked to be a real directory owned by root and made not writable by
+/// others (a bpffs mounted without `mode=` is 1777), so nothing another user
+/// planted below it can be followed.
+pub fn secure_root(root: &Path) -> Result<PathBuf, DatapathError> {
+    let root = resolve_root(root, false)?;
+    if std::fs::symlink_metadata(&root).is_ok() {
+        private_dir::tighten(&root)?;
+    }
+    Ok(root)
+}
+
+/// `mkdir -p ROOT; mountpoint -q ROOT || mount -t bpf -o mode=0700 bpf ROOT`
+/// in the mount namespace of `ppid`, each an argument vector (no shell: the
+/// path is never parsed as a command line). True when a bpffs was mounted.
+fn mount_in_parent(ppid: u32, root: &Path) -> bool {
+    let nsenter = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("nsenter")
+            .args(["-t", &ppid.to_string(), "-m", "--"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let r = root.as_os_str();
+    let mode = format!("mode={:o}", private_dir::PRIVATE_MODE);
+    nsenter(&["mkdir".as_ref(), "-p".as_ref(), "--".as_ref(), r])
+        && !nsenter(&["mountpoint".as_ref(), "-q".as_ref(), "--".as_ref(), r])
+        && nsenter(&[
+            "mount".as_ref(),
+            "-t".as_ref(),
+            "bpf".as_ref(),
+            "-o".as_ref(),
+            mode.as_ref(),
+            "--".as_ref(),
+            "bpf".as_ref(),
+            r,
+        ])
 }
 
 fn mount_here(root: &Path) -> Result<(), DatapathError> {
@@ -100,7 +136,7 @@ fn mount_here(root: &Path) -> Result<(), DatapathError> {
             c.as_ptr(),
             c"bpf".as_ptr(),
             0,
-            std::ptr::null(),
+            c"mode=0700".as_ptr().cast(),
         )
     };
     if r != 0 {
@@ -110,17 +146,8 @@ fn mount_here(root: &Path) -> Result<(), DatapathError> {
     Ok(())
 }
 
-/// Removes every pin in `dir` and the directory itself (missing is fine).
+/// Removes every pin in `dir` and the directory itself (missing is fine); a
+/// symbolic link or a directory not private to root is refused, never followed.
 pub fn remove_pin_dir(dir: &Path) -> Result<(), DatapathError> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            for e in entries.flatten() {
-                let p = e.path();
-                std::fs::remove_file(&p).map_err(|e| DatapathError::io(&p, e))?;
-            }
-            std::fs::remove_dir(dir).map_err(|e| DatapathError::io(dir, e))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(DatapathError::io(dir, e)),
-    }
+    Ok(private_dir::remove_entries_and_dir(dir)?)
 }

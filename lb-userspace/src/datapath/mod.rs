@@ -1,8 +1,11 @@
 //! The one thin aya layer: load (or adopt) the pinned datapath on an interface,
 //! attach it, and apply the planner's [`MapOp`]s to its maps.
 //!
-//! Pins live under `<pin_root>/<ifname>/`: one file per map (named like the map)
-//! and `link`, the XDP link, so that the datapath keeps forwarding with no agent.
+//! Pins live under `<pin_root>/ns<netns inode>/<ifname>/` (see [`crate::netns`]:
+//! same-named interfaces of two network namespaces never share pins): one file
+//! per map (named like the map) and `link`, the XDP link, so that the datapath
+//! keeps forwarding with no agent. Every directory there is private to root
+//! ([`crate::private_dir`]).
 //! A restart adopts them (aya reuses a pinned map of the same name) when the
 //! state file, the pins and the interface all agree; otherwise the leftovers are
 //! detached and removed and the datapath starts empty.
@@ -11,7 +14,9 @@ pub mod bpffs;
 pub mod iface;
 mod inner_table;
 pub mod layout;
+pub mod pins;
 pub mod sys;
+mod undo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -28,9 +33,15 @@ use lb_common::{
 };
 
 pub use iface::Interface;
+pub use pins::{
+    LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove, netns_dir, pin_dir,
+    retire_legacy_pins,
+};
 
 use crate::config::EncapConfig;
+use crate::netns::NetnsId;
 use crate::plan::{MapOp, address_words, marker_key};
+use crate::private_dir;
 use crate::state::AppliedState;
 
 /// Every map of the object (all are pinned).
@@ -50,9 +61,6 @@ pub const MAP_NAMES: [&str; 11] = [
 
 /// The kernel's internal `ENOTSUPP` (524), which some BPF commands return.
 const KERNEL_ENOTSUPP: i32 = 524;
-
-/// File name of the pinned XDP link inside a pin directory.
-pub const LINK_PIN: &str = "link";
 
 /// Errors of the datapath layer.
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +88,44 @@ pub enum DatapathError {
     /// Link handling.
     #[error("link: {0}")]
     Link(#[from] aya::programs::links::LinkError),
+    /// A directory under the pin root that cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// Anything else.
     #[error("{0}")]
     Other(String),
+    /// A map write failed during an apply; every entry written before it was
+    /// put back, so the maps hold exactly what they held before the apply.
+    #[error(
+        "map operation {index} of {total} ({op}) failed: {cause}; rolled back ({restored} entries restored)"
+    )]
+    RolledBack {
+        /// 1-based position of the failing operation.
+        index: usize,
+        /// Operations in the plan.
+        total: usize,
+        /// The failing operation.
+        op: String,
+        /// Why it failed.
+        cause: Box<DatapathError>,
+        /// Entries put back.
+        restored: usize,
+    },
+    /// A map write failed during an apply and putting back what was already
+    /// written failed too: the maps hold part of the plan.
+    #[error("map operation {index} of {total} ({op}) failed: {cause}; rolling back failed too ({}): the datapath holds part of the new config", failed.join("; "))]
+    RollbackFailed {
+        /// 1-based position of the failing operation.
+        index: usize,
+        /// Operations in the plan.
+        total: usize,
+        /// The failing operation.
+        op: String,
+        /// Why it failed.
+        cause: Box<DatapathError>,
+        /// Why each failed restore failed.
+        failed: Vec<String>,
+    },
 }
 
 impl DatapathError {
@@ -146,31 +189,14 @@ pub struct OpenOptions {
     pub pin_root: PathBuf,
     /// Interface name.
     pub ifname: String,
+    /// The network namespace the interface lives in (keys the pin directory).
+    pub netns: NetnsId,
     /// Connection-table capacity (used when the table is created).
     pub conntrack_entries: u32,
     /// Attach mode.
     pub mode: ModeChoice,
     /// Start from scratch even when pins could be adopted.
     pub fresh: bool,
-}
-
-/// The pin directory of `ifname` under `pin_root`.
-pub fn pin_dir(pin_root: &Path, ifname: &str) -> PathBuf {
-    pin_root.join(ifname)
-}
-
-/// Detaches the pinned link in `dir` (if any) and removes every pin there.
-pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
-    let link = dir.join(LINK_PIN);
-    let mut detached = false;
-    if let Ok(fd) = sys::obj_get(&link)
-        && sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0
-    {
-        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, e))?;
-        detached = true;
-    }
-    bpffs::remove_pin_dir(dir)?;
-    Ok(detached)
 }
 
 /// The bucket count of a pinned connection table (of this build's layout).
@@ -225,7 +251,9 @@ impl Datapath {
     ) -> Result<(Self, Option<AppliedState>), DatapathError> {
         let iface = Interface::read(&opts.ifname)?;
         let root = bpffs::ensure_bpffs(&opts.pin_root)?;
-        let dir = pin_dir(&root, &opts.ifname);
+        retire_legacy_pins(&root, &opts.ifname, iface.ifindex)?;
+        let dir = pin_dir(&root, opts.netns, &opts.ifname);
+        let existed = check_pin_dir(&dir, true)?;
         let link_path = dir.join(LINK_PIN);
         let link_ifindex = sys::obj_get(&link_path)
             .ok()
@@ -251,7 +279,7 @@ impl Datapath {
                 }
             }
         }
-        if adopt.is_none() && dir.exists() {
+        if adopt.is_none() && existed {
             let why = if opts.fresh {
                 "--fresh".to_string()
             } else if let Some(why) = incompatible {
@@ -269,7 +297,7 @@ impl Datapath {
             tracing::warn!(dir = %dir.display(), %why, "clearing leftover datapath state (not adopted)");
             detach_and_remove(&dir)?;
         }
-        std::fs::create_dir_all(&dir).map_err(|e| DatapathError::io(&dir, e))?;
+        private_dir::ensure(&dir)?;
 
         let mut loader = EbpfLoader::new();
         let paths: Vec<(&str, PathBuf)> = MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect();
@@ -480,22 +508,62 @@ impl Datapath {
         Ok(true)
     }
 
-    /// Applies map operations in order.
+    /// Applies map operations in order, all or nothing: when one fails, every
+    /// entry already written is put back as it was (see [`undo`]) before the
+    /// error is returned, so packets never see part of a plan.
     /// A run of consecutive `PutTable`s is stored with one batch write.
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
-        let mut rest = ops;
-        while let Some(first) = rest.first() {
-            let tables = rest
+        let mut journal = Vec::new();
+        let Err((index, cause)) = self.apply_journalled(ops, &mut journal) else {
+            return Ok(());
+        };
+        let restored = journal.len();
+        let failed = self.undo(journal);
+        let op = ops.get(index).map_or_else(String::new, MapOp::describe);
+        if failed.is_empty() {
+            Err(DatapathError::RolledBack {
+                index: index + 1,
+                total: ops.len(),
+                op,
+                cause: Box::new(cause),
+                restored,
+            })
+        } else {
+            Err(DatapathError::RollbackFailed {
+                index: index + 1,
+                total: ops.len(),
+                op,
+                cause: Box::new(cause),
+                failed: failed.iter().map(ToString::to_string).collect(),
+            })
+        }
+    }
+
+    /// Applies `ops`, recording in `journal` what each write replaces; on
+    /// failure, the index of the failing op and its error.
+    fn apply_journalled(
+        &mut self,
+        ops: &[MapOp],
+        journal: &mut Vec<undo::Undo>,
+    ) -> Result<(), (usize, DatapathError)> {
+        let mut at = 0;
+        while at < ops.len() {
+            let tables = ops[at..]
                 .iter()
                 .take_while(|op| matches!(op, MapOp::PutTable { .. }))
-                .count();
-            if tables > 0 {
-                self.put_tables(&rest[..tables])?;
-                rest = &rest[tables..];
-            } else {
-                self.apply_one(first)?;
-                rest = &rest[1..];
+                .count()
+                .max(1);
+            let run = &ops[at..at + tables];
+            for (i, op) in run.iter().enumerate() {
+                self.record(op, journal).map_err(|e| (at + i, e))?;
             }
+            let done = if matches!(run[0], MapOp::PutTable { .. }) {
+                self.put_tables(run)
+            } else {
+                self.apply_one(&run[0])
+            };
+            done.map_err(|e| (at, e))?;
+            at += tables;
         }
         Ok(())
     }
@@ -511,8 +579,14 @@ impl Datapath {
                 tables.push((*index, inner));
             }
         }
+        self.store_tables(&tables)
+    }
+
+    /// Stores `(index, table)`s into MAGLEV_TABLES (one batch write when the
+    /// kernel has it).
+    fn store_tables(&mut self, tables: &[(u32, MapData)]) -> Result<(), DatapathError> {
         use std::os::fd::AsFd as _;
-        match inner_table::put_all(self.tables_fd.as_fd(), &tables) {
+        match inner_table::put_all(self.tables_fd.as_fd(), tables) {
             Ok(()) => Ok(()),
             // A kernel without batch writes on array-of-maps: one write each.
             Err(e)
@@ -524,7 +598,7 @@ impl Datapath {
                 tracing::debug!("batch store of Maglev tables refused ({e}); storing one by one");
                 let mut outer: ArrayOfMaps<_, MapData> =
                     ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
-                for (index, inner) in &tables {
+                for (index, inner) in tables {
                     outer.set(*index, inner, 0)?;
                 }
                 Ok(())

@@ -81,3 +81,13 @@ pub fn xdp_link_ifindex(link: &OwnedFd) -> std::io::Result<u32> {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0))
 }
+
+/// The id of the program a link runs, from `/proc/self/fdinfo`.
+pub fn link_prog_id(link: &OwnedFd) -> std::io::Result<u32> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", link.as_raw_fd()))?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("prog_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}

@@ -545,6 +545,7 @@ mod tests {
             conntrack_entries: 1024,
             encapsulation: Default::default(),
             services: vec![service("plain", None), service("web", Some(check.clone()))],
+            announce: Default::default(),
         };
         let targets = targets_from_config(&config);
         let keys: Vec<_> = targets

@@ -12,7 +12,7 @@ pub(super) const OFFSET_SEED: u64 = 0x6c62_6d61_676c_6576; // "lbmaglev"
 pub(super) const SKIP_SEED: u64 = 0x736b_6970_5f73_6565; // "skip_see"
 
 /// The splitmix64 finalizer: a bijective, well-avalanching 64-bit mix.
-fn mix64(mut z: u64) -> u64 {
+pub(super) fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

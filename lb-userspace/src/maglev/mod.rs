@@ -7,6 +7,7 @@
 //! `weight` credit and claims one slot per `max weight` of credit, so weight 2
 //! claims twice as often as weight 1 and weight 0 never does.
 
+mod fingerprint;
 mod hash;
 mod populate;
 mod prime;
@@ -15,6 +16,7 @@ mod tests;
 
 use std::net::IpAddr;
 
+pub use fingerprint::{fingerprint, fingerprint_hex};
 pub use prime::{is_prime, needs_larger_table};
 
 /// Slot value of a table with no backend taking new flows.
@@ -92,6 +94,13 @@ impl MaglevTable {
     /// Table size `M`.
     pub fn size(&self) -> u32 {
         self.slots.len() as u32
+    }
+
+    /// The table's [`fingerprint`] (slot -> address) for the backends it was
+    /// built from.
+    pub fn fingerprint(&self, backends: &[WeightedBackend]) -> u32 {
+        let addresses: Vec<IpAddr> = backends.iter().map(|b| b.address).collect();
+        fingerprint(&self.slots, &addresses)
     }
 
     /// How many slots each of the `n_backends` input backends owns

@@ -304,3 +304,31 @@ fn slot_indices_point_into_input() {
     });
     assert_eq!(counts.len(), 7);
 }
+
+#[test]
+fn fingerprint_depends_on_slot_addresses_only() {
+    let a: IpAddr = "198.18.3.2".parse().unwrap();
+    let b: IpAddr = "198.18.3.3".parse().unwrap();
+    let wa = WeightedBackend {
+        address: a,
+        weight: 1,
+    };
+    let wb = WeightedBackend {
+        address: b,
+        weight: 1,
+    };
+    let ab = MaglevTable::build(13, &[wa, wb]).unwrap();
+    let ba = MaglevTable::build(13, &[wb, wa]).unwrap();
+    // Input order changes indices, not the slot -> address map.
+    assert_eq!(ab.fingerprint(&[wa, wb]), ba.fingerprint(&[wb, wa]));
+    // Two slots swapped: another fingerprint.
+    let mut slots = ab.slots().to_vec();
+    let j = slots.iter().position(|&s| s != slots[0]).unwrap();
+    slots.swap(0, j);
+    assert_ne!(fingerprint(&slots, &[a, b]), ab.fingerprint(&[wa, wb]));
+    // Same slots naming other addresses: another fingerprint.
+    assert_ne!(fingerprint(ab.slots(), &[b, a]), ab.fingerprint(&[wa, wb]));
+    // Empty vs one-slot-empty tables differ, and the value is fixed.
+    assert_ne!(fingerprint(&[], &[]), fingerprint(&[NO_BACKEND], &[]));
+    assert_eq!(fingerprint_hex(0xab), "000000ab");
+}

@@ -26,7 +26,7 @@ use lb_common::{
 
 use crate::config::{Config, Protocol, ServiceConfig};
 use crate::health::select_for_service;
-use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend};
+use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend, fingerprint};
 use crate::state::{AppliedBackend, AppliedService, BackendState, RetiredBackend};
 
 /// One operation on the datapath's maps, in the order the plan lists them.
@@ -105,6 +105,45 @@ pub enum MapOp {
         /// Its last generation.
         generation: u32,
     },
+}
+
+impl MapOp {
+    /// A short description for error messages: `PutService 198.18.100.1:80/6`.
+    pub fn describe(&self) -> String {
+        let endpoint = |key: &VipKey| {
+            let addr = if key.family == FAMILY_V6 {
+                let mut o = [0u8; 16];
+                for (chunk, w) in o.chunks_exact_mut(4).zip(key.addr) {
+                    chunk.copy_from_slice(&w.to_ne_bytes());
+                }
+                IpAddr::from(o)
+            } else {
+                IpAddr::from(key.addr[0].to_ne_bytes())
+            };
+            format!(
+                "{addr} port {} protocol {}",
+                u16::from_be(key.port),
+                key.protocol
+            )
+        };
+        match self {
+            MapOp::ZeroBackendStats { id } => format!("zero counters of backend id {id}"),
+            MapOp::PutBackend { id, address, .. } => format!("write backend id {id} ({address})"),
+            MapOp::ZeroServiceStats { id } => format!("zero counters of service id {id}"),
+            MapOp::PutTable { index, slots } => {
+                format!("store Maglev table {index} ({} slots)", slots.len())
+            }
+            MapOp::PutService { key, .. } => format!("write VIPS entry {}", endpoint(key)),
+            MapOp::PutVipMarker { vip } => format!("write VIPS address marker of {vip}"),
+            MapOp::DeleteService { key } => format!("delete VIPS entry {}", endpoint(key)),
+            MapOp::DeleteVipMarker { vip } => format!("delete VIPS address marker of {vip}"),
+            MapOp::DeleteTable { index } => format!("delete Maglev table {index}"),
+            MapOp::SetVipFilterWord { word, .. } => format!("write VIP filter word {word}"),
+            MapOp::RetireBackend { id, address, .. } => {
+                format!("retire backend id {id} ({address})")
+            }
+        }
+    }
 }
 
 /// What happened to one service in a plan (for the one-line event log).
@@ -313,6 +352,19 @@ fn slot_addresses(
             .iter()
             .map(|&i| (i != NO_BACKEND).then(|| members[i as usize].0))
             .collect(),
+    }
+}
+
+/// The fingerprint (slot -> address) of a table over `members`; an empty one
+/// when there is no table.
+fn table_fingerprint(
+    table: &Option<(MaglevTable, Vec<u32>)>,
+    members: &[(IpAddr, u32, u32)],
+) -> u32 {
+    let addresses: Vec<IpAddr> = members.iter().map(|m| m.0).collect();
+    match table {
+        Some((t, _)) => fingerprint(t.slots(), &addresses),
+        None => fingerprint(&[], &[]),
     }
 }
 
@@ -557,10 +609,15 @@ pub fn plan(
             b.sort();
             a == b
         };
-        let (parity, table_size, slots_by_id) = if same_table {
+        let (parity, table_size, slots_by_id, fingerprint) = if same_table {
             let o = old.expect("same_table implies old");
             let counts = old_slot_counts(o);
-            (o.table_parity, o.table_size, counts)
+            let fingerprint = match o.fingerprint {
+                Some(f) => f,
+                // A state from before fingerprints: compute it once.
+                None => table_fingerprint(&build_table(m, &new_members, &svc.name)?, &new_members),
+            };
+            (o.table_parity, o.table_size, counts, fingerprint)
         } else {
             let parity = match old {
                 Some(o) => 1 - o.table_parity,
@@ -568,6 +625,7 @@ pub fn plan(
             };
             let index = 2 * service_id + parity;
             let built = build_table(m, &new_members, &svc.name)?;
+            let fingerprint = table_fingerprint(&built, &new_members);
             let new_addrs = slot_addresses(&built, &new_members);
             let old_addrs = match old {
                 Some(o) if o.table_size > 0 => {
@@ -623,7 +681,7 @@ pub fn plan(
                 slots_moved: moved,
                 table_size,
             });
-            (parity, table_size, counts)
+            (parity, table_size, counts, fingerprint)
         };
         if same_table && !change_list.is_empty() {
             changes.push(ServiceChange {
@@ -646,6 +704,7 @@ pub fn plan(
             table_size,
             panic,
             backends,
+            fingerprint: Some(fingerprint),
         });
     }
     remaining_vips.clear();

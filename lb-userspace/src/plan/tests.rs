@@ -39,6 +39,7 @@ fn config(services: Vec<ServiceConfig>) -> Config {
         conntrack_entries: 1024,
         encapsulation: EncapConfig::default(),
         services,
+        announce: Default::default(),
     }
 }
 
@@ -457,6 +458,7 @@ fn retired_ids_are_reused_with_the_next_generation_when_fresh_ones_run_out() {
             state: BackendState::Active,
             slots: M,
         }],
+        fingerprint: None,
     }];
     let retired: Vec<RetiredBackend> = (1..MAX_BACKENDS)
         .map(|id| RetiredBackend {
@@ -589,10 +591,12 @@ fn applied_view_round_trips_through_the_state_file_shape() {
         pin_dir: "/x".into(),
         config_path: "/c".into(),
         applied_at_unix_ms: 0,
+        last_apply_seconds: 0.0,
         xdp_mode: "skb".into(),
         maglev_table_size: M,
         services: p0.services.clone(),
         retired_backends: p0.retired.clone(),
+        announce: Default::default(),
     };
     let back: AppliedState = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
     let p1 = plan(
@@ -691,4 +695,106 @@ fn every_new_table_comes_before_the_first_flip() {
         .filter(|k| *k != "other")
         .collect();
     assert_eq!(kinds, ["table", "table", "flip", "flip"]);
+}
+
+/// Same config, planned from scratch twice (two processes, two nodes): the
+/// same operations bit for bit, backend ids and generations included.
+#[test]
+fn the_same_config_plans_identically_from_scratch() {
+    let cfg = web(vec![
+        backend("198.18.3.2", 1, false),
+        backend("198.18.3.3", 2, false),
+        backend("198.18.3.4", 1, true),
+    ]);
+    let a = plan(&empty(), &cfg, &AllUp).unwrap();
+    let b = plan(&empty(), &cfg, &AllUp).unwrap();
+    assert_eq!(a, b);
+    assert!(a.services[0].fingerprint.is_some());
+}
+
+/// A node that saw 198.18.3.2 come later gave it another id, so its table
+/// holds other ids, but every slot names the same address: same fingerprint,
+/// equal to the one `lb maglev` computes from the config.
+#[test]
+fn fingerprints_agree_across_histories_and_with_the_config() {
+    let all = vec![
+        backend("198.18.3.2", 1, false),
+        backend("198.18.3.3", 1, false),
+        backend("198.18.3.4", 2, false),
+    ];
+    let fresh = plan(&empty(), &web(all.clone()), &AllUp).unwrap();
+    let first = plan(&empty(), &web(all[1..].to_vec()), &AllUp).unwrap();
+    let later = plan(&prev(&first), &web(all.clone()), &AllUp).unwrap();
+    let id = |p: &Plan| p.services[0].backends[0].id;
+    assert_ne!(id(&fresh), id(&later), "histories must differ in ids");
+    assert_eq!(fresh.services[0].fingerprint, later.services[0].fingerprint);
+    assert_ne!(first.services[0].fingerprint, later.services[0].fingerprint);
+    // An unchanged service keeps its fingerprint without rebuilding.
+    let again = plan(&prev(&later), &web(all.clone()), &AllUp).unwrap();
+    assert!(again.ops.is_empty());
+    assert_eq!(again.services[0].fingerprint, later.services[0].fingerprint);
+    // The config-only computation (lb maglev).
+    let input: Vec<WeightedBackend> = all
+        .iter()
+        .map(|b| WeightedBackend {
+            address: b.address,
+            weight: b.weight,
+        })
+        .collect();
+    let table = MaglevTable::build(M, &input).unwrap();
+    assert_eq!(
+        fresh.services[0].fingerprint,
+        Some(table.fingerprint(&input))
+    );
+    // A state written before fingerprints: computed once, the same value.
+    let mut old = later.services.clone();
+    old[0].fingerprint = None;
+    let adopted = plan(
+        &Previous {
+            maglev_table_size: M,
+            services: &old,
+            retired: &later.retired,
+        },
+        &web(all),
+        &AllUp,
+    )
+    .unwrap();
+    assert_eq!(
+        adopted.services[0].fingerprint,
+        fresh.services[0].fingerprint
+    );
+}
+
+#[test]
+fn an_empty_table_has_the_same_fingerprint_everywhere() {
+    let cfg = checked(web(vec![backend("198.18.3.2", 1, false)]), 0.0);
+    let down = Down([("web".to_string(), ip("198.18.3.2"))].into());
+    let p = plan(&empty(), &cfg, &down).unwrap();
+    assert_eq!(p.services[0].table_size, 0);
+    assert_eq!(p.services[0].fingerprint, Some(fingerprint(&[], &[])));
+}
+
+#[test]
+fn map_ops_describe_themselves_for_error_messages() {
+    let key = vip_key("198.18.100.1".parse().unwrap(), 80, 6);
+    let put = MapOp::PutService {
+        key,
+        entry: ServiceEntry::default(),
+    };
+    assert_eq!(
+        put.describe(),
+        "write VIPS entry 198.18.100.1 port 80 protocol 6"
+    );
+    let v6 = MapOp::DeleteService {
+        key: vip_key("2001:2::1".parse().unwrap(), 53, 17),
+    };
+    assert_eq!(
+        v6.describe(),
+        "delete VIPS entry 2001:2::1 port 53 protocol 17"
+    );
+    let table = MapOp::PutTable {
+        index: 3,
+        slots: vec![0; 13],
+    };
+    assert_eq!(table.describe(), "store Maglev table 3 (13 slots)");
 }

@@ -57,6 +57,18 @@ pub enum StatsError {
         /// aya's error.
         source: aya::maps::MapError,
     },
+    /// The caller may not read the pins (they are root's alone).
+    #[error(
+        "{path}: permission denied: lb stats and lb watch need root \
+         (pins and state files are root's alone; see lb run --metrics for others)"
+    )]
+    NeedsRoot {
+        /// The directory that could not be read.
+        path: PathBuf,
+    },
+    /// A directory on the way to the pins cannot be trusted.
+    #[error(transparent)]
+    Dir(#[from] crate::private_dir::PrivateDirError),
     /// The state file could not be read.
     #[error(transparent)]
     State(#[from] crate::state::StateError),

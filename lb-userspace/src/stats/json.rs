@@ -8,6 +8,7 @@ use lb_common::GlobalCounter;
 use serde::Serialize;
 
 use super::{Rates, Snapshot, text::state_label};
+use crate::announce::VipAnnouncement;
 
 /// The top-level JSON object.
 #[derive(Debug, Serialize)]
@@ -20,8 +21,14 @@ pub struct JsonReport {
     pub xdp_mode: Option<String>,
     /// Last apply, Unix ms, or null.
     pub applied_at_unix_ms: Option<u64>,
+    /// Duration of the last apply in seconds, or null.
+    pub last_apply_s: Option<f64>,
     /// Seconds between the two samples the rates come from; null without rates.
     pub interval_s: Option<f64>,
+    /// True while the node drains (every VIP withdrawn, forwarding continues).
+    pub draining: bool,
+    /// Each VIP's announcement, in address order.
+    pub vips: Vec<VipAnnouncement>,
     /// Services in config order.
     pub services: Vec<JsonService>,
     /// Global counters by label.
@@ -45,6 +52,8 @@ pub struct JsonService {
     pub table_size: u32,
     /// Panic mode.
     pub panic: bool,
+    /// Fingerprint of the live table: 8 hex digits (null when unknown).
+    pub fingerprint: Option<String>,
     /// Packets.
     pub packets: u64,
     /// Bytes.
@@ -117,6 +126,7 @@ pub fn report_json(snap: &Snapshot, rates: Option<&Rates>) -> JsonReport {
             protocol: s.protocol.clone(),
             table_size: s.table_size,
             panic: s.panic,
+            fingerprint: s.fingerprint.map(crate::maglev::fingerprint_hex),
             packets: s.counters.packets,
             bytes: s.counters.bytes,
             no_backend: s.counters.no_backend,
@@ -155,7 +165,10 @@ pub fn report_json(snap: &Snapshot, rates: Option<&Rates>) -> JsonReport {
         attached: snap.attached,
         xdp_mode: snap.xdp_mode.clone(),
         applied_at_unix_ms: snap.applied_at_unix_ms,
+        last_apply_s: snap.last_apply_seconds,
         interval_s: rates.map(|r| r.elapsed.as_secs_f64()),
+        draining: snap.draining,
+        vips: snap.vips.clone(),
         services,
         global: GlobalCounter::ALL
             .iter()

@@ -8,6 +8,7 @@ use aya::maps::{Map, MapData, PerCpuArray};
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 use super::StatsError;
+use crate::announce::VipAnnouncement;
 use crate::state::{AppliedState, BackendState};
 
 /// Name of the XDP link pin inside an interface's pin directory.
@@ -81,6 +82,8 @@ pub struct ServiceSnapshot {
     pub table_size: u32,
     /// True while in panic mode.
     pub panic: bool,
+    /// Fingerprint of the live table (slot -> backend address), when known.
+    pub fingerprint: Option<u32>,
     /// Counters.
     pub counters: ServiceCounters,
     /// Backends in config order.
@@ -98,10 +101,16 @@ pub struct Snapshot {
     pub xdp_mode: Option<String>,
     /// Time of the agent's last apply, Unix ms, when known.
     pub applied_at_unix_ms: Option<u64>,
+    /// Duration of the agent's last apply in seconds, when known.
+    pub last_apply_seconds: Option<f64>,
     /// Services in config order (empty without an applied state).
     pub services: Vec<ServiceSnapshot>,
     /// Global counters, indexed like [`GlobalCounter::ALL`].
     pub global: Vec<u64>,
+    /// True while the node drains (every VIP withdrawn, forwarding continues).
+    pub draining: bool,
+    /// Each VIP's announcement, in address order (empty without a state).
+    pub vips: Vec<VipAnnouncement>,
 }
 
 impl Snapshot {
@@ -149,6 +158,7 @@ impl Snapshot {
                 service_id: svc.service_id,
                 table_size: svc.table_size,
                 panic: svc.panic,
+                fingerprint: svc.fingerprint,
                 counters: s,
                 backends,
             });
@@ -166,8 +176,11 @@ impl Snapshot {
             attached: pin_dir.join(LINK_PIN).exists(),
             xdp_mode: state.map(|s| s.xdp_mode.clone()),
             applied_at_unix_ms: state.map(|s| s.applied_at_unix_ms),
+            last_apply_seconds: state.map(|s| s.last_apply_seconds),
             services,
             global,
+            draining: state.is_some_and(|s| s.announce.draining),
+            vips: state.map(|s| s.announce.vips.clone()).unwrap_or_default(),
         })
     }
 

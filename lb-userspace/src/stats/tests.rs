@@ -5,6 +5,7 @@ use std::time::Duration;
 use lb_common::GlobalCounter;
 
 use super::*;
+use crate::netns::NetnsId;
 use crate::state::BackendState;
 
 /// A snapshot with one IPv4 service of two backends and one IPv6 service.
@@ -17,6 +18,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
         attached: true,
         xdp_mode: Some("native".into()),
         applied_at_unix_ms: Some(1_709_210_096_000),
+        last_apply_seconds: Some(0.0125),
         services: vec![
             ServiceSnapshot {
                 name: "web".into(),
@@ -26,6 +28,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
                 service_id: 0,
                 table_size: 13,
                 panic: false,
+                fingerprint: Some(0x0bad_cafe),
                 counters: ServiceCounters {
                     packets: 100 * scale,
                     bytes: 6400 * scale,
@@ -66,6 +69,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
                 service_id: 1,
                 table_size: 0,
                 panic: true,
+                fingerprint: None,
                 counters: ServiceCounters {
                     packets: 5 * scale,
                     bytes: 500 * scale,
@@ -82,6 +86,19 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
             },
         ],
         global,
+        draining: false,
+        vips: vec![
+            crate::announce::VipAnnouncement {
+                vip: "198.18.100.1".parse().unwrap(),
+                announced: true,
+                reason: "backends live".into(),
+            },
+            crate::announce::VipAnnouncement {
+                vip: "2001:2::100:1".parse().unwrap(),
+                announced: false,
+                reason: "every backend down".into(),
+            },
+        ],
     }
 }
 
@@ -134,7 +151,7 @@ fn text_without_rates_shows_every_figure() {
     );
     assert!(!text.contains("PKT/S"), "{text}");
     assert!(
-        text.contains("service web  198.18.100.1:80/tcp  table 13\n"),
+        text.contains("service web  198.18.100.1:80/tcp  table 13  fingerprint 0badcafe\n"),
         "{text}"
     );
     assert!(
@@ -289,25 +306,40 @@ fn target_resolution_picks_the_only_interface_or_asks() {
     let _ = std::fs::remove_dir_all(&root);
     let state_dir = root.join("state");
     let pins = root.join("pins");
-    let err = resolve_target(&pins, &state_dir, None).unwrap_err();
+    let ns = NetnsId(4026532000);
+    let err = resolve_target(&pins, &state_dir, ns, None).unwrap_err();
     assert!(matches!(err, StatsError::NothingPinned { .. }), "{err}");
+    let ns_pins = pins.join("ns4026532000");
     for iface in ["eth-b", "eth-a"] {
-        std::fs::create_dir_all(pins.join(iface)).unwrap();
-        std::fs::write(pins.join(iface).join(lb_common::MAP_GLOBAL_STATS), b"").unwrap();
+        crate::private_dir::ensure_all(&ns_pins.join(iface)).unwrap();
+        std::fs::write(ns_pins.join(iface).join(lb_common::MAP_GLOBAL_STATS), b"").unwrap();
         if iface == "eth-b" {
-            let t = resolve_target(&pins, &state_dir, None).unwrap();
-            assert_eq!(t, Target::new(&pins, &state_dir, "eth-b"));
-            assert_eq!(t.state_path, state_dir.join("eth-b.json"));
+            let t = resolve_target(&pins, &state_dir, ns, None).unwrap();
+            assert_eq!(t, Target::new(&pins, &state_dir, ns, "eth-b"));
+            assert_eq!(t.pin_dir, ns_pins.join("eth-b"));
+            assert_eq!(t.state_path, state_dir.join("ns4026532000/eth-b.json"));
         }
     }
-    // A directory without pins does not count.
-    std::fs::create_dir_all(pins.join("stale")).unwrap();
-    let err = resolve_target(&pins, &state_dir, None).unwrap_err();
+    // Another namespace's interfaces are not this one's.
+    let other = NetnsId(4026532001);
+    let err = resolve_target(&pins, &state_dir, other, None).unwrap_err();
+    assert!(matches!(err, StatsError::NothingPinned { .. }), "{err}");
+    // A directory without pins does not count, nor does a decapsulator's.
+    std::fs::create_dir_all(ns_pins.join("stale")).unwrap();
+    std::fs::create_dir_all(ns_pins.join("decap-eth-c")).unwrap();
+    std::fs::write(
+        ns_pins
+            .join("decap-eth-c")
+            .join(lb_common::MAP_GLOBAL_STATS),
+        b"",
+    )
+    .unwrap();
+    let err = resolve_target(&pins, &state_dir, ns, None).unwrap_err();
     assert_eq!(
         err.to_string(),
         "several interfaces are attached (eth-a, eth-b); choose one with --iface"
     );
-    let err = Target::new(&pins, &state_dir, "nope")
+    let err = Target::new(&pins, &state_dir, ns, "nope")
         .snapshot()
         .unwrap_err();
     assert_eq!(
@@ -315,8 +347,47 @@ fn target_resolution_picks_the_only_interface_or_asks() {
         format!(
             "nothing attached to nope: no pinned maps under {} \
              (is lb run running or has it been stopped?)",
-            pins.join("nope").display()
+            ns_pins.join("nope").display()
         )
     );
+    // A symbolic link planted where an interface's pins go is refused.
+    std::os::unix::fs::symlink(ns_pins.join("eth-a"), ns_pins.join("eth-z")).unwrap();
+    let err = Target::new(&pins, &state_dir, ns, "eth-z")
+        .snapshot()
+        .unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn announcements_and_fingerprints_show_in_text_and_json() {
+    let mut snap = sample(1);
+    let text = render_text(&snap, None);
+    assert!(
+        text.contains("vip 198.18.100.1  announced (backends live)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vip 2001:2::100:1  NOT announced: every backend down\n"),
+        "{text}"
+    );
+    assert!(!text.contains("DRAINING"), "{text}");
+    let v = serde_json::to_value(report_json(&snap, None)).unwrap();
+    assert_eq!(v["draining"], false);
+    assert_eq!(v["vips"][0]["vip"], "198.18.100.1");
+    assert_eq!(v["vips"][0]["announced"], true);
+    assert_eq!(v["vips"][0]["reason"], "backends live");
+    assert_eq!(v["vips"][1]["announced"], false);
+    assert_eq!(v["vips"][1]["reason"], "every backend down");
+    assert_eq!(v["services"][0]["fingerprint"], "0badcafe");
+    assert!(v["services"][1]["fingerprint"].is_null());
+
+    snap.draining = true;
+    let text = render_text(&snap, None);
+    assert!(
+        text.contains("node DRAINING: every VIP withdrawn"),
+        "{text}"
+    );
+    let v = serde_json::to_value(report_json(&snap, None)).unwrap();
+    assert_eq!(v["draining"], true);
 }

@@ -35,6 +35,7 @@ pub fn render_text(snap: &Snapshot, rates: Option<&Rates>) -> String {
             r.elapsed.as_secs_f64()
         );
     }
+    announcements(&mut out, snap);
 
     for (i, svc) in snap.services.iter().enumerate() {
         out.push('\n');
@@ -46,6 +47,9 @@ pub fn render_text(snap: &Snapshot, rates: Option<&Rates>) -> String {
             svc.protocol,
             svc.table_size
         );
+        if let Some(f) = svc.fingerprint {
+            let _ = write!(line, "  fingerprint {}", crate::maglev::fingerprint_hex(f));
+        }
         if svc.panic {
             line.push_str("  PANIC");
         }
@@ -137,6 +141,23 @@ pub fn render_text(snap: &Snapshot, rates: Option<&Rates>) -> String {
         .collect();
     table(&mut out, "", &head, &rows, 1);
     out
+}
+
+/// The node's drain state and each VIP's announcement (what its BGP daemon
+/// is told), one line each.
+fn announcements(out: &mut String, snap: &Snapshot) {
+    if snap.draining {
+        out.push_str(
+            "node DRAINING: every VIP withdrawn (announce.enabled: false or lb drain); forwarding continues\n",
+        );
+    }
+    for v in &snap.vips {
+        let _ = if v.announced {
+            writeln!(out, "vip {}  announced ({})", v.vip, v.reason)
+        } else {
+            writeln!(out, "vip {}  NOT announced: {}", v.vip, v.reason)
+        };
+    }
 }
 
 /// "active" / "draining" / "down".

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use lb_tests::lab::forward::forward;
 use lb_tests::lab::process::{Proc, lb_binary};
+use lb_tests::lab::prometheus::{PROMETHEUS_ADDR, Prometheus};
 use lb_tests::lab::{Client, Lab, LiveLoad, LoadSpec, addr};
 
 /// The lb lab: a client, a router, the load balancer and backends in network
@@ -36,9 +38,52 @@ struct Args {
     /// Print a client status line every 2 s instead of running `lb watch`.
     #[arg(long)]
     no_watch: bool,
+    /// Host port (127.0.0.1) relayed to the agent's status page and metrics
+    /// (`lb run --metrics 127.0.0.1:9100` in the load balancer namespace); 0: none.
+    #[arg(long, default_value_t = 9100)]
+    status_port: u16,
+    /// Also run a real Prometheus in the load balancer namespace, scraping the
+    /// agent every second with lb's alerting rules loaded.
+    #[arg(long)]
+    prometheus: bool,
+    /// Host port (127.0.0.1) relayed to that Prometheus; 0: none.
+    #[arg(long, default_value_t = 9090)]
+    prometheus_port: u16,
     /// Extra arguments for `lb run` (e.g. `--xdp-mode skb`).
     #[arg(long, allow_hyphen_values = true)]
     run_arg: Vec<String>,
+}
+
+/// The agent's metrics endpoint inside the load balancer namespace.
+const LAB_METRICS: &str = "127.0.0.1:9100";
+
+/// Relays the status page (and starts Prometheus) as asked; prints where.
+fn observe(lab: &mut Lab, args: &Args) -> Result<Option<Prometheus>> {
+    let ns = lab.lb_ns.clone();
+    if args.status_port != 0 {
+        match forward(args.status_port, ns.clone(), LAB_METRICS.parse()?) {
+            Ok(()) => println!(
+                "status page: http://127.0.0.1:{0}/  (metrics: http://127.0.0.1:{0}/metrics)",
+                args.status_port
+            ),
+            Err(e) => println!("status page not relayed to the host: {e}"),
+        }
+    }
+    if !args.prometheus {
+        return Ok(None);
+    }
+    let prometheus =
+        Prometheus::start(ns.clone(), lab.scratch(), LAB_METRICS).context("start prometheus")?;
+    if args.prometheus_port != 0 {
+        match forward(args.prometheus_port, ns, PROMETHEUS_ADDR.parse()?) {
+            Ok(()) => println!(
+                "prometheus: http://127.0.0.1:{}/ (scraping the agent every second, lb's alert rules loaded)",
+                args.prometheus_port
+            ),
+            Err(e) => println!("prometheus not relayed to the host: {e}"),
+        }
+    }
+    Ok(Some(prometheus))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -100,8 +145,10 @@ fn run(args: &Args) -> Result<()> {
     install_signal_handlers();
     let mut lab = Lab::new(args.backends + args.spare).context("build the lab")?;
     lab.start_decap(&lb).context("start lb decap")?;
-    let extra: Vec<&str> = args.run_arg.iter().map(String::as_str).collect();
+    let mut extra: Vec<&str> = vec!["--metrics", LAB_METRICS];
+    extra.extend(args.run_arg.iter().map(String::as_str));
     lab.start_agent(&config, &extra).context("start lb run")?;
+    let prometheus = observe(&mut lab, args)?;
     let client = Client::new(lab.client_ns.clone());
     let mut load = LiveLoad::start(
         &client,
@@ -154,6 +201,7 @@ fn run(args: &Args) -> Result<()> {
     }
     let status = load.stop();
     println!("\ntearing the lab down");
+    drop(prometheus);
     lab.teardown();
     match status {
         Ok(status) => println!("client load: {status}"),

@@ -34,12 +34,17 @@ impl Scenario {
     /// Builds a lab with `backends` backends (more than the config may name),
     /// starts decap, writes `config` and starts the agent on it.
     pub fn start(backends: u8, config: LabConfig) -> Result<Scenario> {
+        Self::start_with_args(backends, config, &[])
+    }
+
+    /// [`Scenario::start`] with extra `lb run` arguments (e.g. `--metrics ADDR`).
+    pub fn start_with_args(backends: u8, config: LabConfig, extra: &[&str]) -> Result<Scenario> {
         let lb = lb_binary()?;
         let mut lab = Lab::new(backends)?;
         lab.start_decap(&lb)?;
         let file = ConfigFile::new(lab.scratch().join("lb.yaml"));
         file.write(&config)?;
-        lab.start_agent(file.path(), &[])?;
+        lab.start_agent(file.path(), extra)?;
         let client = Client::new(lab.client_ns.clone());
         let mut scenario = Scenario {
             lab,

@@ -161,3 +161,18 @@ fn problem_display() {
     let p = Problem { line: None, ..p };
     assert_eq!(p.to_string(), "services[web]: bad");
 }
+
+#[test]
+fn announce_defaults_and_values() {
+    let config = parse(&web("")).unwrap();
+    assert_eq!(config.announce, crate::config::AnnounceConfig::default());
+    assert!(config.announce.enabled);
+    assert_eq!(config.announce.protocol, 250);
+    let config = parse(&format!(
+        "announce:\n  enabled: false\n  protocol: 201\n{}",
+        web("")
+    ))
+    .unwrap();
+    assert!(!config.announce.enabled);
+    assert_eq!(config.announce.protocol, 201);
+}

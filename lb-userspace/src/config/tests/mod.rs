@@ -1,5 +1,7 @@
 //! Tests of config parsing and validation.
 
+mod files;
+mod fuzz;
 mod good;
 mod problems;
 

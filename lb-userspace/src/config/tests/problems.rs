@@ -328,6 +328,58 @@ fn too_many_services() {
     );
 }
 
+/// `count` services, `vips` distinct VIP addresses between them.
+fn services_on_vips(count: u32, vips: u32) -> String {
+    let mut text = String::from("maglev_table_size: 7\nservices:\n");
+    for i in 0..count {
+        let vip = std::net::Ipv4Addr::from(0xc612_0000 + (i % vips));
+        text.push_str(&format!(
+            "  - {{name: s{i}, vip: {vip}, port: {}, protocol: tcp, backends: [{{address: 198.18.3.2}}]}}\n",
+            i + 1
+        ));
+    }
+    text
+}
+
+/// The VIPS map holds one entry per service plus one marker per VIP address:
+/// `lb check` accepts exactly what fits (the apply of 513 distinct VIPs failed
+/// halfway with E2BIG after `lb check` had passed it).
+#[test]
+fn vip_map_capacity() {
+    let max = lb_common::maps::MAX_VIP_ENTRIES;
+    parse(&services_on_vips(max / 2, max / 2)).expect("512 services on 512 VIPs fit");
+    one_problem(
+        &services_on_vips(max / 2 + 1, max / 2 + 1),
+        2,
+        "services",
+        "513 services on 513 distinct VIP addresses need 1026 VIP map entries",
+    );
+    parse(&services_on_vips(max - 1, 1)).expect("1023 services on one VIP fit");
+    one_problem(
+        &services_on_vips(max, 1),
+        2,
+        "services",
+        "1024 services on 1 distinct VIP addresses need 1025 VIP map entries",
+    );
+    one_problem(
+        &services_on_vips(1000, 1000),
+        2,
+        "services",
+        "need 2000 VIP map entries (one per service plus one per VIP address), the datapath holds at most 1024",
+    );
+}
+
+#[test]
+fn a_long_name_is_refused() {
+    let name = "n".repeat(crate::config::input::MAX_NAME_BYTES + 1);
+    one_problem(
+        &web("").replace("name: web", &format!("name: {name}")),
+        2,
+        "services[#1].name",
+        "name of 256 bytes, longer than the limit of 255",
+    );
+}
+
 #[test]
 fn too_many_backends() {
     let mut text = String::from("services:\n");
@@ -462,5 +514,49 @@ services:
         lines,
         [Some(1), Some(5), Some(8), Some(9), Some(11), Some(14)],
         "{all:#?}"
+    );
+}
+
+#[test]
+fn announce_protocol_out_of_range_or_reserved() {
+    one_problem(
+        &format!("announce:\n  protocol: 300\n{}", web("")),
+        2,
+        "announce.protocol",
+        "protocol 300 out of range 0..=255",
+    );
+    one_problem(
+        &format!("announce:\n  protocol: 2\n{}", web("")),
+        2,
+        "announce.protocol",
+        "protocol 2 is reserved for kernel",
+    );
+    one_problem(
+        &format!("announce:\n  protocol: 12\n{}", web("")),
+        2,
+        "announce.protocol",
+        "reserved for bird",
+    );
+}
+
+#[test]
+fn announce_bad_keys_and_types() {
+    one_problem(
+        &format!("announce:\n  enabled: sometimes\n{}", web("")),
+        2,
+        "announce.enabled",
+        "must be true or false",
+    );
+    one_problem(
+        &format!("announce:\n  enable: false\n{}", web("")),
+        2,
+        "announce",
+        "unknown key \"enable\"",
+    );
+    one_problem(
+        &format!("announce: yes\n{}", web("")),
+        1,
+        "announce",
+        "must be a mapping",
     );
 }

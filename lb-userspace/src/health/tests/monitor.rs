@@ -154,6 +154,7 @@ async fn refused_tcp_backend_leaves_the_selection() {
         conntrack_entries: 1024,
         encapsulation: Default::default(),
         services: vec![service(port, 0.0)],
+        announce: Default::default(),
     };
     let targets = crate::health::targets_from_config(&config);
     assert_eq!(targets.len(), 2);

@@ -1,0 +1,223 @@
+//! All-or-nothing applies: before each map write, the entry's current value
+//! is read back from the kernel and kept in a journal; when a later write
+//! fails, the journal is replayed backwards, so the maps (and with them every
+//! packet) are back to exactly what they held before the apply, and the
+//! agent's applied view, which it only updates after a successful apply,
+//! still describes them.
+//!
+//! Not journalled: zeroing the counters of an id the plan is about to give out
+//! (no packet can reach an id before a table refers to it, and the counters of
+//! an unused id are meaningless).
+
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use lb_common::{BackendEntry, ServiceEntry, VipKey};
+
+use super::{Datapath, DatapathError, WrittenBackend, delete_elem, inner_table};
+use crate::plan::{MapOp, marker_key};
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+
+/// What one map entry held before the apply wrote it.
+#[derive(Debug)]
+pub(super) enum Undo {
+    /// A `BACKENDS` entry and the agent's record of it.
+    Backend {
+        id: u32,
+        entry: BackendEntry,
+        written: Option<WrittenBackend>,
+    },
+    /// A `VIPS` entry (`None`: the key was absent).
+    Vip {
+        key: VipKey,
+        entry: Option<ServiceEntry>,
+    },
+    /// A word of the VIP address filter.
+    FilterWord { word: u32, bits: u64 },
+    /// A `MAGLEV_TABLES` slot: the inner table it held (kept open so that a
+    /// deleted table can be put back), or `None` when empty.
+    Table {
+        index: u32,
+        previous: Option<OwnedFd>,
+    },
+}
+
+impl Datapath {
+    /// Reads what `op` is about to overwrite into `journal`.
+    pub(super) fn record(
+        &mut self,
+        op: &MapOp,
+        journal: &mut Vec<Undo>,
+    ) -> Result<(), DatapathError> {
+        match op {
+            MapOp::ZeroBackendStats { .. } | MapOp::ZeroServiceStats { .. } => {}
+            MapOp::PutBackend { id, .. } | MapOp::RetireBackend { id, .. } => {
+                let m: Array<_, BackendEntry> =
+                    Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
+                let entry = m.get(id, 0)?;
+                journal.push(Undo::Backend {
+                    id: *id,
+                    entry,
+                    written: self.backends.get(id).copied(),
+                });
+            }
+            MapOp::SetVipFilterWord { word, .. } => {
+                let m: Array<_, u64> = Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
+                let bits = m.get(word, 0)?;
+                journal.push(Undo::FilterWord { word: *word, bits });
+            }
+            MapOp::PutService { key, .. } | MapOp::DeleteService { key } => {
+                let entry = self.vip_entry(key)?;
+                journal.push(Undo::Vip { key: *key, entry });
+            }
+            MapOp::PutVipMarker { vip } | MapOp::DeleteVipMarker { vip } => {
+                let key = marker_key(*vip);
+                let entry = self.vip_entry(&key)?;
+                journal.push(Undo::Vip { key, entry });
+            }
+            MapOp::PutTable { index, .. } | MapOp::DeleteTable { index } => {
+                let previous = inner_table_at(self.tables_fd.as_raw_fd(), *index)
+                    .map_err(|e| DatapathError::io("MAGLEV_TABLES lookup", e))?;
+                journal.push(Undo::Table {
+                    index: *index,
+                    previous,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn vip_entry(&mut self, key: &VipKey) -> Result<Option<ServiceEntry>, DatapathError> {
+        let m: BpfHashMap<_, VipKey, ServiceEntry> =
+            BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+        match m.get(key, 0) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts back everything in `journal`, last write first. Returns the
+    /// errors of entries that could not be restored (none in practice: every
+    /// restore writes a slot the apply itself just wrote).
+    pub(super) fn undo(&mut self, journal: Vec<Undo>) -> Vec<DatapathError> {
+        let mut failed = Vec::new();
+        for undo in journal.into_iter().rev() {
+            if let Err(e) = self.restore(undo) {
+                failed.push(e);
+            }
+        }
+        failed
+    }
+
+    fn restore(&mut self, undo: Undo) -> Result<(), DatapathError> {
+        match undo {
+            Undo::Backend { id, entry, written } => {
+                let mut m: Array<_, BackendEntry> =
+                    Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
+                m.set(id, entry, 0)?;
+                match written {
+                    Some(w) => self.backends.insert(id, w),
+                    None => self.backends.remove(&id),
+                };
+            }
+            Undo::Vip { key, entry } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                match entry {
+                    Some(entry) => m.insert(key, entry, 0)?,
+                    None => super::ignore_missing(m.remove(&key))?,
+                }
+            }
+            Undo::FilterWord { word, bits } => {
+                let mut m: Array<_, u64> =
+                    Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
+                m.set(word, bits, 0)?;
+            }
+            Undo::Table { index, previous } => match previous {
+                Some(fd) => {
+                    let table = MapData::from_fd(fd)?;
+                    inner_table::put_all(self.tables_fd.as_fd(), &[(index, table)])
+                        .map_err(|e| DatapathError::io("MAGLEV_TABLES restore", e))?;
+                }
+                None => delete_elem(self.tables_fd.as_raw_fd(), &index)?,
+            },
+        }
+        Ok(())
+    }
+}
+
+/// The inner map at `index` of the array-of-maps `outer_fd`, opened (the
+/// kernel returns its id; the id gives a file descriptor), or `None` when the
+/// slot is empty.
+fn inner_table_at(outer_fd: std::os::fd::RawFd, index: u32) -> std::io::Result<Option<OwnedFd>> {
+    #[repr(C)]
+    struct LookupAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    #[repr(C)]
+    struct GetFdAttr {
+        map_id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    let mut id: u32 = 0;
+    let lookup = LookupAttr {
+        map_fd: outer_fd as u32,
+        _pad: 0,
+        key: &index as *const u32 as u64,
+        value: &mut id as *mut u32 as u64,
+        flags: 0,
+    };
+    // SAFETY: a valid bpf_attr prefix; key and value point to live u32s.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &lookup as *const LookupAttr,
+            size_of::<LookupAttr>() as u32,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let get = GetFdAttr {
+        map_id: id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    // SAFETY: a valid bpf_attr prefix of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_GET_FD_BY_ID,
+            &get as *const GetFdAttr,
+            size_of::<GetFdAttr>() as u32,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        // Freed between the lookup and now: nothing to keep.
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: the kernel returned a fresh file descriptor we now own.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+}

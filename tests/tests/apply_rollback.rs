@@ -1,0 +1,244 @@
+//! Privileged test: an apply that fails halfway is rolled back. The failure is
+//! real: a plan that needs more VIPS entries than the map holds (a config
+//! `lb check` refuses, built here without it) fails with E2BIG after the first
+//! service has already flipped to its new table. Packets, run through
+//! BPF_PROG_TEST_RUN by a second copy of the program on the same pinned maps,
+//! must still reach the last good backend; the maps must hold exactly what
+//! they held before; and the next good config must apply from the unchanged
+//! applied view.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
+use lb::datapath::{Datapath, DatapathError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
+use lb::plan::{AllUp, Previous, plan};
+use lb_common::{BackendEntry, MAX_VIP_ENTRIES, ServiceEntry, VipKey};
+use lb_tests::frames::{EGRESS_MAC, NEXT_HOP_MAC, Tcp, V4, tcp_v4};
+use lb_tests::harness::{XDP_PASS, XDP_REDIRECT, XDP_TX};
+use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
+
+const M: u32 = 13;
+const CONNTRACK: u32 = 4096;
+const WEB_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+const OLD: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
+const NEW: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 3);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+
+fn service(name: &str, vip: Ipv4Addr, backend: Ipv4Addr) -> ServiceConfig {
+    ServiceConfig {
+        name: name.into(),
+        vip: vip.into(),
+        port: 80,
+        protocol: Protocol::Tcp,
+        backends: vec![BackendConfig {
+            address: backend.into(),
+            weight: 1,
+            drain: false,
+        }],
+        health_check: None,
+        panic_threshold: 0.5,
+    }
+}
+
+fn config(services: Vec<ServiceConfig>) -> Config {
+    Config {
+        maglev_table_size: M,
+        conntrack_entries: CONNTRACK,
+        encapsulation: EncapConfig::default(),
+        services,
+        announce: Default::default(),
+    }
+}
+
+/// The program loaded a second time over the agent's pinned maps: what a
+/// packet arriving now would get.
+struct Probe {
+    ebpf: Ebpf,
+}
+
+impl Probe {
+    fn load(dir: &Path) -> Self {
+        let mask = lb_common::flow_buckets(CONNTRACK) - 1;
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, std::path::PathBuf)> =
+            MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
+        let mut ebpf = loader
+            .load(lb::object::EBPF_OBJECT)
+            .expect("load the probe");
+        let prog: &mut Xdp = ebpf
+            .program_mut(lb_common::PROG_LB)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        prog.load().expect("load lb_xdp");
+        Probe { ebpf }
+    }
+
+    /// A new TCP flow (SYN from `client_port`) to `vip`:80: the action and,
+    /// when encapsulated, the backend (outer IPv4 destination).
+    fn send(&self, vip: Ipv4Addr, client_port: u16) -> (u32, Option<Ipv4Addr>) {
+        let frame = tcp_v4(CLIENT, client_port, vip, 80, Tcp::Syn, b"", &V4::default());
+        let prog: &Xdp = self
+            .ebpf
+            .program(lb_common::PROG_LB)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut out = vec![0u8; frame.len() + 512];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(&frame),
+                data_out: Some(&mut out),
+                repeat: 1,
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        let ipip = out.len() > 34 && out[14] >> 4 == 4 && out[14 + 9] == 4;
+        let backend = ipip.then(|| Ipv4Addr::new(out[30], out[31], out[32], out[33]));
+        (r.return_value, backend)
+    }
+
+    /// The backend a new flow to `vip` reaches (it must be forwarded).
+    fn backend(&self, vip: Ipv4Addr, client_port: u16) -> Ipv4Addr {
+        let (action, backend) = self.send(vip, client_port);
+        assert!(
+            action == XDP_TX || action == XDP_REDIRECT,
+            "new flow to {vip}: action {action}"
+        );
+        backend.expect("an IPv4-in-IPv4 frame")
+    }
+}
+
+/// Everything the apply could have written, read back through the pins.
+#[derive(Debug, PartialEq)]
+struct Maps {
+    vips: BTreeMap<Vec<u8>, ServiceEntry>,
+    filter: Vec<u64>,
+    backends: Vec<BackendEntry>,
+    web_table: Vec<u32>,
+}
+
+fn key_bytes(k: &VipKey) -> Vec<u8> {
+    let mut v: Vec<u8> = k.addr.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    v.extend_from_slice(&k.port.to_ne_bytes());
+    v.extend_from_slice(&[k.protocol, k.family]);
+    v
+}
+
+fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
+    let open = |name: &str| MapData::from_pin(dir.join(name)).unwrap();
+    let vips: HashMap<MapData, VipKey, ServiceEntry> =
+        HashMap::try_from(Map::HashMap(open(lb_common::MAP_VIPS))).unwrap();
+    let vips: BTreeMap<Vec<u8>, ServiceEntry> = vips
+        .iter()
+        .map(|r| r.unwrap())
+        .map(|(k, v)| (key_bytes(&k), v))
+        .collect();
+    let web = vips[&key_bytes(web_key)];
+    let filter: Array<MapData, u64> =
+        Array::try_from(Map::Array(open(lb_common::MAP_VIP_FILTER))).unwrap();
+    let backends: Array<MapData, BackendEntry> =
+        Array::try_from(Map::Array(open(lb_common::MAP_BACKENDS))).unwrap();
+    let outer: ArrayOfMaps<MapData, Array<MapData, u32>> =
+        ArrayOfMaps::try_from(Map::ArrayOfMaps(open(lb_common::MAP_MAGLEV_TABLES))).unwrap();
+    let table = outer.get(&web.table_index, 0).unwrap();
+    Maps {
+        vips,
+        filter: (0..lb_common::VIP_FILTER_WORDS)
+            .map(|w| filter.get(&w, 0).unwrap())
+            .collect(),
+        backends: (0..backend_ids)
+            .map(|id| backends.get(&id, 0).unwrap())
+            .collect(),
+        web_table: (0..web.table_size)
+            .map(|i| table.get(&i, 0).unwrap())
+            .collect(),
+    }
+}
+
+#[test]
+fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
+    let net = NetNsPair::new("rb");
+    let fs = TestBpffs::new("rb");
+    let dir = lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
+    let opts = OpenOptions {
+        pin_root: fs.root.clone(),
+        netns: net.lb_netns(),
+        ifname: net.lb_if.clone(),
+        conntrack_entries: CONNTRACK,
+        mode: ModeChoice::Auto,
+        fresh: false,
+    };
+    let pins = dir.clone();
+    in_netns(&net.lb, move || {
+        let (mut dp, _) = Datapath::open(&opts, None).unwrap();
+        dp.write_settings(&EncapConfig::default()).unwrap();
+        let next_hop = NextHop {
+            ifindex: dp.interface().ifindex,
+            mtu: 1500,
+            mac: NEXT_HOP_MAC,
+            source_mac: EGRESS_MAC,
+        };
+        for b in [OLD, NEW] {
+            dp.set_next_hop(b.into(), Some(next_hop)).unwrap();
+        }
+        let web_key = lb::plan::vip_key(WEB_VIP.into(), 80, 6);
+
+        // The last good config: web -> OLD.
+        let good = config(vec![service("web", WEB_VIP, OLD)]);
+        let applied = plan(&Previous::default(), &good, &AllUp).unwrap();
+        dp.apply(&applied.ops).unwrap();
+        let probe = Probe::load(&pins);
+        assert_eq!(probe.backend(WEB_VIP, 1000), OLD);
+
+        // web -> NEW first (its table flips early), then more services on
+        // their own VIPs than VIPS holds: one service and one marker each.
+        let extra = MAX_VIP_ENTRIES / 2 + 50;
+        let mut services = vec![service("web", WEB_VIP, NEW)];
+        services.extend((0..extra).map(|i| {
+            let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 200, 0)) + i);
+            service(&format!("s{i}"), vip, NEW)
+        }));
+        let too_big = config(services);
+        let previous = Previous {
+            maglev_table_size: M,
+            services: &applied.services,
+            retired: &applied.retired,
+        };
+        let failing = plan(&previous, &too_big, &AllUp).unwrap();
+        let backend_ids = extra + 8;
+        let before = read_maps(&pins, &web_key, backend_ids);
+        let e = dp.apply(&failing.ops).unwrap_err();
+        assert!(
+            matches!(e, DatapathError::RolledBack { .. }),
+            "expected a rolled-back apply, got {e}"
+        );
+        assert!(e.to_string().contains("VIPS"), "{e}");
+
+        // Exactly the maps of before, and packets see the last good state.
+        assert_eq!(read_maps(&pins, &web_key, backend_ids), before);
+        assert_eq!(probe.backend(WEB_VIP, 1001), OLD);
+        let first_extra = Ipv4Addr::new(198, 18, 200, 0);
+        assert_eq!(probe.send(first_extra, 1002).0, XDP_PASS);
+
+        // The next good config applies, diffed against the unchanged view.
+        let next = config(vec![service("web", WEB_VIP, NEW)]);
+        let p = plan(&previous, &next, &AllUp).unwrap();
+        assert!(!p.ops.is_empty());
+        dp.apply(&p.ops).unwrap();
+        assert_eq!(probe.backend(WEB_VIP, 1003), NEW);
+        let _unused: IpAddr = WEB_VIP.into();
+    });
+    lb::datapath::detach_and_remove(&dir).unwrap();
+    drop(fs);
+}
