@@ -114,6 +114,7 @@ pub struct Sample {
     offered: f64,
 }
 
+#[derive(Clone, Copy)]
 struct Sizes {
     warmup: Duration,
     /// Extra warm-up of the first many-flows run (its table fills meanwhile).
@@ -195,17 +196,20 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let mut samples: Vec<(Case, Sample)> = Vec::new();
     for round in 0..sizes.runs {
         for case in Case::ALL {
-            let warmup = if case == Case::LbManyFlows && round == 0 {
-                sizes.warmup + sizes.fill
-            } else {
-                sizes.warmup
+            let case_sizes = Sizes {
+                warmup: if case == Case::LbManyFlows && round == 0 {
+                    sizes.warmup + sizes.fill
+                } else {
+                    sizes.warmup
+                },
+                ..sizes
             };
             let dut = if case == Case::LbManyFlows {
                 &mut lb_many
             } else {
                 &mut lb
             };
-            let sample = measure(&net, &mut bench, dut, &generator, case, cpu, &sizes, warmup)
+            let sample = measure(&net, &mut bench, dut, &generator, case, cpu, &case_sizes)
                 .with_context(|| format!("rate case {case:?}"))?;
             samples.push((case, sample));
         }
@@ -348,14 +352,13 @@ fn measure(
     case: Case,
     cpu: usize,
     sizes: &Sizes,
-    warmup: Duration,
 ) -> Result<Sample> {
     let _nft = match case {
         Case::NftDnat => Some(NftDnat::add(net.dut().name())?),
         _ => None,
     };
     let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
-    let result = run_traffic(net, bench, generator, case, cpu, sizes, warmup);
+    let result = run_traffic(net, bench, generator, case, cpu, sizes);
     dut_prog(case, bench, lb)?.detach(link)?;
     result
 }
@@ -379,8 +382,8 @@ fn run_traffic(
     case: Case,
     cpu: usize,
     sizes: &Sizes,
-    warmup: Duration,
 ) -> Result<Sample> {
+    let warmup = sizes.warmup;
     let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
     Array::<_, GenTemplate>::try_from(bench.map_mut("GEN_TEMPLATE").context("GEN_TEMPLATE")?)?
         .set(

@@ -29,6 +29,8 @@ pub struct Config {
     pub maglev_table_size: u32,
     /// Connection-table capacity in flows.
     pub conntrack_entries: u32,
+    /// Connection-table inserts allowed per second per CPU (0 = no limit).
+    pub conntrack_insert_budget: u32,
     /// Encapsulation settings.
     pub encapsulation: EncapConfig,
     /// Services in file order.
