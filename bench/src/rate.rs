@@ -112,6 +112,8 @@ pub struct Sample {
     pps: f64,
     /// Frames per second the generator handed to the kernel.
     offered: f64,
+    /// ns per packet inside the program under test (lb cases; bpf_stats).
+    program_ns: Option<f64>,
 }
 
 #[derive(Clone, Copy)]
@@ -233,9 +235,11 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let over_forward = |s: Sample| 1e9 / s.pps - 1e9 / forward.pps;
     let detail = |s: Sample| {
         format!(
-            "{:.0} ns/packet on the core, +{:.0} ns over forward; {:.1}% of generated frames reached the sink",
+            "{:.0} ns/packet on the core, +{:.0} ns over forward{}; {:.1}% of generated frames reached the sink",
             1e9 / s.pps,
             over_forward(s),
+            s.program_ns
+                .map_or(String::new(), |ns| format!(" (lb_xdp itself {ns:.0} ns)")),
             100.0 * s.pps / s.offered
         )
     };
@@ -358,7 +362,18 @@ fn measure(
         _ => None,
     };
     let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
-    let result = run_traffic(net, bench, generator, case, cpu, sizes);
+    let own = match case {
+        Case::Lb | Case::LbManyFlows => {
+            let p: &Xdp = lb
+                .ebpf
+                .program(lb_common::PROG_LB)
+                .context("lb_xdp")?
+                .try_into()?;
+            Some(p)
+        }
+        _ => None,
+    };
+    let result = run_traffic(net, bench, generator, case, cpu, sizes, own);
     dut_prog(case, bench, lb)?.detach(link)?;
     result
 }
@@ -382,6 +397,7 @@ fn run_traffic(
     case: Case,
     cpu: usize,
     sizes: &Sizes,
+    own: Option<&Xdp>,
 ) -> Result<Sample> {
     let warmup = sizes.warmup;
     let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
@@ -407,6 +423,13 @@ fn run_traffic(
     let (c0, g0, i0) = (sink(bench)?, generated(bench)?, Instant::now());
     std::thread::sleep(sizes.window);
     let (c1, g1, i1) = (sink(bench)?, generated(bench)?, Instant::now());
+    // The program's own time per packet, from the kernel's run-time
+    // statistics, over a short extra window (they cost every program run two
+    // clock reads, so they stay off while the rate is measured).
+    let program_ns = match own {
+        Some(p) => Some(program_time(p, sizes.window / 8)?),
+        None => None,
+    };
     generator.stop()?;
     let secs = (i1 - i0).as_secs_f64();
     let total = c1[0] - c0[0];
@@ -423,6 +446,7 @@ fn run_traffic(
     let sample = Sample {
         pps: total as f64 / secs,
         offered: (g1 - g0) as f64 / secs,
+        program_ns,
     };
     eprintln!(
         "lb-bench: rate {case:?}: {:.3} Mpps at the sink, {:.2} Mpps generated",
@@ -430,6 +454,17 @@ fn run_traffic(
         sample.offered / 1e6
     );
     Ok(sample)
+}
+
+/// Mean ns per run of `prog` over `window`, with the kernel's run-time
+/// statistics enabled only for that window.
+fn program_time(prog: &Xdp, window: Duration) -> Result<f64> {
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    let a = prog.info()?;
+    std::thread::sleep(window);
+    let b = prog.info()?;
+    let runs = b.run_count().saturating_sub(a.run_count()).max(1);
+    Ok((b.run_time() - a.run_time()).as_nanos() as f64 / runs as f64)
 }
 
 /// The sink's counters, summed over CPUs (indices as `SinkKind`, 0 = all).
