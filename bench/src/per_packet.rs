@@ -206,6 +206,10 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         XDP_PASS,
     )?);
     let unserved_port = net(wrapped(&mut bench, lb_fd, &unserved, 0, &sizes, XDP_PASS)?);
+    // lb leaves these two frames as they are, so they also run bare, exactly
+    // like the empty program: no wrapper cost to subtract, no added noise.
+    let not_vip_bare = bare(&lb.ebpf, lb_common::PROG_LB, &other, &sizes, XDP_PASS)?;
+    let unserved_bare = bare(&lb.ebpf, lb_common::PROG_LB, &unserved, &sizes, XDP_PASS)?;
 
     let row = |name: &str, value: f64, target: Option<Target>, versus: String| Row {
         section: "per-packet",
@@ -281,6 +285,18 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         unserved_port,
         Some(x_pass(NOT_SERVED_MAX_X_PASS)),
         vs(unserved_port),
+    ));
+    report.push(row(
+        "lb: non-VIP packet passed, bare",
+        not_vip_bare,
+        Some(x_pass(NOT_SERVED_MAX_X_PASS)),
+        vs(not_vip_bare),
+    ));
+    report.push(row(
+        "lb: VIP address, unserved port, passed, bare",
+        unserved_bare,
+        Some(x_pass(NOT_SERVED_MAX_X_PASS)),
+        vs(unserved_bare),
     ));
     report.note(format!(
         "per-packet cold: each lookup reads the flow's first bucket, one 64-byte cache line of the \
