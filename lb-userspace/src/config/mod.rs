@@ -46,6 +46,9 @@ pub struct Config {
     /// Connection-table capacity in flows.
     #[schemars(default = "schema::default_conntrack_entries", range(min = 1))]
     pub conntrack_entries: u32,
+    /// Connection-table inserts allowed per second per CPU (0 = no limit).
+    #[schemars(default = "schema::default_conntrack_insert_budget")]
+    pub conntrack_insert_budget: u32,
     /// Encapsulation settings.
     #[schemars(default)]
     pub encapsulation: EncapConfig,

@@ -40,6 +40,11 @@ pub(crate) fn default_conntrack_entries() -> u32 {
     lb_common::maps::DEFAULT_CONNTRACK_ENTRIES
 }
 
+/// Default of `conntrack_insert_budget`.
+pub(crate) fn default_conntrack_insert_budget() -> u32 {
+    lb_common::maps::DEFAULT_INSERT_BUDGET
+}
+
 /// Default of a service's `panic_threshold`.
 pub(crate) fn default_panic_threshold() -> f64 {
     DEFAULT_PANIC_THRESHOLD
