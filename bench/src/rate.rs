@@ -43,6 +43,9 @@ const DNAT_TO: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
 /// Clients: 198.19.x.y (the generator writes x.y per flow).
 const CLIENTS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
 const FLOWS: u32 = 65_536;
+/// Flows of the second lb case (a table of twice as many slots, as sized in
+/// production).
+const MANY_FLOWS: u32 = 1_000_000;
 const BACKENDS: u32 = 4;
 const TABLE_SIZE: u32 = 65_537;
 
@@ -53,17 +56,33 @@ enum Case {
     Routing,
     NftDnat,
     Lb,
+    LbManyFlows,
 }
 
 impl Case {
-    const ALL: [Case; 4] = [Case::Forward, Case::Routing, Case::NftDnat, Case::Lb];
+    const ALL: [Case; 5] = [
+        Case::Forward,
+        Case::Routing,
+        Case::NftDnat,
+        Case::Lb,
+        Case::LbManyFlows,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Case::Forward => "baseline: XDP forward (MAC rewrite + redirect)",
             Case::Routing => "baseline: kernel routing (ip_forward)",
             Case::NftDnat => "baseline: nftables DNAT + routing",
-            Case::Lb => "lb: lb_xdp, IPIP to 4 backends",
+            Case::Lb => "lb: lb_xdp, IPIP to 4 backends, 65,536 flows",
+            Case::LbManyFlows => "lb: lb_xdp, IPIP to 4 backends, 1,000,000 flows",
+        }
+    }
+
+    /// Distinct flows the generator sends.
+    fn flows(self) -> u32 {
+        match self {
+            Case::LbManyFlows => MANY_FLOWS,
+            _ => FLOWS,
         }
     }
 
@@ -72,7 +91,7 @@ impl Case {
         match self {
             Case::Forward | Case::Routing => SinkKind::UdpToVip,
             Case::NftDnat => SinkKind::Other,
-            Case::Lb => SinkKind::Ipip,
+            Case::Lb | Case::LbManyFlows => SinkKind::Ipip,
         }
     }
 
@@ -81,7 +100,7 @@ impl Case {
         match self {
             Case::Forward => "bench_forward",
             Case::Routing | Case::NftDnat => "bench_pass",
-            Case::Lb => lb_common::PROG_LB,
+            Case::Lb | Case::LbManyFlows => lb_common::PROG_LB,
         }
     }
 }
@@ -93,10 +112,15 @@ pub struct Sample {
     pps: f64,
     /// Frames per second the generator handed to the kernel.
     offered: f64,
+    /// ns per packet inside the program under test (lb cases; bpf_stats).
+    program_ns: Option<f64>,
 }
 
+#[derive(Clone, Copy)]
 struct Sizes {
     warmup: Duration,
+    /// Extra warm-up of the first many-flows run (its table fills meanwhile).
+    fill: Duration,
     window: Duration,
     runs: usize,
 }
@@ -106,12 +130,14 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let sizes = if quick {
         Sizes {
             warmup: Duration::from_millis(50),
+            fill: Duration::ZERO,
             window: Duration::from_millis(200),
             runs: 1,
         }
     } else {
         Sizes {
             warmup: Duration::from_millis(500),
+            fill: Duration::from_secs(4),
             window: Duration::from_millis(2500),
             runs: 3,
         }
@@ -166,12 +192,26 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
             .try_into()?;
         p.fd()?.try_clone()?
     };
-    let mut lb = datapath(&net)?;
+    let mut lb = datapath(&net, FLOWS)?;
+    let mut lb_many = datapath(&net, MANY_FLOWS)?;
 
     let mut samples: Vec<(Case, Sample)> = Vec::new();
-    for _ in 0..sizes.runs {
+    for round in 0..sizes.runs {
         for case in Case::ALL {
-            let sample = measure(&net, &mut bench, &mut lb, &generator, case, cpu, &sizes)
+            let case_sizes = Sizes {
+                warmup: if case == Case::LbManyFlows && round == 0 {
+                    sizes.warmup + sizes.fill
+                } else {
+                    sizes.warmup
+                },
+                ..sizes
+            };
+            let dut = if case == Case::LbManyFlows {
+                &mut lb_many
+            } else {
+                &mut lb
+            };
+            let sample = measure(&net, &mut bench, dut, &generator, case, cpu, &case_sizes)
                 .with_context(|| format!("rate case {case:?}"))?;
             samples.push((case, sample));
         }
@@ -189,14 +229,17 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let routing = median(Case::Routing);
     let nft = median(Case::NftDnat);
     let lbs = median(Case::Lb);
+    let lb_many_s = median(Case::LbManyFlows);
     // Everything shares one core, so the difference of the per-packet times
     // (1 / rate) to the forward case is what the path costs beyond forwarding.
     let over_forward = |s: Sample| 1e9 / s.pps - 1e9 / forward.pps;
     let detail = |s: Sample| {
         format!(
-            "{:.0} ns/packet on the core, +{:.0} ns over forward; {:.1}% of generated frames reached the sink",
+            "{:.0} ns/packet on the core, +{:.0} ns over forward{}; {:.1}% of generated frames reached the sink",
             1e9 / s.pps,
             over_forward(s),
+            s.program_ns
+                .map_or(String::new(), |ns| format!(" (lb_xdp itself {ns:.0} ns)")),
             100.0 * s.pps / s.offered
         )
     };
@@ -229,8 +272,26 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         format!("{:.2}x routing; {}", lbs.pps / routing.pps, detail(lbs)),
     ));
     report.push(row(
-        "lb rate / XDP forward".into(),
+        Case::LbManyFlows.label().into(),
+        lb_many_s.pps / 1e6,
+        "Mpps",
+        None,
+        format!(
+            "{:.2}x routing; {}",
+            lb_many_s.pps / routing.pps,
+            detail(lb_many_s)
+        ),
+    ));
+    report.push(row(
+        "lb rate / XDP forward, 65,536 flows".into(),
         lbs.pps / forward.pps,
+        "x",
+        Some(Target::AtLeast(0.9)),
+        String::new(),
+    ));
+    report.push(row(
+        "lb rate / XDP forward, 1,000,000 flows".into(),
+        lb_many_s.pps / forward.pps,
         "x",
         Some(Target::AtLeast(0.9)),
         String::new(),
@@ -244,19 +305,21 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     ));
     report.note(format!(
         "rate: one core (CPU {cpu}) runs live-frame generator -> veth -> DUT -> veth -> XDP counter at the sink \
-         (the DUT and sink as softirq after each generator batch); 64-byte UDP frames, {FLOWS} pseudo-random flows; \
-         packets counted at the sink; median of {} runs x {:.1} s after {:.1} s warm-up",
+         (the DUT and sink as softirq after each generator batch); 64-byte UDP frames, {FLOWS} (or {MANY_FLOWS}) \
+         pseudo-random flows; packets counted at the sink; median of {} runs x {:.1} s after {:.1} s warm-up \
+         (the first {MANY_FLOWS}-flow run warms up {:.1} s longer so that its flows are in the table)",
         sizes.runs,
         sizes.window.as_secs_f64(),
-        sizes.warmup.as_secs_f64()
+        sizes.warmup.as_secs_f64(),
+        sizes.fill.as_secs_f64()
     ));
     Ok(())
 }
 
 /// The lb datapath (test harness) set up for the rate topology: a UDP service
 /// on the VIP, four backends behind the sink.
-fn datapath(net: &RateNet) -> Result<Lb> {
-    let mut lb = Lb::with_conntrack(4 * FLOWS);
+fn datapath(net: &RateNet, flows: u32) -> Result<Lb> {
+    let mut lb = Lb::with_conntrack(if flows == FLOWS { 4 * flows } else { 2 * flows });
     let (src, _) = words(IpAddr::V4(DUT_IN_ADDR));
     lb.set_settings(Settings {
         source_v4: src[0],
@@ -299,14 +362,25 @@ fn measure(
         _ => None,
     };
     let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
-    let result = run_traffic(net, bench, generator, case, cpu, sizes);
+    let own = match case {
+        Case::Lb | Case::LbManyFlows => {
+            let p: &Xdp = lb
+                .ebpf
+                .program(lb_common::PROG_LB)
+                .context("lb_xdp")?
+                .try_into()?;
+            Some(p)
+        }
+        _ => None,
+    };
+    let result = run_traffic(net, bench, generator, case, cpu, sizes, own);
     dut_prog(case, bench, lb)?.detach(link)?;
     result
 }
 
 /// The program under test of `case`.
 fn dut_prog<'a>(case: Case, bench: &'a mut Ebpf, lb: &'a mut Lb) -> Result<&'a mut Xdp> {
-    let ebpf = if case == Case::Lb {
+    let ebpf = if matches!(case, Case::Lb | Case::LbManyFlows) {
         &mut lb.ebpf
     } else {
         bench
@@ -318,25 +392,44 @@ fn dut_prog<'a>(case: Case, bench: &'a mut Ebpf, lb: &'a mut Lb) -> Result<&'a m
 /// Runs the generator on `cpu` and reads the sink around the window.
 fn run_traffic(
     net: &RateNet,
-    bench: &Ebpf,
+    bench: &mut Ebpf,
     generator: &ProgramFd,
     case: Case,
     cpu: usize,
     sizes: &Sizes,
+    own: Option<&Xdp>,
 ) -> Result<Sample> {
+    let warmup = sizes.warmup;
     let template = udp_template(net.dut_in.mac, net.gen_if.mac, CLIENTS, VIP, PORT);
+    Array::<_, GenTemplate>::try_from(bench.map_mut("GEN_TEMPLATE").context("GEN_TEMPLATE")?)?
+        .set(
+            0,
+            GenTemplate {
+                frame: template,
+                flows: case.flows(),
+                pad: 0,
+            },
+            0,
+        )?;
     let generator = Generator::start(
         &net.gen_if.ns,
         generator.try_clone()?,
         template.to_vec(),
         net.gen_if.ifindex,
         cpu,
-        sizes.warmup + sizes.window + Duration::from_secs(2),
+        warmup + sizes.window + Duration::from_secs(2),
     )?;
-    std::thread::sleep(sizes.warmup);
+    std::thread::sleep(warmup);
     let (c0, g0, i0) = (sink(bench)?, generated(bench)?, Instant::now());
     std::thread::sleep(sizes.window);
     let (c1, g1, i1) = (sink(bench)?, generated(bench)?, Instant::now());
+    // The program's own time per packet, from the kernel's run-time
+    // statistics, over a short extra window (they cost every program run two
+    // clock reads, so they stay off while the rate is measured).
+    let program_ns = match own {
+        Some(p) => Some(program_time(p, sizes.window / 8)?),
+        None => None,
+    };
     generator.stop()?;
     let secs = (i1 - i0).as_secs_f64();
     let total = c1[0] - c0[0];
@@ -353,6 +446,7 @@ fn run_traffic(
     let sample = Sample {
         pps: total as f64 / secs,
         offered: (g1 - g0) as f64 / secs,
+        program_ns,
     };
     eprintln!(
         "lb-bench: rate {case:?}: {:.3} Mpps at the sink, {:.2} Mpps generated",
@@ -360,6 +454,17 @@ fn run_traffic(
         sample.offered / 1e6
     );
     Ok(sample)
+}
+
+/// Mean ns per run of `prog` over `window`, with the kernel's run-time
+/// statistics enabled only for that window.
+fn program_time(prog: &Xdp, window: Duration) -> Result<f64> {
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    let a = prog.info()?;
+    std::thread::sleep(window);
+    let b = prog.info()?;
+    let runs = b.run_count().saturating_sub(a.run_count()).max(1);
+    Ok((b.run_time() - a.run_time()).as_nanos() as f64 / runs as f64)
 }
 
 /// The sink's counters, summed over CPUs (indices as `SinkKind`, 0 = all).

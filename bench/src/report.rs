@@ -9,6 +9,17 @@ pub enum Target {
     AtMost(f64),
     /// The figure must be at least this (rates, ratios).
     AtLeast(f64),
+    /// The figure divided by a baseline of the same run (`base`, named `of`)
+    /// must be at most `bound`: how per-packet costs state their targets, since
+    /// absolute nanoseconds move by 2x between machines of the same kind.
+    RatioAtMost {
+        /// Largest allowed ratio.
+        bound: f64,
+        /// The baseline's short name (`encap-only`, `pass`).
+        of: &'static str,
+        /// The baseline's figure in this run.
+        base: f64,
+    },
 }
 
 impl Target {
@@ -17,6 +28,7 @@ impl Target {
         match self {
             Target::AtMost(t) => value <= t,
             Target::AtLeast(t) => value >= t,
+            Target::RatioAtMost { bound, base, .. } => value / base <= bound,
         }
     }
 
@@ -25,6 +37,7 @@ impl Target {
         match self {
             Target::AtMost(t) => format!("<={t}"),
             Target::AtLeast(t) => format!(">={t}"),
+            Target::RatioAtMost { bound, of, .. } => format!("<={bound}x {of}"),
         }
     }
 
@@ -32,6 +45,7 @@ impl Target {
     pub fn bound(self) -> f64 {
         match self {
             Target::AtMost(t) | Target::AtLeast(t) => t,
+            Target::RatioAtMost { bound, .. } => bound,
         }
     }
 }
@@ -83,7 +97,7 @@ impl Report {
     /// The table as text.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "lb-bench{} — {}\n\n{:<14} {:<52} {:>9}      {:<12} {}\n",
+            "lb-bench{} — {}\n\n{:<14} {:<52} {:>9}      {:<26} {}\n",
             if self.quick {
                 " --quick (smoke run, numbers meaningless)"
             } else {
@@ -102,7 +116,7 @@ impl Report {
                 format!("{} {verdict}", t.text())
             });
             s += &format!(
-                "{:<14} {:<52} {:>9} {:<4} {:<12} {}\n",
+                "{:<14} {:<52} {:>9} {:<4} {:<26} {}\n",
                 r.section,
                 r.name,
                 figure(r.value),

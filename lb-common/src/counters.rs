@@ -80,10 +80,13 @@ global_counters! {
     IcmpErrorForwarded = 15 => "icmp_error_forwarded",
     /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.
     IcmpTooBigSent = 16 => "icmp_too_big_sent",
+    /// A new flow was forwarded but not recorded: this CPU had used its
+    /// connection-table insert budget for the current second.
+    ConntrackInsertSkipped = 17 => "conntrack_insert_skipped",
 }
 
 /// Number of [`GlobalCounter`] entries (the size of the global stats map).
-pub const GLOBAL_COUNTER_COUNT: u32 = 17;
+pub const GLOBAL_COUNTER_COUNT: u32 = 18;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,11 @@
-//! The flow key of the connection table and the flow hash that picks both a
-//! flow's connection-table buckets and its Maglev slot.
+//! The flow key of the connection table and the flow hash that picks a flow's
+//! Maglev slot.
 //!
 //! The hash lives here, not in the datapath, so that the agent and the tests can
-//! compute exactly which backend the datapath will pick for a flow.
+//! compute exactly which backend the datapath will pick for a flow. It has no
+//! secret: every node of a tier picks the same backend for a flow. The
+//! connection table places flows with its own keyed hash
+//! ([`crate::flow_table::flow_place`]).
 
 /// Address family tag stored in keys: IPv4.
 pub const FAMILY_V4: u8 = 4;
@@ -88,7 +91,6 @@ pub fn flow_hash64(key: &FlowKey) -> u64 {
 }
 
 /// The Maglev hash of a flow whose [`flow_hash64`] is `hash64`: its high half.
-/// The datapath, which already has the 64-bit hash, derives it here.
 #[inline(always)]
 pub fn maglev_hash(hash64: u64) -> u32 {
     (hash64 >> 32) as u32

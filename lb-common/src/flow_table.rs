@@ -1,41 +1,58 @@
-//! The connection table's layout: a set-associative flow table.
+//! The connection table's layout: a set-associative flow table of one-cache-
+//! line buckets.
 //!
 //! [`crate::MAP_CONNTRACK`] is an array of [`FlowBucket`]s, a power of two of
-//! them. A flow lives in one of the two buckets [`bucket_pair`] of its
-//! [`crate::flow_hash64`], in one of [`FLOW_WAYS`] slots each. A lookup reads the
-//! first bucket (four cache lines), then the second if needed, and compares
-//! keys; an insert overwrites the flow's own slot, else an empty one, else the
-//! least recently seen of the eight: LRU replacement within each pair of
-//! buckets, as a CPU cache does within a set. `seen` is in jiffies: flows seen
-//! within the same tick are equally recent. Nothing is locked: a slot carries a check word
-//! computed over its key hash and value, so a slot torn by two CPUs writing it
-//! at once reads as empty (the flow re-picks, as after an eviction).
+//! them. A bucket is 64 bytes (one cache line; the array is mmapable, so
+//! buckets are line-aligned) holding [`FLOW_WAYS`] compact 16-byte
+//! [`FlowSlot`]s. A slot does not hold the 5-tuple: it holds a 48-bit keyed
+//! fingerprint of it, the backend id, the generation and when the flow was
+//! last seen. A flow lives in one of the two buckets [`bucket_pair`] of its
+//! keyed [`FlowPlace`]; a lookup reads the first bucket (one cache line) and
+//! the second only when the first does not hold the flow. An insert
+//! overwrites the flow's own slot, else an empty one, else the least recently
+//! seen of the eight: LRU replacement within each pair of buckets, as a CPU
+//! cache does within a set. `seen` is in jiffies: flows seen within the same
+//! tick are equally recent.
+//!
+//! Nothing is locked: a slot's tag word is the fingerprint mixed with its
+//! backend id and generation ([`slot_tag`]), so a slot torn by two CPUs writing
+//! it at once fails the check and reads as empty (the flow re-picks, as after
+//! an eviction). The placement and the fingerprint are keyed by a per-host
+//! secret ([`FlowHashKey`], see [`hash`]): without it nobody can aim flows at
+//! another flow's buckets. Maglev's pick does not use the secret.
 
-use crate::{BackendId, FlowEntry, flow::FlowKey};
+pub mod hash;
+
+pub use hash::{FlowHashKey, FlowPlace, flow_place};
+
+use crate::{BackendId, FlowEntry};
 
 /// Slots per bucket.
 pub const FLOW_WAYS: usize = 4;
 
-/// One connection-table slot: a flow and the backend it is pinned to.
-/// 64 bytes, one cache line. An all-zero slot is empty.
+/// Bits of a slot's fingerprint (and of its check).
+pub const FINGERPRINT_BITS: u32 = 48;
+/// Mask of [`FINGERPRINT_BITS`].
+pub const FINGERPRINT_MASK: u64 = (1 << FINGERPRINT_BITS) - 1;
+
+// A slot stores the backend id in the 16 bits above the fingerprint.
+const _: () = assert!(crate::MAX_BACKENDS <= 1 << (64 - FINGERPRINT_BITS));
+
+/// One connection-table slot: a flow's fingerprint and the backend it is
+/// pinned to. 16 bytes; an all-zero slot is empty.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowSlot {
-    /// The flow.
-    pub key: FlowKey,
-    /// The backend the flow is pinned to.
-    pub backend_id: BackendId,
+    /// [`slot_tag`]: the checked fingerprint (low 48 bits, never 0 in a used
+    /// slot) and the backend id (high 16 bits).
+    pub tag: u64,
     /// The backend's generation when the flow was pinned.
     pub generation: u32,
     /// When the flow was last seen, in jiffies (low 32 bits).
     pub seen: u32,
-    /// [`slot_check`] of the key's hash and the value; 0 = empty slot.
-    pub check: u32,
-    /// Zero.
-    pub pad: [u32; 2],
 }
 
-/// One bucket of [`FLOW_WAYS`] slots.
+/// One bucket of [`FLOW_WAYS`] slots: 64 bytes, one cache line.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowBucket {
@@ -43,10 +60,7 @@ pub struct FlowBucket {
     pub slots: [FlowSlot; FLOW_WAYS],
 }
 
-const K0: u64 = 0x9e37_79b9_7f4a_7c15;
-const K2: u64 = 0xc4ce_b9fe_1a85_ec53;
-
-/// Most buckets a connection table may have (2^26: 268M flows, 16 GiB).
+/// Most buckets a connection table may have (2^26: 268M flows, 4 GiB).
 pub const MAX_FLOW_BUCKETS: u32 = 1 << 26;
 
 /// Buckets of a connection table for `entries` flows: `entries / FLOW_WAYS`
@@ -62,7 +76,7 @@ pub const fn flow_buckets(entries: u32) -> u32 {
     }
 }
 
-/// The two buckets a flow of hash `hash` may live in, in a table of
+/// The two buckets a flow of placement hash `hash` may live in, in a table of
 /// `mask + 1` buckets (from the low and the high half of the hash; they may
 /// coincide). Two choices keep buckets evenly filled: with one, buckets that
 /// draw more than four active flows thrash long before the table is full.
@@ -71,45 +85,36 @@ pub fn bucket_pair(hash: u64, mask: u32) -> [u32; 2] {
     [(hash as u32) & mask, ((hash >> 32) as u32) & mask]
 }
 
-/// The check word of a slot holding a flow of hash `hash` pinned to
-/// (`backend_id`, `generation`); never 0.
+/// The tag word of a slot pinning a flow of fingerprint `fingerprint` to
+/// (`backend_id`, `generation`): the fingerprint mixed with the pin (so that a
+/// torn slot fails the check), never 0 in its low 48 bits, and the backend id
+/// in its high 16 bits.
 #[inline(always)]
-pub fn slot_check(hash: u64, backend_id: BackendId, generation: u32) -> u32 {
-    let v = (u64::from(backend_id) << 32) | u64::from(generation);
-    let x = (hash ^ v.wrapping_mul(K2)).wrapping_mul(K0);
-    ((x >> 32) as u32) | 1
-}
-
-/// Whether two flow keys are the same flow (one branch: the five words are
-/// compared with XOR and OR; `pad` is always zero).
-#[inline(always)]
-pub fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
-    let (a, b) = (a.words(), b.words());
-    ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+pub fn slot_tag(fingerprint: u64, backend_id: BackendId, generation: u32) -> u64 {
+    const K: u64 = 0xc4ce_b9fe_1a85_ec53;
+    let pin = (u64::from(backend_id) << 32) | u64::from(generation);
+    let mix = pin.wrapping_mul(K) >> (64 - FINGERPRINT_BITS);
+    (((fingerprint ^ mix) & FINGERPRINT_MASK) | 1) | (u64::from(backend_id) << FINGERPRINT_BITS)
 }
 
 impl FlowSlot {
-    /// A slot pinning flow `key` (hash `hash`) to `entry`, seen at `now`.
+    /// A slot pinning the flow of fingerprint `fingerprint` to `entry`, seen at `now`.
     #[inline(always)]
-    pub fn new(key: &FlowKey, hash: u64, entry: FlowEntry, now: u32) -> Self {
+    pub fn new(fingerprint: u64, entry: FlowEntry, now: u32) -> Self {
         Self {
-            key: *key,
-            backend_id: entry.backend_id,
+            tag: slot_tag(fingerprint, entry.backend_id, entry.generation),
             generation: entry.generation,
             seen: now,
-            check: slot_check(hash, entry.backend_id, entry.generation),
-            pad: [0; 2],
         }
     }
 
-    /// The slot's pin when it holds `key` (hash `hash`) and is intact.
+    /// The slot's pin when it holds the flow of fingerprint `fingerprint` and
+    /// is intact.
     #[inline(always)]
-    pub fn pin_of(&self, key: &FlowKey, hash: u64) -> Option<FlowEntry> {
-        if !same_flow(&self.key, key) {
-            return None;
-        }
-        let (backend_id, generation) = (self.backend_id, self.generation);
-        if self.check != slot_check(hash, backend_id, generation) {
+    pub fn pin_of(&self, fingerprint: u64) -> Option<FlowEntry> {
+        let (tag, generation) = (self.tag, self.generation);
+        let backend_id = (tag >> FINGERPRINT_BITS) as BackendId;
+        if tag != slot_tag(fingerprint, backend_id, generation) {
             return None;
         }
         Some(FlowEntry {
@@ -120,46 +125,43 @@ impl FlowSlot {
 }
 
 impl FlowBucket {
-    /// The way holding flow `key` (hash `hash`) and its pin.
+    /// The way holding the flow of fingerprint `fingerprint` and its pin.
     #[inline(always)]
-    pub fn find(&self, key: &FlowKey, hash: u64) -> Option<(usize, FlowEntry)> {
+    pub fn find(&self, fingerprint: u64) -> Option<(usize, FlowEntry)> {
         for way in 0..FLOW_WAYS {
-            if same_flow(&self.slots[way].key, key) {
-                return self.slots[way].pin_of(key, hash).map(|e| (way, e));
+            if let Some(pin) = self.slots[way].pin_of(fingerprint) {
+                return Some((way, pin));
             }
         }
         None
     }
 }
 
-/// Where flow `key` (hash `hash`) is pinned among its two buckets
-/// ([`bucket_pair`]): (bucket 0 or 1, way, pin).
+/// Where the flow of fingerprint `fingerprint` is pinned among its two
+/// buckets ([`bucket_pair`]): (bucket 0 or 1, way, pin).
 #[inline(always)]
-pub fn find_pin(
-    pair: [&FlowBucket; 2],
-    key: &FlowKey,
-    hash: u64,
-) -> Option<(usize, usize, FlowEntry)> {
-    if let Some((way, pin)) = pair[0].find(key, hash) {
+pub fn find_pin(pair: [&FlowBucket; 2], fingerprint: u64) -> Option<(usize, usize, FlowEntry)> {
+    if let Some((way, pin)) = pair[0].find(fingerprint) {
         return Some((0, way, pin));
     }
-    pair[1].find(key, hash).map(|(way, pin)| (1, way, pin))
+    pair[1].find(fingerprint).map(|(way, pin)| (1, way, pin))
 }
 
-/// The slot (bucket 0 or 1 of the pair, way) a new pin of flow `key` goes to
-/// at time `now`: the flow's own slot in either bucket, else the first empty
-/// one (bucket 0 first), else the least recently seen of the eight.
+/// The slot (bucket 0 or 1 of the pair, way) a new pin of the flow of
+/// fingerprint `fingerprint` goes to at time `now`: the flow's own slot in
+/// either bucket, else the first empty one (bucket 0 first), else the least
+/// recently seen of the eight.
 #[inline(always)]
-pub fn slot_for_pin(pair: [&FlowBucket; 2], key: &FlowKey, now: u32) -> (usize, usize) {
+pub fn slot_for_pin(pair: [&FlowBucket; 2], fingerprint: u64, now: u32) -> (usize, usize) {
     let mut victim = (0, 0);
     let mut oldest = 0;
     for (i, bucket) in pair.iter().enumerate() {
         for way in 0..FLOW_WAYS {
             let s = &bucket.slots[way];
-            if same_flow(&s.key, key) {
+            if s.pin_of(fingerprint).is_some() {
                 return (i, way);
             }
-            let age = if s.check == 0 {
+            let age = if s.tag == 0 {
                 u32::MAX
             } else {
                 now.wrapping_sub(s.seen)

@@ -6,6 +6,9 @@
 //! as they appear on the wire; counters and ids are host order.
 #![no_std]
 
+#[cfg(feature = "user")]
+extern crate std;
+
 pub mod counters;
 pub mod flow;
 pub mod flow_table;
@@ -15,7 +18,10 @@ pub mod vip_filter;
 pub use counters::{BackendStats, GlobalCounter, ServiceStats};
 pub use flow::{FlowKey, flow_hash, flow_hash64, maglev_hash};
 pub use flow_table::{
-    FLOW_WAYS, FlowBucket, FlowSlot, bucket_pair, find_pin, flow_buckets, slot_check, slot_for_pin,
+    FLOW_WAYS, FlowBucket, FlowHashKey, FlowPlace, FlowSlot, bucket_pair, find_pin, flow_buckets,
+    flow_place, slot_for_pin, slot_tag,
 };
 pub use maps::*;
-pub use vip_filter::{VIP_FILTER_BITS, VIP_FILTER_WORDS, vip_filter_bit, vip_filter_slot};
+pub use vip_filter::{
+    VIP_FILTER_BITS, VIP_FILTER_WORDS, service_filter_bit, vip_filter_bit, vip_filter_slot,
+};

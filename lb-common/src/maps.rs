@@ -14,7 +14,9 @@
 //! | [`MAP_GLOBAL_STATS`] | per-CPU array | [`crate::GlobalCounter`] -> `u64` |
 //! | [`MAP_DECAP_ADDRS`] | hash | [`DecapKey`] -> `u32` (unused value) |
 //! | [`MAP_DECAP_STATS`] | per-CPU array | [`DecapCounter`] -> `u64` |
-//! | [`MAP_VIP_FILTER`] | array | word -> `u64` bits of [`crate::vip_filter_bit`] |
+//! | [`MAP_VIP_FILTER`] | array | word -> `u64` bits of [`crate::vip_filter_bit`] and [`crate::service_filter_bit`] |
+//! | [`MAP_FLOW_TABLE_CONFIG`] | array (1) | 0 -> [`FlowTableConfig`] (hash secret, insert budget) |
+//! | [`MAP_FLOW_INSERTS`] | per-CPU array (1) | 0 -> [`FlowInsertWindow`] |
 //!
 //! Atomic table swap: a service's Maglev table is never written in place. The
 //! agent fills a fresh inner array, stores it at the service's *spare* table
@@ -53,6 +55,11 @@ pub const MAP_DECAP_STATS: &str = "DECAP_STATS";
 /// VIP address filter bitmap name (see [`crate::vip_filter`]).
 pub const MAP_VIP_FILTER: &str = "VIP_FILTER";
 
+/// Connection-table secret and insert budget (see [`FlowTableConfig`]).
+pub const MAP_FLOW_TABLE_CONFIG: &str = "FLOW_TABLE_CONFIG";
+/// Per-CPU count of connection-table inserts in the current second.
+pub const MAP_FLOW_INSERTS: &str = "FLOW_INSERTS";
+
 /// Most services (VIP, port, protocol) the datapath holds: service ids index
 /// [`MAP_SERVICE_STATS`] and (two per service) [`MAP_MAGLEV_TABLES`].
 pub const MAX_SERVICES: u32 = 1024;
@@ -72,7 +79,7 @@ pub const MAX_MAGLEV_TABLES: u32 = 2 * MAX_SERVICES;
 pub const MAX_BACKENDS: u32 = 65536;
 /// Largest Maglev table size the datapath accepts.
 pub const MAX_TABLE_SIZE: u32 = 16_777_213;
-/// Default connection-table capacity (flows): 2^19 buckets of 4, 128 MiB.
+/// Default connection-table capacity (flows): 2^19 buckets of 4, 32 MiB.
 pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 2_097_152;
 /// Default connection-table buckets.
 pub const DEFAULT_FLOW_BUCKETS: u32 = crate::flow_buckets(DEFAULT_CONNTRACK_ENTRIES);
@@ -174,6 +181,37 @@ pub struct FlowEntry {
     pub generation: u32,
 }
 
+/// Default [`FlowTableConfig::insert_budget`]: new flows recorded per second
+/// per CPU (Katran's default cap).
+pub const DEFAULT_INSERT_BUDGET: u32 = 125_000;
+
+/// Value of [`MAP_FLOW_TABLE_CONFIG`] (one entry, index 0), written by the
+/// agent: the connection table's hash secret and its insert budget. Pinned
+/// with the table, so that a restarted agent keeps the secret its flows were
+/// placed with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTableConfig {
+    /// The secret of the table's bucket placement and fingerprints.
+    pub key: crate::FlowHashKey,
+    /// Most connection-table inserts per second per CPU (0 = no limit). New
+    /// flows beyond it are forwarded by Maglev but not recorded, and counted
+    /// as [`crate::GlobalCounter::ConntrackInsertSkipped`].
+    pub insert_budget: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// Value of [`MAP_FLOW_INSERTS`] (per CPU): inserts in the current window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowInsertWindow {
+    /// The window: the monotonic clock in whole seconds.
+    pub window: u64,
+    /// Inserts this CPU made in that window.
+    pub inserts: u64,
+}
+
 /// [`Settings::flags`]: `source_v4` is set (IPv4 VIPs can be encapsulated).
 pub const SETTINGS_HAS_SOURCE_V4: u32 = 1;
 /// [`Settings::flags`]: `source_v6` is set (IPv6 VIPs can be encapsulated).
@@ -238,6 +276,8 @@ mod pod {
     unsafe impl aya::Pod for super::FlowEntry {}
     unsafe impl aya::Pod for crate::FlowSlot {}
     unsafe impl aya::Pod for crate::FlowBucket {}
+    unsafe impl aya::Pod for super::FlowTableConfig {}
+    unsafe impl aya::Pod for super::FlowInsertWindow {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::DecapKey {}
     unsafe impl aya::Pod for crate::FlowKey {}
@@ -259,5 +299,9 @@ mod tests {
         assert_eq!(size_of::<Settings>(), 44);
         assert_eq!(size_of::<DecapKey>(), 20);
         assert_eq!(size_of::<crate::FlowKey>(), 40);
+        assert_eq!(size_of::<crate::FlowSlot>(), 16);
+        assert_eq!(size_of::<crate::FlowBucket>(), 64);
+        assert_eq!(size_of::<FlowTableConfig>(), 64);
+        assert_eq!(size_of::<FlowInsertWindow>(), 16);
     }
 }

@@ -7,9 +7,9 @@ use aya_ebpf::{
 };
 use lb_common::{
     BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
-    DecapKey, FlowBucket, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES,
-    MAX_SERVICES, MAX_VIP_ENTRIES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey,
-    counters::GLOBAL_COUNTER_COUNT,
+    DecapKey, FlowBucket, FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
+    MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES, ServiceEntry, ServiceStats,
+    Settings, VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
 };
 
 /// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
@@ -37,7 +37,7 @@ pub static BACKENDS: Array<BackendEntry, { MAX_BACKENDS as usize }> = Array::new
 /// Connection table: a set-associative flow table (`lb_common::flow_table`),
 /// bucket index -> [`FlowBucket`]. The agent sets the real size at load time,
 /// with [`FLOW_BUCKET_MASK`] to match. Mmapable so that buckets are
-/// page-aligned: every slot is one cache line.
+/// page-aligned: every bucket is one cache line.
 #[btf_map]
 pub static CONNTRACK: Array<
     FlowBucket,
@@ -49,6 +49,15 @@ pub static CONNTRACK: Array<
 /// by the loader.
 #[unsafe(no_mangle)]
 pub static FLOW_BUCKET_MASK: u32 = DEFAULT_FLOW_BUCKETS - 1;
+
+/// The connection table's hash secret and insert budget (one entry, written
+/// by the agent; pinned with [`CONNTRACK`]).
+#[btf_map]
+pub static FLOW_TABLE_CONFIG: Array<FlowTableConfig, 1> = Array::new();
+
+/// Per-CPU connection-table inserts in the current second (the insert budget).
+#[btf_map]
+pub static FLOW_INSERTS: PerCpuArray<FlowInsertWindow, 1> = PerCpuArray::new();
 
 /// Interface settings (one entry).
 #[btf_map]

@@ -7,11 +7,11 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// An XDP layer-4 load balancer with weighted Maglev and direct server return.
 #[derive(Parser)]
-#[command(name = "lb", version, about)]
+#[command(name = "lb", version, after_long_help = FILES_AND_UNITS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +35,28 @@ enum Command {
     Watch(cli::watch::Args),
     /// Backend side: attach the decapsulating XDP program to an interface.
     Decap(cli::decap::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(cli::completions::Args),
+    /// Write the man pages (lb.1 and one per subcommand) into a directory.
+    Man(cli::man::Args),
+    /// Print the JSON Schema of the config file (for editors and CI).
+    Schema,
+}
+
+/// Shown by `lb --help` and in lb(1): where the packaged pieces are.
+const FILES_AND_UNITS: &str = "\
+Files (Debian package):
+  /etc/lb/lb.yaml              the config (lb check validates it)
+  /usr/share/lb/lb.schema.json its JSON Schema, for editors (lb schema prints it)
+  /run/lb/bpffs, /run/lb/state pinned maps and links, per-interface state
+
+systemd units:
+  lb@IFACE.service             lb run --iface IFACE --config /etc/lb/lb.yaml
+  lb-decap@IFACE.service       lb decap --iface IFACE (backends)";
+
+/// The full clap command of `lb`: what the man pages and completions are made from.
+fn command() -> clap::Command {
+    Cli::command()
 }
 
 fn main() -> ExitCode {
@@ -49,6 +71,9 @@ fn main() -> ExitCode {
         Command::Stats(args) => cli::stats::run(args),
         Command::Watch(args) => cli::watch::run(args),
         Command::Decap(args) => cli::decap::run(args),
+        Command::Completions(args) => cli::completions::run(args, command()),
+        Command::Man(args) => cli::man::run(args, command()),
+        Command::Schema => cli::schema::run(),
     };
     match result {
         Ok(code) => code,

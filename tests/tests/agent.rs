@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use lb::state::{AppliedState, BackendState};
 use lb_common::{
-    BACKEND_LIVE, BackendEntry, FlowBucket, FlowEntry, FlowKey, ServiceEntry, VipKey,
-    flow_table::user::{conntrack_get, conntrack_put},
+    BACKEND_LIVE, BackendEntry, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowTableConfig,
+    ServiceEntry, VipKey,
+    flow_table::user::{conntrack_get, conntrack_put, flow_table_config},
 };
 use lb_tests::netns::{NetNsPair, TestBpffs};
 
@@ -129,6 +130,13 @@ impl Setup {
 
 fn open(dir: &Path, name: &str) -> MapData {
     MapData::from_pin(dir.join(name)).unwrap_or_else(|e| panic!("open pin {name}: {e}"))
+}
+
+/// The connection table's secret pinned in `dir`.
+fn pinned_secret(dir: &Path) -> FlowHashKey {
+    let m: Array<MapData, FlowTableConfig> =
+        Array::try_from(Map::Array(open(dir, lb_common::MAP_FLOW_TABLE_CONFIG))).unwrap();
+    flow_table_config(&m).unwrap().key
 }
 
 fn vips(dir: &Path) -> BTreeMap<(u16, u8, [u32; 4]), ServiceEntry> {
@@ -450,10 +458,12 @@ fn scale_events_invalid_config_and_restart() {
         backend_id: id4,
         generation: backend_of(&st, "web", "198.18.3.4").generation,
     };
+    let secret = pinned_secret(&dir);
+    assert_ne!(secret, FlowHashKey::default(), "the agent wrote no secret");
     {
         let mut ct: Array<MapData, FlowBucket> =
             Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        conntrack_put(&mut ct, &flow, pinned_to).unwrap();
+        conntrack_put(&mut ct, &secret, &flow, pinned_to).unwrap();
     }
     let vips_before = vips(&dir);
     let backends_before: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
@@ -482,10 +492,21 @@ fn scale_events_invalid_config_and_restart() {
             (b.addr, b.generation, b.flags & BACKEND_LIVE)
         );
     }
+    // The adopted table keeps its secret (else every flow would miss), and
+    // the secret is never logged.
+    assert_eq!(
+        pinned_secret(&dir),
+        secret,
+        "the secret changed on adoption"
+    );
+    let log = setup.log_text();
+    for word in secret.finish {
+        assert!(!log.contains(&format!("{word:x}")) && !log.contains(&word.to_string()));
+    }
     {
         let ct: Array<MapData, FlowBucket> =
             Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        assert_eq!(conntrack_get(&ct, &flow).unwrap(), Some(pinned_to));
+        assert_eq!(conntrack_get(&ct, &secret, &flow).unwrap(), Some(pinned_to));
     }
     assert!(xdp_attached(&setup.net));
 
@@ -512,8 +533,17 @@ fn scale_events_invalid_config_and_restart() {
     {
         let ct: Array<MapData, FlowBucket> =
             Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        assert_eq!(conntrack_get(&ct, &flow).unwrap(), None, "a fresh table");
+        assert_eq!(
+            conntrack_get(&ct, &secret, &flow).unwrap(),
+            None,
+            "a fresh table"
+        );
     }
+    assert_ne!(
+        pinned_secret(&dir),
+        secret,
+        "a fresh table gets a new secret"
+    );
     assert!(xdp_attached(&setup.net));
     drop(agent);
 

@@ -49,6 +49,7 @@ fn config(services: Vec<ServiceConfig>) -> Config {
     Config {
         maglev_table_size: M,
         conntrack_entries: CONNTRACK,
+        conntrack_insert_budget: 0,
         encapsulation: EncapConfig::default(),
         services,
         announce: Default::default(),
@@ -174,6 +175,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
     let opts = OpenOptions {
         pin_root: fs.root.clone(),
         netns: net.lb_netns(),
+        conntrack_insert_budget: 0,
         ifname: net.lb_if.clone(),
         conntrack_entries: CONNTRACK,
         mode: ModeChoice::Auto,

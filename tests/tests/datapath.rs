@@ -15,6 +15,7 @@ fn cfg(backends: &[&str]) -> Config {
     Config {
         maglev_table_size: 251,
         conntrack_entries: 4096,
+        conntrack_insert_budget: 0,
         encapsulation: EncapConfig::default(),
         services: vec![ServiceConfig {
             name: "web".into(),
@@ -48,6 +49,7 @@ fn apply_plans_then_adopt_pins() {
         ifname: ifname.clone(),
         netns: net.lb_netns(),
         conntrack_entries: 4096,
+        conntrack_insert_budget: 0,
         mode: ModeChoice::Auto,
         fresh: false,
     };

@@ -146,7 +146,9 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
         vips.insert(marker, ServiceEntry::default(), 0).unwrap();
     }
     for v6 in [false, true] {
-        lb_tests::harness::mark_vip(ebpf, addr::vip(v6));
+        for (port, protocol) in [(addr::TCP_PORT, 6u8), (addr::UDP_PORT, 17u8)] {
+            lb_tests::harness::mark_service(ebpf, addr::vip(v6), port, protocol);
+        }
     }
 }
 

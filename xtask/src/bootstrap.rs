@@ -159,8 +159,10 @@ fn ensure_bpf_linker(major: u32) -> Result<()> {
 /// baseline, the tier's silent node failure), util-linux's prlimit
 /// (descriptor-limit test), prometheus (promtool and the server the
 /// observability tests run), chromium (the status page test's headless
-/// browser), BIRD 2 (the tier's lb nodes) and FRR (the tier's router:
-/// zebra, bfdd, bgpd, vtysh).
+/// browser), dpkg-dev (dpkg-shlibdeps for the package's Depends), systemd
+/// (systemd-analyze verifies the package's units), binutils (strip), lintian
+/// (checks the package), BIRD 2 (the tier's lb nodes) and FRR (the tier's
+/// router: zebra, bfdd, bgpd, vtysh).
 fn ensure_host_tools() -> Result<()> {
     let wanted = [
         ("ip", "iproute2"),
@@ -170,6 +172,10 @@ fn ensure_host_tools() -> Result<()> {
         ("promtool", "prometheus"),
         ("prometheus", "prometheus"),
         ("chromium", "chromium"),
+        ("dpkg-shlibdeps", "dpkg-dev"),
+        ("systemd-analyze", "systemd"),
+        ("strip", "binutils"),
+        ("lintian", "lintian"),
         ("bird", "bird2"),
         ("vtysh", "frr"),
     ];

@@ -5,6 +5,7 @@
 //! - `cargo xtask test`: every test, privileged ones included.
 //! - `cargo xtask bench`: the benchmarks (never part of `test`).
 //! - `cargo xtask fuzz --frames N`: the long datapath fuzz run.
+//! - `cargo xtask package`: the Debian package (`--verify` installs and checks it).
 //!
 //! Each first makes sure the toolchain pieces are installed (see `bootstrap`).
 
@@ -12,6 +13,9 @@ mod bench;
 mod bootstrap;
 mod cargo;
 mod fuzz;
+mod package;
+mod package_caps;
+mod package_verify;
 mod run;
 mod test;
 
@@ -35,6 +39,8 @@ enum Command {
     Bench(bench::Args),
     /// The long datapath fuzz run (`--frames N`; a short one is part of `test`).
     Fuzz(fuzz::Args),
+    /// Build the Debian package target/package/lb_VERSION_ARCH.deb (`--verify`: install and check it).
+    Package(package::Args),
     /// Only install what is missing (rust-src, LLVM dev package, bpf-linker, bpffs).
     Bootstrap,
 }
@@ -50,6 +56,7 @@ fn main() -> Result<()> {
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Package(args) => package::run(args),
         Command::Bootstrap => bootstrap::ensure_all(),
     }
 }

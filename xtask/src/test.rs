@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use crate::bootstrap;
 use crate::cargo::{cargo, run_checked, target_binary};
+use crate::{bootstrap, package, package_verify};
 
 /// Arguments of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -14,8 +14,9 @@ pub struct Args {
 }
 
 /// Bootstraps, builds every target (so a broken eBPF build fails here), runs
-/// every test as root, then runs each benchmark once in a tiny configuration so
-/// the benchmark code cannot rot.
+/// every test as root, then (full runs only) builds the Debian package and
+/// checks it installed in a scratch root, and runs each benchmark once in a
+/// tiny configuration so the benchmark code cannot rot.
 pub fn run(args: Args) -> Result<()> {
     bootstrap::ensure_all()?;
     bootstrap::require_root("cargo xtask test")?;
@@ -28,6 +29,9 @@ pub fn run(args: Args) -> Result<()> {
             .env("LB_BIN", &lb),
     )?;
     if args.cargo_test_args.is_empty() {
+        println!("xtask: Debian package: build, install into a scratch root, verify");
+        let deb = package::build()?;
+        package_verify::verify(&deb)?;
         println!("xtask: benchmark smoke run (tiny configurations)");
         run_checked(cargo().args(["run", "--quiet", "-p", "lb-bench", "--", "--quick"]))?;
     }

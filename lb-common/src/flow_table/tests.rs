@@ -1,10 +1,28 @@
 extern crate std;
 
 use super::*;
-use crate::flow::{FAMILY_V6, flow_hash64};
+use crate::FlowKey;
+use crate::flow::FAMILY_V6;
 use core::mem::size_of;
 
 use crate::flow::test_key as key;
+
+/// The secret of these tests.
+fn secret() -> FlowHashKey {
+    let mut bytes = [0u8; 64];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    FlowHashKey::from_random(&bytes)
+}
+
+fn fp(key: &FlowKey) -> u64 {
+    flow_place(key, &secret()).fingerprint
+}
+
+fn hash(key: &FlowKey) -> u64 {
+    flow_place(key, &secret()).hash
+}
 
 fn pin(id: u32) -> FlowEntry {
     FlowEntry {
@@ -14,9 +32,9 @@ fn pin(id: u32) -> FlowEntry {
 }
 
 #[test]
-fn slots_are_cache_lines() {
-    assert_eq!(size_of::<FlowSlot>(), 64);
-    assert_eq!(size_of::<FlowBucket>(), 64 * FLOW_WAYS);
+fn a_bucket_is_one_cache_line_of_compact_slots() {
+    assert_eq!(size_of::<FlowSlot>(), 16);
+    assert_eq!(size_of::<FlowBucket>(), 64);
 }
 
 #[test]
@@ -33,13 +51,13 @@ fn buckets_round_up_to_powers_of_two() {
 
 /// Places `key` into `pair` as the datapath does.
 fn place(pair: &mut [FlowBucket; 2], key: &FlowKey, entry: FlowEntry, now: u32) -> (usize, usize) {
-    let (i, way) = slot_for_pin([&pair[0], &pair[1]], key, now);
-    pair[i].slots[way] = FlowSlot::new(key, flow_hash64(key), entry, now);
+    let (i, way) = slot_for_pin([&pair[0], &pair[1]], fp(key), now);
+    pair[i].slots[way] = FlowSlot::new(fp(key), entry, now);
     (i, way)
 }
 
 fn find(pair: &[FlowBucket; 2], key: &FlowKey) -> Option<(usize, usize, FlowEntry)> {
-    find_pin([&pair[0], &pair[1]], key, flow_hash64(key))
+    find_pin([&pair[0], &pair[1]], fp(key))
 }
 
 #[test]
@@ -84,7 +102,7 @@ fn a_full_pair_replaces_its_least_recently_seen_flow() {
         place(&mut pair, &key(n as u16), pin(n as u32), *t);
     }
     let k = key(9);
-    assert_eq!(slot_for_pin([&pair[0], &pair[1]], &k, 60), (1, 1));
+    assert_eq!(slot_for_pin([&pair[0], &pair[1]], fp(&k), 60), (1, 1));
     place(&mut pair, &k, pin(9), 60);
     assert_eq!(find(&pair, &k), Some((1, 1, pin(9))));
     assert_eq!(find(&pair, &key(5)), None);
@@ -93,7 +111,7 @@ fn a_full_pair_replaces_its_least_recently_seen_flow() {
     for (n, t) in [2u32, 3, 4, u32::MAX - 5, 5, 5, 5, 5].iter().enumerate() {
         place(&mut pair, &key(n as u16), pin(1), *t);
     }
-    assert_eq!(slot_for_pin([&pair[0], &pair[1]], &key(9), 6), (0, 3));
+    assert_eq!(slot_for_pin([&pair[0], &pair[1]], fp(&key(9)), 6), (0, 3));
 }
 
 #[test]
@@ -101,35 +119,96 @@ fn a_torn_slot_reads_as_empty() {
     let mut pair = [FlowBucket::default(); 2];
     let k = key(1);
     place(&mut pair, &k, pin(3), 1);
-    // Another writer's value under this key: the check word no longer matches.
-    pair[0].slots[0].backend_id = 4;
+    let intact = pair[0].slots[0];
+    // Another writer's backend or generation under this fingerprint (the two
+    // 8-byte halves of a slot written by different CPUs): the check fails.
+    let other = FlowSlot::new(fp(&key(2)), pin(4), 1);
+    pair[0].slots[0].tag = (intact.tag & FINGERPRINT_MASK) | (4 << FINGERPRINT_BITS);
     assert_eq!(find(&pair, &k), None);
-    pair[0].slots[0].backend_id = 3;
+    pair[0].slots[0] = intact;
     pair[0].slots[0].generation = 8;
     assert_eq!(find(&pair, &k), None);
-    pair[0].slots[0].generation = 7;
+    pair[0].slots[0] = FlowSlot {
+        tag: intact.tag,
+        generation: other.generation + 1,
+        seen: other.seen,
+    };
+    assert_eq!(find(&pair, &k), None);
+    pair[0].slots[0] = intact;
     assert_eq!(find(&pair, &k), Some((0, 0, pin(3))));
-    // An empty slot never matches, even the all-zero key.
-    let zero = FlowKey::default();
-    assert_eq!(find(&[FlowBucket::default(); 2], &zero), None);
+    // An empty slot never matches any fingerprint, zero included.
+    let empty = [FlowBucket::default(); 2];
+    assert_eq!(find_pin([&empty[0], &empty[1]], 0), None);
+    assert_eq!(find(&empty, &FlowKey::default()), None);
 }
 
 #[test]
-fn same_flow_compares_every_field() {
+fn the_keyed_place_depends_on_every_field_and_on_the_secret() {
     let a = key(1);
-    assert!(same_flow(&a, &a));
-    let mut b = a;
-    b.src_port = 2;
-    assert!(!same_flow(&a, &b));
-    let mut b = a;
-    b.dst[3] = 1;
-    assert!(!same_flow(&a, &b));
-    let mut b = a;
-    b.family = FAMILY_V6;
-    assert!(!same_flow(&a, &b));
-    let mut b = a;
-    b.protocol = 17;
-    assert!(!same_flow(&a, &b));
+    let base = flow_place(&a, &secret());
+    let mut v6 = a;
+    v6.family = FAMILY_V6;
+    let mut variants = std::vec![v6];
+    for f in 0..6 {
+        let mut b = a;
+        match f {
+            0 => b.src_port = 2,
+            1 => b.dst_port = 81,
+            2 => b.protocol = 17,
+            3 => b.src[0] ^= 1,
+            4 => b.dst[0] ^= 1 << 31,
+            _ => b.family = 0,
+        }
+        variants.push(b);
+    }
+    for w in 1..4 {
+        let mut b = v6;
+        b.src[w] = 1;
+        variants.push(b);
+        let mut b = v6;
+        b.dst[w] = 1;
+        variants.push(b);
+    }
+    for b in &variants {
+        let p = flow_place(b, &secret());
+        assert_ne!(p.hash, base.hash, "{b:?}");
+        assert_ne!(p.fingerprint, base.fingerprint, "{b:?}");
+    }
+    let mut other = secret();
+    other.words[0] ^= 1;
+    assert_ne!(flow_place(&a, &other), base);
+    let mut other = secret();
+    other.finish[1] ^= 1;
+    let p = flow_place(&a, &other);
+    assert_eq!(p.hash, base.hash);
+    assert_ne!(p.fingerprint, base.fingerprint);
+    assert!(base.fingerprint <= FINGERPRINT_MASK);
+}
+
+/// The attack of the hardening issue: a copy of the hash predicts a victim's
+/// buckets. Under an unknown secret, flows crafted to share the victim's
+/// buckets under another secret land anywhere.
+#[test]
+fn flows_aimed_with_another_secret_miss_the_victims_buckets() {
+    let mask = (1 << 16) - 1;
+    let victim = key(1);
+    let guess = FlowHashKey::default();
+    let target = bucket_pair(flow_place(&victim, &guess).hash, mask);
+    let mut aimed = std::vec::Vec::new();
+    let mut k = key(0);
+    for src in 0..2_000_000u32 {
+        k.src[0] = src;
+        if bucket_pair(flow_place(&k, &guess).hash, mask)[0] == target[0] {
+            aimed.push(k);
+        }
+    }
+    assert!(aimed.len() >= 9, "only {} aimed flows", aimed.len());
+    let real = bucket_pair(hash(&victim), mask);
+    let hits = aimed
+        .iter()
+        .filter(|k| bucket_pair(hash(k), mask).iter().any(|b| real.contains(b)))
+        .count();
+    assert!(hits <= 1, "{hits} of {} aimed flows hit", aimed.len());
 }
 
 #[test]
@@ -138,7 +217,7 @@ fn buckets_spread_evenly() {
     let mut counts = [0u32; 256];
     let mut second = [0u32; 256];
     for port in 0..25_600u16 {
-        let [a, b] = bucket_pair(flow_hash64(&key(port)), mask);
+        let [a, b] = bucket_pair(hash(&key(port)), mask);
         counts[a as usize] += 1;
         second[b as usize] += 1;
     }
@@ -157,21 +236,21 @@ fn cyclic_misses(flows: u16, two_choices: bool) -> u32 {
     for round in 0..3u32 {
         for port in 0..flows {
             let k = key(port);
-            let h = flow_hash64(&k);
-            let [a, b] = bucket_pair(h, BUCKETS as u32 - 1);
+            let place = flow_place(&k, &secret());
+            let [a, b] = bucket_pair(place.hash, BUCKETS as u32 - 1);
             let (a, b) = (
                 a as usize,
                 if two_choices { b as usize } else { a as usize },
             );
             let now = round * u32::from(flows) + u32::from(port);
-            if find_pin([&table[a], &table[b]], &k, h).is_some() {
+            if find_pin([&table[a], &table[b]], place.fingerprint).is_some() {
                 continue;
             }
             if round == 2 {
                 misses += 1;
             }
-            let (i, way) = slot_for_pin([&table[a], &table[b]], &k, now);
-            table[[a, b][i]].slots[way] = FlowSlot::new(&k, h, pin(1), now);
+            let (i, way) = slot_for_pin([&table[a], &table[b]], place.fingerprint, now);
+            table[[a, b][i]].slots[way] = FlowSlot::new(place.fingerprint, pin(1), now);
         }
     }
     misses

@@ -2,8 +2,8 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, GlobalCounter, ServiceEntry,
-    flow_hash64, maglev_hash,
+    BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, FlowPlace, GlobalCounter,
+    ServiceEntry, flow_hash,
 };
 use lb_ebpf::{
     Kind, Packet, Parsed,
@@ -17,7 +17,7 @@ use crate::{
     prog::{
         counters::count,
         encap, flows, icmp,
-        vip::{is_vip_address, maybe_vip, service},
+        vip::{is_vip_address, maybe_service, maybe_vip, service},
     },
 };
 
@@ -72,19 +72,21 @@ pub fn drop(c: GlobalCounter) -> u32 {
     xdp_action::XDP_DROP
 }
 
-/// TCP/UDP: established flows first (the connection table, one hash lookup),
-/// then the service and a Maglev pick for new flows and misses.
+/// TCP/UDP: packets no service can serve pass after the VIP filter (its
+/// service bits: no hash lookup at all); then established flows (the
+/// connection table, one bucket read), then the service and a Maglev pick for
+/// new flows and misses.
 #[inline(always)]
 fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
-    if !maybe_vip(&p.dst, p.family) {
+    if !maybe_service(&p.dst, p.dst_port, p.protocol, p.family) {
         return pass_not_vip();
     }
     let frame_len = pkt.len() as u64;
     let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
     let syn = tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-    let hash = flow_hash64(&key);
-    if !syn && let Some((id, backend)) = pinned(&key, hash) {
+    let place = flows::place(&key);
+    if !syn && let Some((id, backend)) = pinned(&place) {
         // Only VIP flows are ever pinned, and a backend id belongs to one
         // service until it is retired (which makes the entry stale): the flow's
         // service is the backend's, no VIPS lookup needed.
@@ -99,7 +101,7 @@ fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
     if !syn {
         count_miss(tcp);
     }
-    let Some((id, backend)) = pick_new(&key, hash, &svc, true) else {
+    let Some((id, backend)) = pick_new(&key, &place, &svc, true) else {
         return xdp_action::XDP_DROP;
     };
     encap::send(ctx, pkt, p, id, backend)
@@ -129,8 +131,8 @@ fn count_miss(tcp: bool) {
 /// The backend flow `key` is pinned to, when its entry is still valid (the
 /// backend LIVE and of the generation the flow was pinned with).
 #[inline(always)]
-fn pinned(key: &FlowKey, hash: u64) -> Option<(BackendId, &'static BackendEntry)> {
-    let pin = flows::lookup(key, hash)?;
+fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry)> {
+    let pin = flows::lookup(place)?;
     let b = BACKENDS.get(pin.backend_id)?;
     if b.flags & BACKEND_LIVE != 0 && b.generation == pin.generation {
         Some((pin.backend_id, b))
@@ -148,22 +150,24 @@ pub fn pick_for_error(
     key: &FlowKey,
     svc: &ServiceEntry,
 ) -> Option<(BackendId, &'static BackendEntry)> {
-    let hash = flow_hash64(key);
-    if let Some(found) = pinned(key, hash) {
+    let place = flows::place(key);
+    if let Some(found) = pinned(&place) {
         count(GlobalCounter::ConntrackHit);
         return Some(found);
     }
     count_miss(false);
-    pick_new(key, hash, svc, false)
+    pick_new(key, &place, svc, false)
 }
 
-/// A Maglev pick for flow `key` of service `svc`, recorded in the connection
-/// table when `insert`; counts the backend's new flow. `None` (counted) when
-/// the service has no backend for a new flow.
+/// A Maglev pick for flow `key` (at `place` in the connection table) of
+/// service `svc`, recorded in the connection table when `insert` (within the
+/// insert budget); counts the backend's new flow. `None` (counted) when the
+/// service has no backend for a new flow. The pick uses the unkeyed
+/// [`flow_hash`]: every node picks the same backend for a flow.
 #[inline(always)]
 fn pick_new(
     key: &FlowKey,
-    hash: u64,
+    place: &FlowPlace,
     svc: &ServiceEntry,
     insert: bool,
 ) -> Option<(BackendId, &'static BackendEntry)> {
@@ -171,7 +175,7 @@ fn pick_new(
     if size == 0 {
         return no_backend(svc);
     }
-    let slot = maglev_hash(hash) % size;
+    let slot = flow_hash(key) % size;
     let Some(&id) = MAGLEV_TABLES.get_value(svc.table_index, &slot) else {
         return no_backend(svc);
     };
@@ -186,7 +190,7 @@ fn pick_new(
             backend_id: id,
             generation: b.generation,
         };
-        flows::record(key, hash, pin);
+        flows::record(place, pin);
     }
     if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
         // SAFETY: this CPU's slot.

@@ -1,13 +1,34 @@
 //! The connection table (`lb_common::flow_table`): a flow's pin, and recording
-//! a pick. Lock-free: a slot torn by concurrent writers fails its check word
-//! and reads as empty.
+//! a pick within the insert budget. Lock-free: a slot torn by concurrent
+//! writers fails its check and reads as empty.
 
-use aya_ebpf::helpers::generated::bpf_jiffies64;
-use lb_common::{FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowSlot, bucket_pair, slot_for_pin};
+use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
+use lb_common::{
+    FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot, GlobalCounter,
+    bucket_pair, flow_place, slot_for_pin,
+};
 
-use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK};
+use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, FLOW_TABLE_CONFIG};
+use crate::prog::counters::count;
 
-/// The indices of the two buckets of a flow of hash `hash`.
+/// The all-zero secret, used only if the config map cannot be read.
+static NO_KEY: FlowHashKey = FlowHashKey {
+    words: [0; 10],
+    finish: [0; 2],
+};
+
+/// Where flow `key` lives in the connection table (keyed with the host's secret).
+#[inline(always)]
+pub fn place(key: &FlowKey) -> FlowPlace {
+    let secret = match FLOW_TABLE_CONFIG.get_ptr(0) {
+        // SAFETY: a map value pointer; the agent writes the secret before attaching.
+        Some(c) => unsafe { &(*c).key },
+        None => &NO_KEY,
+    };
+    flow_place(key, secret)
+}
+
+/// The indices of the two buckets of a flow of placement hash `hash`.
 #[inline(always)]
 fn bucket_indices(hash: u64) -> [u32; 2] {
     // SAFETY: a plain read of a loader-set constant.
@@ -15,7 +36,7 @@ fn bucket_indices(hash: u64) -> [u32; 2] {
     bucket_pair(hash, mask)
 }
 
-/// The two buckets of a flow of hash `hash` (for an insert, which reads both).
+/// The two buckets of a flow of placement hash `hash` (an insert reads both).
 #[inline(always)]
 fn buckets(hash: u64) -> Option<[*mut FlowBucket; 2]> {
     let [a, b] = bucket_indices(hash);
@@ -29,18 +50,18 @@ fn now() -> u32 {
     unsafe { bpf_jiffies64() as u32 }
 }
 
-/// The pin of flow `key` (hash `hash`), marking the flow seen now. The
-/// second bucket is only read when the first does not hold the flow.
+/// The pin of the flow at `place`, marking the flow seen now. The second
+/// bucket is only read when the first does not hold the flow.
 #[inline(always)]
-pub fn lookup(key: &FlowKey, hash: u64) -> Option<FlowEntry> {
-    let [a, b] = bucket_indices(hash);
+pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
+    let [a, b] = bucket_indices(place.hash);
     let mut bucket = CONNTRACK.get_ptr_mut(a)?;
-    // SAFETY: a map value pointer; racy reads are validated by the check word.
-    let mut found = unsafe { &*bucket }.find(key, hash);
+    // SAFETY: a map value pointer; racy reads are validated by the tag check.
+    let mut found = unsafe { &*bucket }.find(place.fingerprint);
     if found.is_none() {
         bucket = CONNTRACK.get_ptr_mut(b)?;
         // SAFETY: as above.
-        found = unsafe { &*bucket }.find(key, hash);
+        found = unsafe { &*bucket }.find(place.fingerprint);
     }
     let (way, pin) = found?;
     if way < FLOW_WAYS {
@@ -56,19 +77,54 @@ pub fn lookup(key: &FlowKey, hash: u64) -> Option<FlowEntry> {
     Some(pin)
 }
 
-/// Pins flow `key` (hash `hash`) to `entry`: its own slot, else an empty one,
-/// else the least recently seen one of its two buckets.
+/// Pins the flow at `place` to `entry` (its own slot, else an empty one, else
+/// the least recently seen one of its two buckets) when this CPU's insert
+/// budget allows; otherwise counts `ConntrackInsertSkipped` and records nothing.
 #[inline(always)]
-pub fn record(key: &FlowKey, hash: u64, entry: FlowEntry) {
-    let Some(pair) = buckets(hash) else {
+pub fn record(place: &FlowPlace, entry: FlowEntry) {
+    if !within_budget() {
+        count(GlobalCounter::ConntrackInsertSkipped);
+        return;
+    }
+    let Some(pair) = buckets(place.hash) else {
         return;
     };
     let t = now();
     // SAFETY: map value pointers.
-    let (i, way) = slot_for_pin(unsafe { [&*pair[0], &*pair[1]] }, key, t);
+    let (i, way) = slot_for_pin(unsafe { [&*pair[0], &*pair[1]] }, place.fingerprint, t);
     if i < 2 && way < FLOW_WAYS {
-        let slot = FlowSlot::new(key, hash, entry, t);
+        let slot = FlowSlot::new(place.fingerprint, entry, t);
         // SAFETY: in bounds.
         unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*pair[i]).slots[way]), slot) };
     }
+}
+
+/// Whether this CPU may insert one more flow this second (and counts it).
+#[inline(always)]
+fn within_budget() -> bool {
+    let Some(config) = FLOW_TABLE_CONFIG.get_ptr(0) else {
+        return true;
+    };
+    // SAFETY: a map value pointer.
+    let budget = u64::from(unsafe { (*config).insert_budget });
+    if budget == 0 {
+        return true;
+    }
+    let Some(w) = FLOW_INSERTS.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: plain helper call.
+    let window = unsafe { bpf_ktime_get_coarse_ns() } / 1_000_000_000;
+    // SAFETY: this CPU's slot; XDP runs without preemption.
+    unsafe {
+        if (*w).window != window {
+            (*w).window = window;
+            (*w).inserts = 0;
+        }
+        if (*w).inserts >= budget {
+            return false;
+        }
+        (*w).inserts += 1;
+    }
+    true
 }

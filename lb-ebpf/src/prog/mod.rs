@@ -15,7 +15,10 @@
 //!   non-first fragment has no ports to pick a backend with); other protocols
 //!   to a VIP: `PassUnsupported`.
 //! - **VIP filter**: a clear bit in `VIP_FILTER` for the destination means "not
-//!   a VIP" without any hash lookup (set bits only mean "maybe").
+//!   a VIP" without any hash lookup (set bits only mean "maybe"). For TCP/UDP
+//!   the bits of the service (address, port, protocol) and of the address's
+//!   port-0 wildcard must be set too: a packet to a port no service serves
+//!   passes (`PassNotVip`) without touching the connection table.
 //! - **Established flows first**: TCP/UDP non-SYN packets look their 5-tuple up
 //!   in the connection table before the service; a valid entry is forwarded at
 //!   once and counted on the backend entry's `service_id`.
@@ -23,6 +26,8 @@
 //!   pick and overwrites; other packets use a valid entry (backend LIVE and same
 //!   generation: `ConntrackHit`), else re-pick (`ConntrackMiss`, plus
 //!   `NonSynMiss` for TCP) and insert. ICMP errors look up but never insert.
+//!   Inserts beyond the CPU's budget for the second are skipped
+//!   (`ConntrackInsertSkipped`; the packet is still forwarded).
 //! - **Encapsulation**: outer TTL/hop limit 64, IPv4 id 0, DF and DSCP/ECN
 //!   copied from the inner header; the IPv6 outer version/class/flow-label word
 //!   is the inner one. Egress: the backend's configured next hop, else

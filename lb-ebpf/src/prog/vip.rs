@@ -3,7 +3,7 @@
 use lb_common::{
     ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL,
     flow::{PROTO_TCP, PROTO_UDP},
-    vip_filter_bit, vip_filter_slot,
+    service_filter_bit, vip_filter_bit, vip_filter_slot,
 };
 
 use lb_ebpf::keys::vip_key;
@@ -14,8 +14,25 @@ use crate::maps::{VIP_FILTER, VIPS};
 /// inlined array read instead of hash lookups. True means "maybe".
 #[inline(always)]
 pub fn maybe_vip(addr: &[u32; 4], family: u8) -> bool {
-    let (word, mask) = vip_filter_slot(vip_filter_bit(addr, family));
+    filter_has(vip_filter_bit(addr, family))
+}
+
+/// Whether filter bit `bit` is set (true when the map cannot be read).
+#[inline(always)]
+fn filter_has(bit: u32) -> bool {
+    let (word, mask) = vip_filter_slot(bit);
     VIP_FILTER.get(word).is_none_or(|bits| *bits & mask != 0)
+}
+
+/// False when no service serves (`addr`, `port`, `protocol`): the address's
+/// filter bit is clear (one inlined array read: most traffic that is not for
+/// a VIP stops here), or neither the service's bit nor that of the address's
+/// port-0 wildcard is set (two more). No hash lookup. True means "maybe".
+#[inline(always)]
+pub fn maybe_service(addr: &[u32; 4], port: u16, protocol: u8, family: u8) -> bool {
+    maybe_vip(addr, family)
+        && (filter_has(service_filter_bit(addr, port, protocol, family))
+            || filter_has(service_filter_bit(addr, 0, protocol, family)))
 }
 
 /// The service of (addr, port, protocol), else the port-0 wildcard of the address.

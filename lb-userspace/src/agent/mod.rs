@@ -251,6 +251,13 @@ impl Agent {
         if config.conntrack_entries != self.config.conntrack_entries {
             tracing::warn!("conntrack_entries changes take effect on `lb run --fresh` only");
         }
+        if config.conntrack_insert_budget != self.config.conntrack_insert_budget
+            && let Err(e) = self
+                .datapath
+                .set_insert_budget(config.conntrack_insert_budget)
+        {
+            tracing::error!("{why}: conntrack_insert_budget not applied: {e}");
+        }
         self.monitor.update_targets(targets_from_config(&config));
         if let Err(e) = self.apply(config, started, why) {
             tracing::error!("{why}: apply failed: {e}");
@@ -283,6 +290,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
             ifname: opts.ifname.clone(),
             netns: opts.netns,
             conntrack_entries: config.conntrack_entries,
+            conntrack_insert_budget: config.conntrack_insert_budget,
             mode: opts.mode,
             fresh: opts.fresh,
         },

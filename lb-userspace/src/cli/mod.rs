@@ -1,10 +1,13 @@
 //! One module per subcommand; each has `Args` (clap) and `run`.
 
 pub mod check;
+pub mod completions;
 pub mod decap;
 pub mod drain;
 pub mod maglev;
+pub mod man;
 pub mod run;
+pub mod schema;
 pub mod stats;
 pub mod stop;
 pub mod watch;

@@ -41,13 +41,26 @@ const RESERVED_PROTOCOLS: &[(u8, &str)] = &[
 const ANNOUNCE_KEYS: &[&str] = &["enabled", "protocol"];
 
 /// VIP announcement settings (`announce:` key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct AnnounceConfig {
     /// True (default): announce every VIP that can take new flows. False: a
     /// graceful node drain, every VIP withdrawn while forwarding continues.
+    #[schemars(default = "default_enabled")]
     pub enabled: bool,
     /// Kernel route protocol number of lb's routes (default 250).
+    #[schemars(default = "default_protocol", range(min = 5))]
     pub protocol: u8,
+}
+
+/// Default of `announce.enabled` (for the JSON Schema).
+fn default_enabled() -> bool {
+    AnnounceConfig::default().enabled
+}
+
+/// Default of `announce.protocol` (for the JSON Schema).
+fn default_protocol() -> u8 {
+    DEFAULT_ROUTE_PROTOCOL
 }
 
 impl Default for AnnounceConfig {

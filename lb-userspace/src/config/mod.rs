@@ -7,6 +7,8 @@ mod announce;
 mod fields;
 pub mod input;
 mod lines;
+pub mod report;
+pub mod schema;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -26,34 +28,55 @@ pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65537;
 pub const DEFAULT_PANIC_THRESHOLD: f64 = 0.5;
 
 /// A validated configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    title = "lb configuration (lb.yaml)",
+    description = "The services lb balances. `lb check` also checks what a schema cannot \
+                   express: a prime table size, unique names and (VIP, port, protocol), \
+                   backends of the VIP's address family, timeout below interval."
+)]
 pub struct Config {
     /// Maglev table size `M` (prime), shared by every service.
+    #[schemars(
+        default = "schema::default_maglev_table_size",
+        range(min = 2, max = lb_common::maps::MAX_TABLE_SIZE)
+    )]
     pub maglev_table_size: u32,
     /// Connection-table capacity in flows.
+    #[schemars(default = "schema::default_conntrack_entries", range(min = 1))]
     pub conntrack_entries: u32,
+    /// Connection-table inserts allowed per second per CPU (0 = no limit).
+    #[schemars(default = "schema::default_conntrack_insert_budget")]
+    pub conntrack_insert_budget: u32,
     /// Encapsulation settings.
+    #[schemars(default)]
     pub encapsulation: EncapConfig,
     /// Services in file order.
+    #[schemars(length(max = lb_common::maps::MAX_SERVICES))]
     pub services: Vec<ServiceConfig>,
     /// VIP announcement (`announce:`): node drain and route protocol.
+    #[schemars(default)]
     pub announce: AnnounceConfig,
 }
 
 /// Encapsulation settings (`encapsulation:` key). Unset fields default to the
 /// interface's own addresses / the FIB.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct EncapConfig {
     /// Outer IPv4 source.
     pub source_v4: Option<Ipv4Addr>,
     /// Outer IPv6 source.
     pub source_v6: Option<Ipv6Addr>,
     /// Fallback next-hop MAC when the FIB has none.
+    #[schemars(with = "Option<String>", regex(pattern = schema::MAC_PATTERN))]
     pub gateway_mac: Option<[u8; 6]>,
 }
 
 /// Transport protocol of a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema)]
+#[schemars(rename_all = "lowercase")]
 pub enum Protocol {
     /// TCP.
     Tcp,
@@ -62,9 +85,11 @@ pub enum Protocol {
 }
 
 /// One service: a (VIP, port, protocol) and its backends.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Unique name.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Virtual IP.
     pub vip: IpAddr,
@@ -73,27 +98,37 @@ pub struct ServiceConfig {
     /// Protocol.
     pub protocol: Protocol,
     /// Backends in file order.
+    #[schemars(length(min = 1))]
     pub backends: Vec<BackendConfig>,
     /// Health checking; `None` = every backend is considered healthy.
+    #[schemars(description = "Health checking; absent = every backend is considered healthy.")]
     pub health_check: Option<HealthCheckConfig>,
     /// Fraction (0.0..=1.0) of healthy backends under which all are treated as
     /// healthy (panic mode); 0 disables. Default 0.5.
+    #[schemars(
+        default = "schema::default_panic_threshold",
+        range(min = 0.0, max = 1.0)
+    )]
     pub panic_threshold: f64,
 }
 
 /// One backend of a service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct BackendConfig {
     /// Address (same family as the VIP).
     pub address: IpAddr,
     /// Relative weight; 0 = no new flows.
+    #[schemars(default = "schema::default_weight")]
     pub weight: u32,
     /// Draining: no new flows, established flows continue.
+    #[schemars(default)]
     pub drain: bool,
 }
 
 /// Kind of health probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(rename_all = "lowercase")]
 pub enum HealthCheckKind {
     /// TCP connect.
     Tcp,
@@ -102,21 +137,29 @@ pub enum HealthCheckKind {
 }
 
 /// A service's health check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// Probe kind.
+    #[schemars(default = "schema::default_health_check_kind")]
     pub kind: HealthCheckKind,
     /// Port probed on each backend (default: the service port).
+    #[schemars(with = "Option<u16>", range(min = 1))]
     pub port: u16,
     /// HTTP path (http only), default "/".
+    #[schemars(default = "schema::default_health_check_path", regex(pattern = "^/"))]
     pub path: String,
     /// Probe interval.
+    #[schemars(default = "schema::default_interval_ms", range(min = 1))]
     pub interval_ms: u64,
     /// Probe timeout.
+    #[schemars(default = "schema::default_timeout_ms", range(min = 1))]
     pub timeout_ms: u64,
     /// Consecutive successes before a down backend is up again.
+    #[schemars(default = "schema::default_rise", range(min = 1))]
     pub rise: u32,
     /// Consecutive failures before an up backend is down.
+    #[schemars(default = "schema::default_fall", range(min = 1))]
     pub fall: u32,
 }
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use lb_common::maps::{
-    DEFAULT_CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_SERVICES, MAX_TABLE_SIZE, MAX_VIP_ENTRIES,
-    vip_entries,
+    DEFAULT_CONNTRACK_ENTRIES, DEFAULT_INSERT_BUDGET, MAX_BACKENDS, MAX_SERVICES, MAX_TABLE_SIZE,
+    MAX_VIP_ENTRIES, vip_entries,
 };
 use serde_yaml::Value;
 
@@ -22,6 +22,7 @@ use super::{
 const TOP_KEYS: &[&str] = &[
     "maglev_table_size",
     "conntrack_entries",
+    "conntrack_insert_budget",
     "encapsulation",
     "services",
     "announce",
@@ -91,6 +92,11 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
         );
     }
 
+    let insert_budget = top
+        .uint(ctx, "conntrack_insert_budget", u64::from(u32::MAX))
+        .or_default(u64::from(DEFAULT_INSERT_BUDGET))
+        .map(|n| n as u32);
+
     let encapsulation = match top.get("encapsulation") {
         None => Some(EncapConfig::default()),
         Some(value) => encap(ctx, &top, value),
@@ -141,6 +147,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
     Some(Config {
         maglev_table_size: table_size?,
         conntrack_entries: conntrack?,
+        conntrack_insert_budget: insert_budget?,
         encapsulation: encapsulation?,
         services: services?,
         announce: announce?,

@@ -45,7 +45,7 @@ use crate::private_dir;
 use crate::state::AppliedState;
 
 /// Every map of the object (all are pinned).
-pub const MAP_NAMES: [&str; 11] = [
+pub const MAP_NAMES: [&str; 13] = [
     lb_common::MAP_VIPS,
     lb_common::MAP_MAGLEV_TABLES,
     lb_common::MAP_BACKENDS,
@@ -57,6 +57,8 @@ pub const MAP_NAMES: [&str; 11] = [
     lb_common::MAP_DECAP_ADDRS,
     lb_common::MAP_DECAP_STATS,
     lb_common::MAP_VIP_FILTER,
+    lb_common::MAP_FLOW_TABLE_CONFIG,
+    lb_common::MAP_FLOW_INSERTS,
 ];
 
 /// The kernel's internal `ENOTSUPP` (524), which some BPF commands return.
@@ -193,6 +195,8 @@ pub struct OpenOptions {
     pub netns: NetnsId,
     /// Connection-table capacity (used when the table is created).
     pub conntrack_entries: u32,
+    /// Connection-table inserts per second per CPU (0 = no limit).
+    pub conntrack_insert_budget: u32,
     /// Attach mode.
     pub mode: ModeChoice,
     /// Start from scratch even when pins could be adopted.
@@ -216,6 +220,28 @@ fn check_bucket_count(entries: u32) -> Result<u32, String> {
             lb_common::MAP_CONNTRACK
         ))
     }
+}
+
+/// Writes the connection table's config: a new random secret unless
+/// `adopted` (then the pinned one stays), and the insert budget.
+fn init_flow_table_config(
+    ebpf: &mut Ebpf,
+    adopted: bool,
+    insert_budget: u32,
+) -> Result<(), DatapathError> {
+    use lb_common::flow_table::user::{flow_table_config, random_flow_key, set_flow_table_config};
+    let name = lb_common::MAP_FLOW_TABLE_CONFIG;
+    let mut m: Array<_, lb_common::FlowTableConfig> = Array::try_from(
+        ebpf.map_mut(name)
+            .ok_or_else(|| DatapathError::Other(format!("no map {name}")))?,
+    )?;
+    let mut config = flow_table_config(&m)?;
+    if !adopted {
+        config.key = random_flow_key().map_err(|e| DatapathError::io("getrandom", e))?;
+    }
+    config.insert_budget = insert_budget;
+    set_flow_table_config(&mut m, config)?;
+    Ok(())
 }
 
 /// What was last written for a backend id (rewritten when its next hop changes).
@@ -307,6 +333,9 @@ impl Datapath {
         let mask = buckets - 1;
         lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
         let mut ebpf = loader.load(crate::object::EBPF_OBJECT)?;
+        // The table's secret before the program can run: an adopted table
+        // keeps the one its flows were placed with, a new one gets a fresh one.
+        init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
         let prog: &mut Xdp = ebpf
             .program_mut(lb_common::PROG_LB)
             .ok_or_else(|| DatapathError::Other("no lb_xdp program".into()))?
@@ -358,7 +387,9 @@ impl Datapath {
             }
             // Rewrite the whole VIP filter from the adopted state: the plan
             // only sends the words that change from it.
-            let words = crate::plan::vip_filter_words(st.services.iter().map(|s| s.vip));
+            let words = crate::plan::vip_filter_words(
+                st.services.iter().map(crate::plan::applied_filter_entry),
+            );
             let mut filter: Array<_, u64> = Array::try_from(
                 ebpf.map_mut(lb_common::MAP_VIP_FILTER)
                     .ok_or_else(|| DatapathError::Other("no VIP_FILTER map".into()))?,
@@ -406,6 +437,18 @@ impl Datapath {
     /// True when pins were adopted rather than created.
     pub fn adopted(&self) -> bool {
         self.adopted
+    }
+
+    /// Sets the connection table's insert budget (per second per CPU, 0 = no
+    /// limit), keeping its secret.
+    pub fn set_insert_budget(&mut self, budget: u32) -> Result<(), DatapathError> {
+        use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
+        let mut m: Array<_, lb_common::FlowTableConfig> =
+            Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
+        let mut config = flow_table_config(&m)?;
+        config.insert_budget = budget;
+        set_flow_table_config(&mut m, config)?;
+        Ok(())
     }
 
     /// Writes SETTINGS: encapsulation sources default to the interface's own

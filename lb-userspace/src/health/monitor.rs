@@ -543,6 +543,7 @@ mod tests {
         let config = Config {
             maglev_table_size: 65537,
             conntrack_entries: 1024,
+            conntrack_insert_budget: 0,
             encapsulation: Default::default(),
             services: vec![service("plain", None), service("web", Some(check.clone()))],
             announce: Default::default(),

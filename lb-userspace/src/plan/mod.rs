@@ -20,8 +20,8 @@ use std::net::IpAddr;
 
 use lb_common::flow::{FAMILY_V4, FAMILY_V6};
 use lb_common::{
-    MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VipKey, vip_filter_bit,
-    vip_filter_slot,
+    MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VipKey,
+    service_filter_bit, vip_filter_bit, vip_filter_slot,
 };
 
 use crate::config::{Config, Protocol, ServiceConfig};
@@ -714,8 +714,13 @@ pub fn plan(
     }
     // The VIP filter: bits of new VIPs are set before anything points at them,
     // bits no VIP uses any more are cleared last (a stale bit only costs time).
-    let old_filter = vip_filter_words(prev.services.iter().map(|s| s.vip));
-    let new_filter = vip_filter_words(config.services.iter().map(|s| s.vip));
+    let old_filter = vip_filter_words(prev.services.iter().map(applied_filter_entry));
+    let new_filter = vip_filter_words(
+        config
+            .services
+            .iter()
+            .map(|s| (s.vip, s.port, protocol_number(s.protocol))),
+    );
     let mut union = old_filter.clone();
     for (&word, &bits) in &new_filter {
         *union.entry(word).or_default() |= bits;
@@ -750,14 +755,32 @@ pub fn plan(
     })
 }
 
-/// The non-zero words of the VIP address filter (`lb_common::vip_filter`) for
-/// the VIP addresses `vips`.
-pub fn vip_filter_words(vips: impl IntoIterator<Item = IpAddr>) -> BTreeMap<u32, u64> {
+/// An applied service as [`vip_filter_words`] takes it.
+pub fn applied_filter_entry(s: &AppliedService) -> (IpAddr, u16, u8) {
+    let protocol = if s.protocol == protocol_name(Protocol::Udp) {
+        protocol_number(Protocol::Udp)
+    } else {
+        protocol_number(Protocol::Tcp)
+    };
+    (s.vip, s.port, protocol)
+}
+
+/// The non-zero words of the VIP filter (`lb_common::vip_filter`) for the
+/// services `services` (VIP, port in host order, protocol number): the bit of
+/// each VIP address and the bit of each service.
+pub fn vip_filter_words(
+    services: impl IntoIterator<Item = (IpAddr, u16, u8)>,
+) -> BTreeMap<u32, u64> {
     let mut words = BTreeMap::new();
-    for vip in vips {
+    for (vip, port, protocol) in services {
         let (addr, family) = address_words(vip);
-        let (word, mask) = vip_filter_slot(vip_filter_bit(&addr, family));
-        *words.entry(word).or_default() |= mask;
+        for bit in [
+            vip_filter_bit(&addr, family),
+            service_filter_bit(&addr, port.to_be(), protocol, family),
+        ] {
+            let (word, mask) = vip_filter_slot(bit);
+            *words.entry(word).or_default() |= mask;
+        }
     }
     words
 }

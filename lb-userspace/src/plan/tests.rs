@@ -37,6 +37,7 @@ fn config(services: Vec<ServiceConfig>) -> Config {
     Config {
         maglev_table_size: M,
         conntrack_entries: 1024,
+        conntrack_insert_budget: 0,
         encapsulation: EncapConfig::default(),
         services,
         announce: Default::default(),
@@ -111,11 +112,9 @@ fn without_filter(ops: &[MapOp]) -> Vec<MapOp> {
         .collect()
 }
 
-/// The filter word of `vip` with only its bit.
-fn filter_word(vip: &str) -> (u32, u64) {
-    let words = vip_filter_words([ip(vip)]);
-    assert_eq!(words.len(), 1);
-    words.into_iter().next().unwrap()
+/// The filter words of service `vip`:80/tcp (its address bit and its own).
+fn filter_words(vip: &str) -> BTreeMap<u32, u64> {
+    vip_filter_words([(ip(vip), 80, 6)])
 }
 
 fn web(backends: Vec<BackendConfig>) -> Config {
@@ -615,20 +614,37 @@ fn applied_view_round_trips_through_the_state_file_shape() {
     assert!(p1.is_noop());
 }
 
+/// The filter writes at the start (`front`) or the end of `ops`.
+fn filter_ops(ops: &[MapOp], front: bool) -> Vec<(u32, u64)> {
+    let pick = |op: &MapOp| match op {
+        MapOp::SetVipFilterWord { word, bits } => Some((*word, *bits)),
+        _ => None,
+    };
+    if front {
+        ops.iter().map_while(pick).collect()
+    } else {
+        let mut v: Vec<_> = ops.iter().rev().map_while(pick).collect();
+        v.reverse();
+        v
+    }
+}
+
 #[test]
 fn vip_filter_bits_are_set_first_and_cleared_last() {
     let p0 = initial();
-    let (word, bits) = filter_word("198.18.100.1");
-    assert_eq!(p0.ops[0], MapOp::SetVipFilterWord { word, bits });
+    let old = filter_words("198.18.100.1");
+    assert_eq!(old.values().map(|b| b.count_ones()).sum::<u32>(), 2);
+    let expected: Vec<(u32, u64)> = old.iter().map(|(w, b)| (*w, *b)).collect();
+    assert_eq!(filter_ops(&p0.ops, true), expected);
     assert_eq!(
         p0.ops
             .iter()
             .filter(|op| matches!(op, MapOp::SetVipFilterWord { .. }))
             .count(),
-        1
+        expected.len()
     );
-    // Move the service to another VIP: the new bit is set before anything
-    // else, the old one cleared after everything else.
+    // Move the service to another VIP: the new bits are set before anything
+    // else, the old ones cleared after everything else.
     let moved = config(vec![service(
         "web",
         "198.18.100.7",
@@ -636,38 +652,59 @@ fn vip_filter_bits_are_set_first_and_cleared_last() {
         vec![backend("198.18.3.2", 1, false)],
     )]);
     let p1 = plan(&prev(&p0), &moved, &AllUp).unwrap();
-    let (new_word, new_bits) = filter_word("198.18.100.7");
-    assert_ne!((word, bits), (new_word, new_bits));
-    let first = &p1.ops[0];
-    let last = p1.ops.last().unwrap();
-    if new_word == word {
-        assert_eq!(
-            first,
-            &MapOp::SetVipFilterWord {
-                word,
-                bits: bits | new_bits
-            }
-        );
-    } else {
-        assert_eq!(
-            first,
-            &MapOp::SetVipFilterWord {
-                word: new_word,
-                bits: new_bits
-            }
-        );
+    let new = filter_words("198.18.100.7");
+    assert_ne!(old, new);
+    let mut union = old.clone();
+    for (w, b) in &new {
+        *union.entry(*w).or_default() |= b;
     }
-    let cleared = if new_word == word { new_bits } else { 0 };
-    assert_eq!(
-        last,
-        &MapOp::SetVipFilterWord {
-            word,
-            bits: cleared
-        }
-    );
+    let set_first: Vec<(u32, u64)> = union
+        .iter()
+        .filter(|(w, b)| old.get(w) != Some(b))
+        .map(|(w, b)| (*w, *b))
+        .collect();
+    let cleared_last: Vec<(u32, u64)> = union
+        .iter()
+        .filter(|(w, b)| new.get(w) != Some(b))
+        .map(|(w, _)| (*w, new.get(w).copied().unwrap_or(0)))
+        .collect();
+    assert!(!set_first.is_empty() && !cleared_last.is_empty());
+    assert_eq!(filter_ops(&p1.ops, true), set_first);
+    assert_eq!(filter_ops(&p1.ops, false), cleared_last);
     // Nothing changes: no filter write.
     let p2 = plan(&prev(&p1), &moved, &AllUp).unwrap();
     assert!(p2.ops.is_empty(), "{:?}", p2.ops);
+}
+
+#[test]
+fn the_filter_has_a_bit_per_service_port() {
+    let mut cfg = web(vec![backend("198.18.3.2", 1, false)]);
+    cfg.services.push(service(
+        "dns",
+        "198.18.100.1",
+        53,
+        vec![backend("198.18.4.2", 1, false)],
+    ));
+    let p = plan(&empty(), &cfg, &AllUp).unwrap();
+    let set: BTreeMap<u32, u64> = filter_ops(&p.ops, true).into_iter().collect();
+    let has = |bit: u32| {
+        let (w, m) = lb_common::vip_filter_slot(bit);
+        set.get(&w).is_some_and(|b| b & m != 0)
+    };
+    let (addr, family) = crate::plan::address_words(ip("198.18.100.1"));
+    assert!(has(lb_common::vip_filter_bit(&addr, family)));
+    for (port, protocol) in [(80u16, 6u8), (53, 6)] {
+        assert!(has(lb_common::service_filter_bit(
+            &addr,
+            port.to_be(),
+            protocol,
+            family
+        )));
+    }
+    let unserved = (1000..1100u16)
+        .filter(|p| has(lb_common::service_filter_bit(&addr, p.to_be(), 6, family)))
+        .count();
+    assert!(unserved <= 2, "{unserved} unserved ports have a bit");
 }
 
 #[test]

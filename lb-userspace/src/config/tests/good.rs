@@ -19,6 +19,10 @@ fn defaults() {
         config.conntrack_entries,
         lb_common::maps::DEFAULT_CONNTRACK_ENTRIES
     );
+    assert_eq!(
+        config.conntrack_insert_budget,
+        lb_common::maps::DEFAULT_INSERT_BUDGET
+    );
     assert_eq!(config.encapsulation, EncapConfig::default());
     let s = &config.services[0];
     assert_eq!(s.name, "web");
@@ -54,6 +58,7 @@ fn every_key_set() {
     let text = "\
 maglev_table_size: 131071
 conntrack_entries: 1000
+conntrack_insert_budget: 0
 encapsulation:
   source_v4: 198.18.0.1
   source_v6: 2001:2::1
@@ -81,6 +86,7 @@ services:
     let config = parse(text).unwrap();
     assert_eq!(config.maglev_table_size, 131071);
     assert_eq!(config.conntrack_entries, 1000);
+    assert_eq!(config.conntrack_insert_budget, 0, "0: no limit");
     assert_eq!(
         config.encapsulation.source_v4,
         Some("198.18.0.1".parse().unwrap())

@@ -296,6 +296,16 @@ fn zero_conntrack_entries() {
 }
 
 #[test]
+fn negative_insert_budget() {
+    one_problem(
+        &format!("conntrack_insert_budget: -5\n{}", web("")),
+        1,
+        "conntrack_insert_budget",
+        "conntrack_insert_budget",
+    );
+}
+
+#[test]
 fn no_backends() {
     let text = "services:\n  - name: web\n    vip: 198.18.100.1\n    port: 80\n    protocol: tcp\n    backends: []\n";
     one_problem(text, 6, "services[web].backends", "service has no backends");

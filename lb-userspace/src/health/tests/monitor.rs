@@ -152,6 +152,7 @@ async fn refused_tcp_backend_leaves_the_selection() {
     let mut config = crate::config::Config {
         maglev_table_size: 65537,
         conntrack_entries: 1024,
+        conntrack_insert_budget: 0,
         encapsulation: Default::default(),
         services: vec![service(port, 0.0)],
         announce: Default::default(),
