@@ -9,15 +9,16 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
-/// Where the calling process's network namespace is visible.
-pub const SELF_NETNS: &str = "/proc/self/ns/net";
+/// Where the calling thread's network namespace is visible.
+pub const SELF_NETNS: &str = "/proc/thread-self/ns/net";
 
 /// A network namespace, by the inode of its nsfs file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NetnsId(pub u64);
 
 impl NetnsId {
-    /// The network namespace of the calling process.
+    /// The network namespace of the calling thread (a thread that entered
+    /// another namespace with `setns` sees that one, not the main thread's).
     pub fn current() -> std::io::Result<Self> {
         Self::of(Path::new(SELF_NETNS))
     }

@@ -62,9 +62,9 @@ pub fn lock(state_dir: &Path) -> Result<RoutesLock, LockError> {
     }
 }
 
-/// Identity (inode) of the calling process's network namespace.
+/// Identity (inode) of the calling thread's network namespace.
 pub fn netns_id() -> Option<u64> {
-    std::fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino())
+    crate::netns::NetnsId::current().ok().map(|n| n.0)
 }
 
 /// True when `state` is a claim in network namespace `netns` for `protocol`:
