@@ -552,7 +552,7 @@ impl Datapath {
     }
 
     /// Applies map operations in order, all or nothing: when one fails, every
-    /// entry already written is put back as it was (see [`undo`]) before the
+    /// entry already written is put back as it was (see `undo`) before the
     /// error is returned, so packets never see part of a plan.
     /// A run of consecutive `PutTable`s is stored with one batch write.
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
