@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
@@ -18,42 +18,8 @@ use lb_common::{
     ServiceEntry, VipKey,
     flow_table::user::{conntrack_get, conntrack_put, flow_table_config},
 };
+use lb_tests::agent_process::{Agent, lb_bin};
 use lb_tests::netns::{NetNsPair, TestBpffs};
-
-fn lb_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("LB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/debug/deps/agent-xxxx -> target/debug/lb
-    let p = exe.parent().unwrap().parent().unwrap().join("lb");
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build -p lb-userspace` or set LB_BIN",
-        p.display()
-    );
-    p
-}
-
-/// A running `lb run`, killed (SIGKILL) on drop.
-struct Agent {
-    child: Child,
-}
-
-impl Agent {
-    /// kill -9, and reap it.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ignored = self.child.kill();
-        let _ignored = self.child.wait();
-    }
-}
 
 struct Setup {
     net: NetNsPair,
@@ -94,7 +60,7 @@ impl Setup {
             .stderr(log)
             .spawn()
             .unwrap();
-        Agent { child }
+        Agent::new(child)
     }
 
     fn log_text(&self) -> String {
