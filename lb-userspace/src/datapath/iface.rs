@@ -31,14 +31,10 @@ pub fn ifindex(name: &str) -> Option<u32> {
     (i != 0).then_some(i)
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
+/// Parses `aa:bb:cc:dd:ee:ff` as `ip -j` prints it (surrounding blanks
+/// ignored): [`lb_common::MacAddr::parse`].
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.trim().split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+    lb_common::MacAddr::parse(s.trim()).map(lb_common::MacAddr::octets)
 }
 
 impl Interface {
