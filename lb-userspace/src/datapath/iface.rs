@@ -41,16 +41,19 @@ impl Interface {
     /// Reads the interface (through `ip -j addr show dev NAME`).
     pub fn read(name: &str) -> Result<Self, DatapathError> {
         let ifindex =
-            ifindex(name).ok_or_else(|| DatapathError::Other(format!("no interface {name}")))?;
+            ifindex(name).ok_or_else(|| DatapathError::NoInterface { name: name.into() })?;
         let out = std::process::Command::new("ip")
             .args(["-j", "addr", "show", "dev", name])
             .output()
             .map_err(|e| DatapathError::io("ip", e))?;
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| DatapathError::Other(format!("ip -j addr: {e}")))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|source| DatapathError::IpJson {
+                command: format!("ip -j addr show dev {name}"),
+                source,
+            })?;
         let link = json
             .get(0)
-            .ok_or_else(|| DatapathError::Other(format!("no interface {name}")))?;
+            .ok_or_else(|| DatapathError::NoInterface { name: name.into() })?;
         let mac = link["address"]
             .as_str()
             .and_then(parse_mac)
