@@ -251,9 +251,20 @@ fn spawn_agent(ns: &str, iface: &str, config: &str, root: &Path, state_dir: &Pat
 
 /// Waits (up to 15 s) for the agent's first state file.
 fn wait_for_state(path: &Path, agent: &mut Agent) -> AppliedState {
+    wait_for_state_where(path, agent, |_| true)
+}
+
+/// Waits (up to 15 s) for a state file satisfying `pred`.
+fn wait_for_state_where(
+    path: &Path,
+    agent: &mut Agent,
+    pred: impl Fn(&AppliedState) -> bool,
+) -> AppliedState {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(Some(s)) = AppliedState::read(path) {
+        if let Ok(Some(s)) = AppliedState::read(path)
+            && pred(&s)
+        {
             return s;
         }
         if let Some(status) = agent.child.try_wait().unwrap() {
@@ -308,7 +319,9 @@ fn a_second_agent_on_one_interface_is_refused_with_the_first_ones_pid() {
     let cfg = config.to_str().unwrap();
     let mut first = spawn_agent(&net.lb, &net.lb_if, cfg, &fs.root, &state_dir);
     let state = state_path(&state_dir, net.lb_netns(), &net.lb_if);
-    let applied = wait_for_state(&state, &mut first);
+    // The agent writes its state after the apply and again once its VIP
+    // announcements are reconciled: compare against that settled state.
+    let applied = wait_for_state_where(&state, &mut first, |s| s.announce.netns.is_some());
     // `ip netns exec` execs lb: the child's pid is the agent's.
     let pid = first.child.id();
     let second = lb_in(
