@@ -6,7 +6,7 @@ use std::path::Path;
 /// Errors of the datapath layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
-    /// File-system or system-call failure.
+    /// A file-system call on `path` failed.
     #[error("{path}: {source}")]
     Io {
         /// What was being accessed.
@@ -32,6 +32,24 @@ pub enum DatapathError {
     /// A directory under the pin root that cannot be trusted.
     #[error(transparent)]
     Dir(#[from] crate::private_dir::PrivateDirError),
+    /// A raw `bpf(2)` call on a map (one the aya types do not cover) failed.
+    #[error("{map} {op}: {source}")]
+    MapCall {
+        /// The map.
+        map: &'static str,
+        /// The operation (`lookup`, `delete`, `batch update`, ...).
+        op: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A system call, or starting a command, failed (not on a path).
+    #[error("{call}: {source}")]
+    Syscall {
+        /// The call (`getrandom`, `running ip`).
+        call: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The loaded eBPF object lacks a map this layer needs.
     #[error("no map {map} in the eBPF object")]
     MissingMap {
@@ -141,6 +159,14 @@ mod tests {
                     source: std::io::Error::from_raw_os_error(libc::EINVAL),
                 },
                 "building a per-CPU value of BACKEND_STATS: Invalid argument",
+            ),
+            (
+                DatapathError::MapCall {
+                    map: lb_common::MAP_MAGLEV_TABLES,
+                    op: "delete",
+                    source: std::io::Error::from_raw_os_error(libc::EPERM),
+                },
+                "MAGLEV_TABLES delete: Operation not permitted",
             ),
             (
                 DatapathError::NoInterface {

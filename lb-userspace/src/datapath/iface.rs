@@ -45,7 +45,10 @@ impl Interface {
         let out = std::process::Command::new("ip")
             .args(["-j", "addr", "show", "dev", name])
             .output()
-            .map_err(|e| DatapathError::io("ip", e))?;
+            .map_err(|source| DatapathError::Syscall {
+                call: "running ip",
+                source,
+            })?;
         let json: serde_json::Value =
             serde_json::from_slice(&out.stdout).map_err(|source| DatapathError::IpJson {
                 command: format!("ip -j addr show dev {name}"),

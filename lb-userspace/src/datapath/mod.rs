@@ -163,7 +163,10 @@ fn init_flow_table_config(
     )?;
     let mut config = flow_table_config(&m)?;
     if !adopted {
-        config.key = random_flow_key().map_err(|e| DatapathError::io("getrandom", e))?;
+        config.key = random_flow_key().map_err(|source| DatapathError::Syscall {
+            call: "getrandom",
+            source,
+        })?;
     }
     config.insert_budget = insert_budget;
     set_flow_table_config(&mut m, config)?;
@@ -547,8 +550,12 @@ impl Datapath {
         let mut tables = Vec::with_capacity(ops.len());
         for op in ops {
             if let MapOp::PutTable { index, slots } = op {
-                let inner = inner_table::create_filled(slots)
-                    .map_err(|e| DatapathError::io("a new Maglev table", e))?;
+                let inner =
+                    inner_table::create_filled(slots).map_err(|source| DatapathError::MapCall {
+                        map: lb_common::MAP_MAGLEV_TABLES,
+                        op: "create an inner table",
+                        source,
+                    })?;
                 tables.push((*index, inner));
             }
         }
@@ -576,7 +583,11 @@ impl Datapath {
                 }
                 Ok(())
             }
-            Err(e) => Err(DatapathError::io("storing new Maglev tables", e)),
+            Err(source) => Err(DatapathError::MapCall {
+                map: lb_common::MAP_MAGLEV_TABLES,
+                op: "batch update",
+                source,
+            }),
         }
     }
 
@@ -707,7 +718,11 @@ fn delete_elem(map_fd: std::os::fd::RawFd, index: &u32) -> Result<(), DatapathEr
     if r < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::ENOENT) {
-            return Err(DatapathError::io("MAGLEV_TABLES delete", e));
+            return Err(DatapathError::MapCall {
+                map: lb_common::MAP_MAGLEV_TABLES,
+                op: "delete",
+                source: e,
+            });
         }
     }
     Ok(())
