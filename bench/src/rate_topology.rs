@@ -19,7 +19,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use lb_tests::lab::{
     cmd,
     netns::{self, NetNs},
@@ -177,25 +177,16 @@ fn iface(ns: &Arc<NetNs>, name: &str) -> Result<Iface> {
     })
 }
 
-/// `aa:bb:cc:dd:ee:ff` -> bytes.
+/// `aa:bb:cc:dd:ee:ff` -> bytes ([`lb_common::MacAddr::parse`]).
 pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() != 6 {
-        bail!("not a MAC address: {text:?}");
-    }
-    for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).with_context(|| format!("not a MAC address: {text:?}"))?;
-    }
-    Ok(mac)
+    lb_common::MacAddr::parse(text)
+        .map(lb_common::MacAddr::octets)
+        .with_context(|| format!("not a MAC address: {text:?}"))
 }
 
 /// Bytes -> `aa:bb:cc:dd:ee:ff`.
 pub fn mac_text(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    lb_common::MacAddr(mac).to_string()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod flow;
 pub mod flow_table;
 pub mod maps;
+pub mod net;
 pub mod vip_filter;
 
 pub use counters::{BackendStats, GlobalCounter, ServiceStats};
@@ -22,6 +23,7 @@ pub use flow_table::{
     flow_place, slot_for_pin, slot_tag,
 };
 pub use maps::*;
+pub use net::MacAddr;
 pub use vip_filter::{
     VIP_FILTER_BITS, VIP_FILTER_WORDS, service_filter_bit, vip_filter_bit, vip_filter_slot,
 };

@@ -1,5 +1,6 @@
 //! Shared helpers of the privileged tests.
 //!
+//! - [`agent_process`]: the `lb` binary under test and a kill-on-drop `lb run`.
 //! - [`browser`]: headless Chromium driven over the DevTools pipe.
 //! - [`frames`]: test frames for the datapath fixtures and benchmarks.
 //! - [`harness`]: a freshly loaded datapath with map setters and counter readers.
@@ -7,6 +8,7 @@
 //! - [`netns`]: network-namespace and veth guards; locating `lb`.
 //! - [`fuzz`]: the datapath fuzzer (`cargo xtask fuzz`).
 
+pub mod agent_process;
 pub mod browser;
 pub mod frames;
 pub mod fuzz;

@@ -1,4 +1,4 @@
-//! Privileged end-to-end test of `lb run` in a network namespace: live scale
+//! Privileged end-to-end tests of `lb run` in a network namespace: live scale
 //! events from the YAML, checked through the pinned maps and the state file,
 //! an invalid file that changes nothing, and kill -9 + restart that adopts
 //! the pins (maps and a hand-inserted connection-table entry untouched, link
@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
@@ -18,34 +18,8 @@ use lb_common::{
     ServiceEntry, VipKey,
     flow_table::user::{conntrack_get, conntrack_put, flow_table_config},
 };
+use lb_tests::agent_process::{Agent, lb_bin};
 use lb_tests::netns::{NetNsPair, TestBpffs};
-
-fn lb_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("LB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/debug/deps/agent-xxxx -> target/debug/lb
-    let p = exe.parent().unwrap().parent().unwrap().join("lb");
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build -p lb-userspace` or set LB_BIN",
-        p.display()
-    );
-    p
-}
-
-/// A running `lb run`, killed (SIGKILL) on drop.
-struct Agent {
-    child: Child,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ignored = self.child.kill();
-        let _ignored = self.child.wait();
-    }
-}
 
 struct Setup {
     net: NetNsPair,
@@ -86,7 +60,7 @@ impl Setup {
             .stderr(log)
             .spawn()
             .unwrap();
-        Agent { child }
+        Agent::new(child)
     }
 
     fn log_text(&self) -> String {
@@ -277,175 +251,282 @@ fn xdp_attached(net: &NetNsPair) -> bool {
     text.contains("\"xdp\"") || text.contains("xdpgeneric") || text.contains("\"prog\"")
 }
 
-#[test]
-fn scale_events_invalid_config_and_restart() {
-    let net = NetNsPair::new("agent");
-    let fs = TestBpffs::new("agent");
-    let setup = Setup {
+/// Runs one named step of a scenario that must share one agent: a failure
+/// inside is re-raised naming the step, so the report says which step broke.
+fn step<T>(name: &str, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(panic without a message)");
+            panic!("step `{name}` failed: {why}");
+        }
+    }
+}
+
+/// A fresh namespace pair, bpffs and file paths for one agent test.
+fn setup(tag: &str) -> Setup {
+    let net = NetNsPair::new(tag);
+    let fs = TestBpffs::new(tag);
+    Setup {
         config: fs.base.join("lb.yaml"),
         state_dir: fs.base.join("state"),
         log: fs.base.join("agent.log"),
         net,
         fs,
-    };
-    let dir = setup.pin_dir();
+    }
+}
 
-    // 1. Initial: two backends.
-    let b2 = ("198.18.3.2", 1, false);
-    let b3 = ("198.18.3.3", 1, false);
-    setup.write_in_place(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3])]));
-    let mut agent = setup.start(&[]);
-    let st = setup.wait_applied(0);
-    assert_eq!(st.services.len(), 1);
-    assert_eq!(st.services[0].table_size, 251);
-    check_maps(&dir, &st);
-    assert!(xdp_attached(&setup.net), "XDP not attached");
-    let id2 = backend_of(&st, "web", "198.18.3.2").id;
-    let id3 = backend_of(&st, "web", "198.18.3.3").id;
-    let old_table = table(
-        &dir,
-        2 * st.services[0].service_id + st.services[0].table_parity,
-    );
-
-    // 2. Add a backend (rename over): only slots to the new one move.
-    let b4 = ("198.18.3.4", 1, false);
-    setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3, b4])]));
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    let id4 = backend_of(&st, "web", "198.18.3.4").id;
-    assert!(![id2, id3].contains(&id4));
-    let new_table = table(
-        &dir,
-        2 * st.services[0].service_id + st.services[0].table_parity,
-    );
-    // Maglev moves slots mostly to the new backend; a few may shuffle between
-    // the old ones (established flows stay through the connection table).
-    let to_new = old_table
-        .iter()
-        .zip(&new_table)
-        .filter(|(o, n)| o != n && **n == id4)
-        .count();
-    let between_old = old_table
-        .iter()
-        .zip(&new_table)
-        .filter(|(o, n)| o != n && **n != id4)
-        .count();
-    assert_eq!(to_new as u32, backend_of(&st, "web", "198.18.3.4").slots);
-    assert!(
-        between_old * 20 <= old_table.len(),
-        "{between_old} slots moved between old backends"
-    );
-    assert!(backend_of(&st, "web", "198.18.3.4").slots > 0);
-
-    // 3. Drain 198.18.3.3 (in place): no slots, still LIVE.
-    let b3d = ("198.18.3.3", 1, true);
-    setup.write_in_place(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3d, b4])]));
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    let d = backend_of(&st, "web", "198.18.3.3");
-    assert_eq!((d.state, d.slots, d.id), (BackendState::Draining, 0, id3));
-    assert_ne!(backend(&dir, id3).flags & BACKEND_LIVE, 0);
-
-    // 4. Remove it: retired (LIVE cleared).
-    setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b4])]));
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    assert!(st.retired_backends.iter().any(|r| r.id == id3));
-    assert_eq!(backend(&dir, id3).flags & BACKEND_LIVE, 0);
-
-    // 5. Reweight 198.18.3.4 to 3.
-    let b4w = ("198.18.3.4", 3, false);
-    setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b4w])]));
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    let s2 = backend_of(&st, "web", "198.18.3.2").slots;
-    let s4 = backend_of(&st, "web", "198.18.3.4").slots;
-    assert!(s4 > 2 * s2, "weight 3 vs 1: {s4} vs {s2}");
-
-    // 6. Add a service on another VIP.
-    let c1 = ("198.18.4.2", 1, false);
-    let two = yaml(&[
-        ("web", "198.18.100.1", 80, &[b2, b4w]),
-        ("api", "198.18.100.2", 443, &[c1]),
-    ]);
-    setup.write_renamed(&two);
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    assert_eq!(st.services.len(), 2);
-    assert_ne!(st.services[0].service_id, st.services[1].service_id);
-    // `lb stats --json` (in the agent's namespace: pins are keyed by it)
-    // reads the same pins and state file.
+/// `lb SUBCOMMAND --iface IF ARGS --pin-root .. --state-dir ..` in the agent's
+/// namespace (pins are keyed by it), run to completion and required to succeed.
+fn lb_ok(setup: &Setup, subcommand: &str, args: &[&str]) -> std::process::Output {
     let out = setup
         .net
         .exec_in_lb(lb_bin().to_str().unwrap())
-        .args([
-            "stats",
-            "--iface",
-            &setup.net.lb_if,
-            "--json",
-            "--interval",
-            "0",
-        ])
+        .args([subcommand, "--iface", &setup.net.lb_if])
+        .args(args)
         .arg("--pin-root")
         .arg(&setup.fs.root)
         .arg("--state-dir")
         .arg(&setup.state_dir)
         .output()
         .unwrap();
-    let json = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "lb stats: {}",
+        "lb {subcommand}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_str(&json).expect("stats JSON");
-    for name in ["\"web\"", "\"api\"", "198.18.3.4", "198.18.4.2"] {
-        assert!(json.contains(name), "{name} missing from lb stats: {v}");
-    }
+    out
+}
 
-    // 6b. A new table size: both services get new tables in one batch write,
-    // each checked slot by slot.
-    setup.write_renamed(&two.replace("maglev_table_size: 251", "maglev_table_size: 257"));
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    assert!(st.services.iter().all(|s| s.table_size == 257), "{st:?}");
-    setup.write_renamed(&two);
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    check_maps(&dir, &st);
-    assert!(st.services.iter().all(|s| s.table_size == 251), "{st:?}");
+#[test]
+fn scale_events_invalid_config_and_restart() {
+    let setup = setup("agent");
+    let dir = setup.pin_dir();
+    let b2 = ("198.18.3.2", 1, false);
+    let b3 = ("198.18.3.3", 1, false);
+    let b4 = ("198.18.3.4", 1, false);
+    let b4w = ("198.18.3.4", 3, false);
+    let c1 = ("198.18.4.2", 1, false);
+    let two = yaml(&[
+        ("web", "198.18.100.1", 80, &[b2, b4w]),
+        ("api", "198.18.100.2", 443, &[c1]),
+    ]);
 
-    // 7. An invalid file: nothing changes (state file and maps).
-    let vips_before = vips(&dir);
-    setup.write_renamed("maglev_table_size: 250\nservices:\n  - name: web\n    vip: not-an-ip\n");
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        setup.state().unwrap(),
-        st,
-        "state changed after an invalid file"
-    );
-    assert_eq!(vips(&dir), vips_before);
-    check_maps(&dir, &st);
-    assert!(
-        setup.log_text().contains("config refused"),
-        "log:\n{}",
-        setup.log_text()
-    );
-    setup.write_renamed(&two);
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    assert!(st.services.len() == 2);
-    // SIGHUP re-reads the file too.
-    // SAFETY: signalling our own child.
-    let r = unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) };
-    assert_eq!(r, 0);
-    let st = setup.wait_applied(st.applied_at_unix_ms);
-    assert!(
-        setup.log_text().contains("SIGHUP: no change"),
-        "log:\n{}",
-        setup.log_text()
+    let (agent, st, id2, id3, old_table) = step("1. initial: two backends", || {
+        setup.write_in_place(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3])]));
+        let agent = setup.start(&[]);
+        let st = setup.wait_applied(0);
+        assert_eq!(st.services.len(), 1);
+        assert_eq!(st.services[0].table_size, 251);
+        check_maps(&dir, &st);
+        assert!(xdp_attached(&setup.net), "XDP not attached");
+        let id2 = backend_of(&st, "web", "198.18.3.2").id;
+        let id3 = backend_of(&st, "web", "198.18.3.3").id;
+        let old_table = table(
+            &dir,
+            2 * st.services[0].service_id + st.services[0].table_parity,
+        );
+        (agent, st, id2, id3, old_table)
+    });
+
+    let (st, id4) = step("2. add a backend (rename over)", || {
+        setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3, b4])]));
+        let st = setup.wait_applied(st.applied_at_unix_ms);
+        check_maps(&dir, &st);
+        let id4 = backend_of(&st, "web", "198.18.3.4").id;
+        assert!(![id2, id3].contains(&id4));
+        let new_table = table(
+            &dir,
+            2 * st.services[0].service_id + st.services[0].table_parity,
+        );
+        // Maglev moves slots mostly to the new backend; a few may shuffle between
+        // the old ones (established flows stay through the connection table).
+        let to_new = old_table
+            .iter()
+            .zip(&new_table)
+            .filter(|(o, n)| o != n && **n == id4)
+            .count();
+        let between_old = old_table
+            .iter()
+            .zip(&new_table)
+            .filter(|(o, n)| o != n && **n != id4)
+            .count();
+        assert_eq!(to_new as u32, backend_of(&st, "web", "198.18.3.4").slots);
+        assert!(
+            between_old * 20 <= old_table.len(),
+            "{between_old} slots moved between old backends"
+        );
+        assert!(backend_of(&st, "web", "198.18.3.4").slots > 0);
+        (st, id4)
+    });
+
+    let st = step(
+        "3. drain a backend (in place): no slots, still LIVE",
+        || {
+            let b3d = ("198.18.3.3", 1, true);
+            setup.write_in_place(&yaml(&[("web", "198.18.100.1", 80, &[b2, b3d, b4])]));
+            let st = setup.wait_applied(st.applied_at_unix_ms);
+            check_maps(&dir, &st);
+            let d = backend_of(&st, "web", "198.18.3.3");
+            assert_eq!((d.state, d.slots, d.id), (BackendState::Draining, 0, id3));
+            assert_ne!(backend(&dir, id3).flags & BACKEND_LIVE, 0);
+            st
+        },
     );
 
-    // 8. kill -9 and restart: pins adopted, a hand-made conntrack entry survives.
-    let flow = FlowKey {
+    let st = step(
+        "4. remove the drained backend: retired, LIVE cleared",
+        || {
+            setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b4])]));
+            let st = setup.wait_applied(st.applied_at_unix_ms);
+            check_maps(&dir, &st);
+            assert!(st.retired_backends.iter().any(|r| r.id == id3));
+            assert_eq!(backend(&dir, id3).flags & BACKEND_LIVE, 0);
+            st
+        },
+    );
+
+    let st = step("5. reweight a backend to 3", || {
+        setup.write_renamed(&yaml(&[("web", "198.18.100.1", 80, &[b2, b4w])]));
+        let st = setup.wait_applied(st.applied_at_unix_ms);
+        check_maps(&dir, &st);
+        let s2 = backend_of(&st, "web", "198.18.3.2").slots;
+        let s4 = backend_of(&st, "web", "198.18.3.4").slots;
+        assert!(s4 > 2 * s2, "weight 3 vs 1: {s4} vs {s2}");
+        st
+    });
+
+    let st = step(
+        "6. add a service on another VIP; lb stats sees both",
+        || {
+            setup.write_renamed(&two);
+            let st = setup.wait_applied(st.applied_at_unix_ms);
+            check_maps(&dir, &st);
+            assert_eq!(st.services.len(), 2);
+            assert_ne!(st.services[0].service_id, st.services[1].service_id);
+            // `lb stats --json` reads the same pins and state file.
+            let out = lb_ok(&setup, "stats", &["--json", "--interval", "0"]);
+            let json = String::from_utf8_lossy(&out.stdout);
+            let v: serde_json::Value = serde_json::from_str(&json).expect("stats JSON");
+            for name in ["\"web\"", "\"api\"", "198.18.3.4", "198.18.4.2"] {
+                assert!(json.contains(name), "{name} missing from lb stats: {v}");
+            }
+            st
+        },
+    );
+
+    let st = step("6b. a new table size for both services, and back", || {
+        // Both services get new tables in one batch write, each checked slot by slot.
+        setup.write_renamed(&two.replace("maglev_table_size: 251", "maglev_table_size: 257"));
+        let st = setup.wait_applied(st.applied_at_unix_ms);
+        check_maps(&dir, &st);
+        assert!(st.services.iter().all(|s| s.table_size == 257), "{st:?}");
+        setup.write_renamed(&two);
+        let st = setup.wait_applied(st.applied_at_unix_ms);
+        check_maps(&dir, &st);
+        assert!(st.services.iter().all(|s| s.table_size == 251), "{st:?}");
+        st
+    });
+
+    let st = step(
+        "7. an invalid file changes nothing; SIGHUP re-reads",
+        || {
+            let vips_before = vips(&dir);
+            setup.write_renamed(
+                "maglev_table_size: 250\nservices:\n  - name: web\n    vip: not-an-ip\n",
+            );
+            std::thread::sleep(Duration::from_millis(1500));
+            assert_eq!(
+                setup.state().unwrap(),
+                st,
+                "state changed after an invalid file"
+            );
+            assert_eq!(vips(&dir), vips_before);
+            check_maps(&dir, &st);
+            assert!(
+                setup.log_text().contains("config refused"),
+                "log:\n{}",
+                setup.log_text()
+            );
+            setup.write_renamed(&two);
+            let st = setup.wait_applied(st.applied_at_unix_ms);
+            assert!(st.services.len() == 2);
+            // SAFETY: signalling our own child.
+            let r = unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) };
+            assert_eq!(r, 0);
+            let st = setup.wait_applied(st.applied_at_unix_ms);
+            assert!(
+                setup.log_text().contains("SIGHUP: no change"),
+                "log:\n{}",
+                setup.log_text()
+            );
+            st
+        },
+    );
+
+    let agent = step(
+        "8. kill -9 and restart: pins and a conntrack entry adopted",
+        || {
+            let flow = flow_to_web();
+            let pinned_to = FlowEntry {
+                backend_id: id4,
+                generation: backend_of(&st, "web", "198.18.3.4").generation,
+            };
+            let secret = pinned_secret(&dir);
+            assert_ne!(secret, FlowHashKey::default(), "the agent wrote no secret");
+            put_flow(&dir, &secret, &flow, pinned_to);
+            let vips_before = vips(&dir);
+            let backends_before: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
+            agent.kill9();
+            assert!(xdp_attached(&setup.net), "XDP detached when the agent died");
+            assert!(dir.join("link").exists());
+            let agent = setup.start(&[]);
+            let st2 = setup.wait_applied(st.applied_at_unix_ms);
+            assert!(
+                setup.log_text().contains("adopted"),
+                "log:\n{}",
+                setup.log_text()
+            );
+            assert_eq!(
+                st2.services, st.services,
+                "restart changed the applied services"
+            );
+            check_maps(&dir, &st2);
+            assert_eq!(vips(&dir), vips_before);
+            let backends_after: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
+            for (a, b) in backends_before.iter().zip(&backends_after) {
+                assert_eq!(
+                    (a.addr, a.generation, a.flags & BACKEND_LIVE),
+                    (b.addr, b.generation, b.flags & BACKEND_LIVE)
+                );
+            }
+            // The adopted table keeps its secret (else every flow would miss), and
+            // the secret is never logged.
+            assert_eq!(
+                pinned_secret(&dir),
+                secret,
+                "the secret changed on adoption"
+            );
+            let log = setup.log_text();
+            for word in secret.finish {
+                assert!(!log.contains(&format!("{word:x}")) && !log.contains(&word.to_string()));
+            }
+            assert_eq!(get_flow(&dir, &secret, &flow), Some(pinned_to));
+            assert!(xdp_attached(&setup.net));
+            agent
+        },
+    );
+    drop(agent);
+    lb::datapath::detach_and_remove(&dir).unwrap();
+}
+
+/// A TCP flow from a client to the `web` VIP 198.18.100.1:80.
+fn flow_to_web() -> FlowKey {
+    FlowKey {
         src: [v4("198.18.1.2"), 0, 0, 0],
         dst: [v4("198.18.100.1"), 0, 0, 0],
         src_port: 40000u16.to_be(),
@@ -453,92 +534,62 @@ fn scale_events_invalid_config_and_restart() {
         protocol: 6,
         family: lb_common::flow::FAMILY_V4,
         pad: [0; 2],
-    };
-    let pinned_to = FlowEntry {
-        backend_id: id4,
-        generation: backend_of(&st, "web", "198.18.3.4").generation,
-    };
-    let secret = pinned_secret(&dir);
-    assert_ne!(secret, FlowHashKey::default(), "the agent wrote no secret");
-    {
-        let mut ct: Array<MapData, FlowBucket> =
-            Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        conntrack_put(&mut ct, &secret, &flow, pinned_to).unwrap();
     }
-    let vips_before = vips(&dir);
-    let backends_before: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
-    agent.child.kill().unwrap();
-    agent.child.wait().unwrap();
-    assert!(xdp_attached(&setup.net), "XDP detached when the agent died");
-    assert!(dir.join("link").exists());
-    drop(agent);
-    let agent = setup.start(&[]);
-    let st2 = setup.wait_applied(st.applied_at_unix_ms);
-    assert!(
-        setup.log_text().contains("adopted"),
-        "log:\n{}",
-        setup.log_text()
-    );
-    assert_eq!(
-        st2.services, st.services,
-        "restart changed the applied services"
-    );
-    check_maps(&dir, &st2);
-    assert_eq!(vips(&dir), vips_before);
-    let backends_after: Vec<BackendEntry> = (0..8).map(|i| backend(&dir, i)).collect();
-    for (a, b) in backends_before.iter().zip(&backends_after) {
-        assert_eq!(
-            (a.addr, a.generation, a.flags & BACKEND_LIVE),
-            (b.addr, b.generation, b.flags & BACKEND_LIVE)
-        );
-    }
-    // The adopted table keeps its secret (else every flow would miss), and
-    // the secret is never logged.
-    assert_eq!(
-        pinned_secret(&dir),
-        secret,
-        "the secret changed on adoption"
-    );
-    let log = setup.log_text();
-    for word in secret.finish {
-        assert!(!log.contains(&format!("{word:x}")) && !log.contains(&word.to_string()));
-    }
-    {
-        let ct: Array<MapData, FlowBucket> =
-            Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        assert_eq!(conntrack_get(&ct, &secret, &flow).unwrap(), Some(pinned_to));
-    }
-    assert!(xdp_attached(&setup.net));
+}
 
-    // 8b. Pins of another map layout (here an earlier release's 8-byte-value
-    // connection table) are not adopted: the agent says which map differs,
-    // clears the pins and starts fresh with the same config.
-    let mut agent = agent;
-    agent.child.kill().unwrap();
-    agent.child.wait().unwrap();
-    drop(agent);
+/// Inserts `flow -> to` into the connection table pinned in `dir`.
+fn put_flow(dir: &Path, secret: &FlowHashKey, flow: &FlowKey, to: FlowEntry) {
+    let mut ct: Array<MapData, FlowBucket> =
+        Array::try_from(Map::Array(open(dir, lb_common::MAP_CONNTRACK))).unwrap();
+    conntrack_put(&mut ct, secret, flow, to).unwrap();
+}
+
+/// Looks `flow` up in the connection table pinned in `dir`.
+fn get_flow(dir: &Path, secret: &FlowHashKey, flow: &FlowKey) -> Option<FlowEntry> {
+    let ct: Array<MapData, FlowBucket> =
+        Array::try_from(Map::Array(open(dir, lb_common::MAP_CONNTRACK))).unwrap();
+    conntrack_get(&ct, secret, flow).unwrap()
+}
+
+/// Pins of another map layout (here an earlier release's 8-byte-value
+/// connection table) are not adopted: the agent says which map differs, clears
+/// the pins and starts fresh with the same config. Then `lb stop` detaches and
+/// removes pins and state.
+#[test]
+fn pins_of_another_layout_are_replaced_and_stop_removes_them() {
+    let setup = setup("layout");
+    let dir = setup.pin_dir();
+    setup.write_in_place(&yaml(&[(
+        "web",
+        "198.18.100.1",
+        80,
+        &[("198.18.3.2", 1, false)],
+    )]));
+    let agent = setup.start(&[]);
+    let st = setup.wait_applied(0);
+    let secret = pinned_secret(&dir);
+    let flow = flow_to_web();
+    let pinned_to = FlowEntry {
+        backend_id: backend_of(&st, "web", "198.18.3.2").id,
+        generation: backend_of(&st, "web", "198.18.3.2").generation,
+    };
+    put_flow(&dir, &secret, &flow, pinned_to);
+    agent.kill9();
+
     let ct_pin = dir.join(lb_common::MAP_CONNTRACK);
     std::fs::remove_file(&ct_pin).unwrap();
     let old: Array<MapData, u64> = Array::create(1024, 0).unwrap();
     old.pin(&ct_pin).unwrap();
     let agent = setup.start(&[]);
-    let st3 = setup.wait_applied(st2.applied_at_unix_ms);
+    let st2 = setup.wait_applied(st.applied_at_unix_ms);
     let log = setup.log_text();
     assert!(
         log.contains("pinned maps of another layout (CONNTRACK: pinned type 2, key 4 B, value 8 B"),
         "log:\n{log}"
     );
-    assert_eq!(st3.services.len(), st2.services.len());
-    check_maps(&dir, &st3);
-    {
-        let ct: Array<MapData, FlowBucket> =
-            Array::try_from(Map::Array(open(&dir, lb_common::MAP_CONNTRACK))).unwrap();
-        assert_eq!(
-            conntrack_get(&ct, &secret, &flow).unwrap(),
-            None,
-            "a fresh table"
-        );
-    }
+    assert_eq!(st2.services.len(), st.services.len());
+    check_maps(&dir, &st2);
+    assert_eq!(get_flow(&dir, &secret, &flow), None, "a fresh table");
     assert_ne!(
         pinned_secret(&dir),
         secret,
@@ -547,26 +598,11 @@ fn scale_events_invalid_config_and_restart() {
     assert!(xdp_attached(&setup.net));
     drop(agent);
 
-    // 9. lb stop: detached, pins and state removed.
-    let out = setup
-        .net
-        .exec_in_lb(lb_bin().to_str().unwrap())
-        .args(["stop", "--iface", &setup.net.lb_if])
-        .arg("--pin-root")
-        .arg(&setup.fs.root)
-        .arg("--state-dir")
-        .arg(&setup.state_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // lb stop: detached, pins and state removed.
+    lb_ok(&setup, "stop", &[]);
     assert!(!dir.exists());
     assert!(!setup.state_file().exists());
     assert!(!xdp_attached(&setup.net), "still attached after lb stop");
-    eprintln!("agent log:\n{}", setup.log_text());
 }
 
 #[test]
@@ -634,15 +670,7 @@ fn wait_state(setup: &Setup, what: &str, pred: impl Fn(&AppliedState) -> bool) -
 
 #[test]
 fn health_checks_take_backends_out_and_back() {
-    let net = NetNsPair::new("health");
-    let fs = TestBpffs::new("health");
-    let setup = Setup {
-        config: fs.base.join("lb.yaml"),
-        state_dir: fs.base.join("state"),
-        log: fs.base.join("agent.log"),
-        net,
-        fs,
-    };
+    let setup = setup("health");
     let dir = setup.pin_dir();
     // A TCP server on the peer (198.18.200.2:8080); 198.18.3.9 answers nothing.
     let listen = || {
@@ -718,10 +746,9 @@ fn pin_root_mounted_by_the_agent_outlives_it() {
         80,
         &[("198.18.3.2", 1, false)],
     )]));
-    let mut agent = setup.start(&[]);
+    let agent = setup.start(&[]);
     let st = setup.wait_applied(0);
-    agent.child.kill().unwrap();
-    agent.child.wait().unwrap();
+    agent.kill9();
     // Seen from the test's (host) mount namespace, after the agent is gone.
     assert!(
         lb::datapath::bpffs::is_bpffs(&setup.fs.root),

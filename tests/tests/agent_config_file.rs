@@ -6,36 +6,13 @@
 //! next good file applies, and SIGTERM still ends the agent. Needs root; build
 //! `lb` first (`cargo build -p lb-userspace`) or set `LB_BIN`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lb::state::AppliedState;
+use lb_tests::agent_process::{Agent, lb_bin};
 use lb_tests::netns::{NetNsPair, TestBpffs};
-
-fn lb_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("LB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("lb");
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build -p lb-userspace` or set LB_BIN",
-        p.display()
-    );
-    p
-}
-
-/// A running `lb run`, killed on drop.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ignored = self.0.kill();
-        let _ignored = self.0.wait();
-    }
-}
 
 fn config(backend: &str) -> String {
     format!(
@@ -98,7 +75,7 @@ fn hostile_config_files_are_refused_and_the_agent_stays_responsive() {
             .unwrap_or_default()
             .contains(text)
     };
-    let mut agent = Agent(
+    let mut agent = Agent::new(
         net.exec_in_lb(lb_bin().to_str().unwrap())
             .arg("run")
             .arg("--config")
@@ -158,10 +135,13 @@ fn hostile_config_files_are_refused_and_the_agent_stays_responsive() {
 
     // SIGTERM ends it promptly.
     // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(agent.child.id() as i32, libc::SIGTERM) },
+        0
+    );
     let mut exited = None;
     wait_for("the agent to exit on SIGTERM", &log, || {
-        exited = agent.0.try_wait().unwrap();
+        exited = agent.child.try_wait().unwrap();
         exited.is_some()
     });
     assert!(exited.unwrap().success(), "{exited:?}");

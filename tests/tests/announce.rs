@@ -10,45 +10,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lb::state::AppliedState;
+use lb_tests::agent_process::{Agent, lb_bin};
 use lb_tests::netns::{NetNsPair, TestBpffs, ip, ip_quiet};
-
-fn lb_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("LB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("lb");
-    assert!(
-        p.exists(),
-        "{} missing: build lb or set LB_BIN",
-        p.display()
-    );
-    p
-}
-
-/// A running `lb run`, killed (SIGKILL) on drop.
-struct Agent {
-    child: Child,
-}
-
-impl Agent {
-    /// kill -9, and reap it.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ignored = self.child.kill();
-        let _ignored = self.child.wait();
-    }
-}
 
 /// One agent's files: config, log, and the pins/state it shares with others.
 struct AgentFiles {
@@ -100,7 +67,7 @@ impl AgentFiles {
             .stderr(log)
             .spawn()
             .unwrap();
-        Agent { child }
+        Agent::new(child)
     }
 
     /// `lb ARGS --iface IF --pin-root R --state-dir S` in the namespace.

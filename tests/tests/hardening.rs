@@ -7,24 +7,15 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lb::state::{AppliedState, state_path};
+use lb_tests::agent_process::{Agent, lb_bin};
 use lb_tests::netns::{NetNsPair, TestBpffs, ip, ip_quiet, netns_id};
 
 /// The unprivileged user of these tests (`nobody`).
 const NOBODY: &str = "65534";
-
-fn lb_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("LB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("lb");
-    assert!(p.exists(), "{} missing: set LB_BIN", p.display());
-    p
-}
 
 /// `lb ARGS` inside network namespace `ns`, run to completion.
 fn lb_in(ns: &str, args: &[&str], pin_root: &Path, state_dir: Option<&Path>) -> Output {
@@ -220,7 +211,7 @@ fn links_and_directories_planted_by_another_user_are_refused_never_followed() {
         "{}",
         stderr(&stats)
     );
-    stop_agent(agent);
+    agent.stop();
     let stop = lb_in(
         &net.lb,
         &["stop", "--iface", &net.lb_if],
@@ -232,7 +223,7 @@ fn links_and_directories_planted_by_another_user_are_refused_never_followed() {
 }
 
 /// Starts `lb run` in `ns`; its stderr goes to a log next to the state dir.
-fn spawn_agent(ns: &str, iface: &str, config: &str, root: &Path, state_dir: &Path) -> Child {
+fn spawn_agent(ns: &str, iface: &str, config: &str, root: &Path, state_dir: &Path) -> Agent {
     let log = std::fs::File::create(state_dir.with_extension(format!("{iface}.log"))).unwrap();
     Command::new("ip")
         .args(["netns", "exec", ns])
@@ -255,17 +246,18 @@ fn spawn_agent(ns: &str, iface: &str, config: &str, root: &Path, state_dir: &Pat
         .stderr(log)
         .spawn()
         .unwrap()
+        .into()
 }
 
 /// Waits (up to 15 s) for the agent's first state file.
-fn wait_for_state(path: &Path, agent: &mut Child) -> AppliedState {
+fn wait_for_state(path: &Path, agent: &mut Agent) -> AppliedState {
     wait_for_state_where(path, agent, |_| true)
 }
 
 /// Waits (up to 15 s) for a state file satisfying `pred`.
 fn wait_for_state_where(
     path: &Path,
-    agent: &mut Child,
+    agent: &mut Agent,
     pred: impl Fn(&AppliedState) -> bool,
 ) -> AppliedState {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -275,7 +267,7 @@ fn wait_for_state_where(
         {
             return s;
         }
-        if let Some(status) = agent.try_wait().unwrap() {
+        if let Some(status) = agent.child.try_wait().unwrap() {
             panic!("lb run exited {status} before writing {}", path.display());
         }
         assert!(
@@ -285,21 +277,6 @@ fn wait_for_state_where(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// SIGTERM, then waits (SIGKILL after 5 s).
-fn stop_agent(mut agent: Child) {
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while agent.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = agent.wait();
 }
 
 #[test]
@@ -346,7 +323,7 @@ fn a_second_agent_on_one_interface_is_refused_with_the_first_ones_pid() {
     // announcements are reconciled: compare against that settled state.
     let applied = wait_for_state_where(&state, &mut first, |s| s.announce.netns.is_some());
     // `ip netns exec` execs lb: the child's pid is the agent's.
-    let pid = first.id();
+    let pid = first.child.id();
     let second = lb_in(
         &net.lb,
         &[
@@ -386,12 +363,11 @@ fn a_second_agent_on_one_interface_is_refused_with_the_first_ones_pid() {
         stderr(&stop)
     );
     // Killed hard, the first agent leaves no stale lock: a new one starts.
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill9();
     std::fs::remove_file(&state).unwrap();
     let mut again = spawn_agent(&net.lb, &net.lb_if, cfg, &fs.root, &state_dir);
     wait_for_state(&state, &mut again);
-    stop_agent(again);
+    again.stop();
     let stop = lb_in(
         &net.lb,
         &["stop", "--iface", &net.lb_if],
@@ -480,7 +456,10 @@ fn same_named_interfaces_in_two_namespaces_keep_their_own_pins_and_agents() {
     let state_b = state_path(&state_dir, idb, &name);
     let sb = wait_for_state(&state_b, &mut agent_b);
     assert_ne!(sa.pin_dir, sb.pin_dir);
-    assert!(agent_a.try_wait().unwrap().is_none(), "agent A exited");
+    assert!(
+        agent_a.child.try_wait().unwrap().is_none(),
+        "agent A exited"
+    );
     assert!(a.xdp_attached(&name) && b.xdp_attached(&name));
     // `lb stats` in each namespace sees its own interface.
     for ns in [&a, &b] {
@@ -492,8 +471,8 @@ fn same_named_interfaces_in_two_namespaces_keep_their_own_pins_and_agents() {
         );
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    stop_agent(agent_a);
-    stop_agent(agent_b);
+    agent_a.stop();
+    agent_b.stop();
     let stop = |ns: &LoneNs| {
         let out = lb_in(
             &ns.ns,
@@ -560,7 +539,7 @@ fn pins_of_the_earlier_layout_on_this_interface_are_retired_on_upgrade() {
     let log = std::fs::read_to_string(state_dir.with_extension(format!("{}.log", net.lb_if)))
         .unwrap_or_default();
     assert!(log.contains("an earlier lb release's datapath"), "{log}");
-    stop_agent(agent);
+    agent.stop();
     let stop = lb_in(
         &net.lb,
         &["stop", "--iface", &net.lb_if],

@@ -13,14 +13,18 @@ pub struct Args {
     pub cargo_test_args: Vec<String>,
 }
 
-/// Bootstraps, builds every target (so a broken eBPF build fails here), runs
-/// every test as root, then (full runs only) builds the Debian package and
-/// checks it installed in a scratch root, and runs each benchmark once in a
-/// tiny configuration so the benchmark code cannot rot.
+/// Bootstraps, builds every target (so a broken eBPF build fails here), on
+/// full runs lints (clippy, warnings denied) and builds the API docs (rustdoc
+/// warnings denied), runs every test as root, then (full runs only) builds the
+/// Debian package and checks it installed in a scratch root, and runs each
+/// benchmark once in a tiny configuration so the benchmark code cannot rot.
 pub fn run(args: Args) -> Result<()> {
     bootstrap::ensure_all()?;
     bootstrap::require_root("cargo xtask test")?;
     run_checked(cargo().args(["build", "--workspace", "--all-targets"]))?;
+    if args.cargo_test_args.is_empty() {
+        lint_and_doc()?;
+    }
     let lb = target_binary("lb", false);
     run_checked(
         cargo()
@@ -36,4 +40,24 @@ pub fn run(args: Args) -> Result<()> {
         run_checked(cargo().args(["run", "--quiet", "-p", "lb-bench", "--", "--quick"]))?;
     }
     Ok(())
+}
+
+/// `cargo clippy` on every target with warnings denied, and `cargo doc` of the
+/// workspace with rustdoc warnings (broken intra-doc links, ...) denied.
+fn lint_and_doc() -> Result<()> {
+    println!("xtask: clippy (all targets, warnings denied)");
+    run_checked(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    println!("xtask: cargo doc (rustdoc warnings denied)");
+    run_checked(
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
 }

@@ -55,6 +55,99 @@ fn run(frame: &[u8]) -> Parsed {
     parse(&Packet::from_slice(frame))
 }
 
+/// A copy of a frame in its own mapping, ending exactly where an inaccessible
+/// guard page begins: a read of even one byte past the frame faults (the test
+/// process dies), instead of landing on the rest of a larger buffer.
+struct GuardedFrame {
+    map: *mut libc::c_void,
+    map_len: usize,
+    frame: *const u8,
+    len: usize,
+}
+
+impl GuardedFrame {
+    fn new(bytes: &[u8]) -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let page =
+            usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("page size");
+        let data_pages = bytes.len().div_ceil(page).max(1);
+        let map_len = (data_pages + 1) * page;
+        // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
+        let map = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED, "mmap of a guarded frame");
+        // SAFETY: `map` is our mapping of `map_len` bytes; the guard page is its last page.
+        let guard = unsafe { map.cast::<u8>().add(data_pages * page) };
+        // SAFETY: `guard` is page-aligned and the page lies inside our mapping.
+        let rc = unsafe { libc::mprotect(guard.cast(), page, libc::PROT_NONE) };
+        assert_eq!(rc, 0, "mprotect of the guard page");
+        // SAFETY: `bytes.len() <= data_pages * page`, so the frame fits just before the guard.
+        let frame = unsafe { guard.sub(bytes.len()) };
+        // SAFETY: `frame..guard` is writable memory of our mapping, disjoint from `bytes`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame, bytes.len()) };
+        Self {
+            map,
+            map_len,
+            frame,
+            len: bytes.len(),
+        }
+    }
+
+    fn packet(&self) -> Packet {
+        let start = self.frame as usize;
+        Packet::new(start, start + self.len)
+    }
+}
+
+impl Drop for GuardedFrame {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`, used by nothing else.
+        unsafe { libc::munmap(self.map, self.map_len) };
+    }
+}
+
+/// Parses `frame` copied right before a guard page (see [`GuardedFrame`]).
+fn run_guarded(frame: &[u8]) -> Parsed {
+    parse(&GuardedFrame::new(frame).packet())
+}
+
+#[test]
+fn guarded_frame_faults_one_byte_past_its_end() {
+    let g = GuardedFrame::new(&[1, 2, 3]);
+    let p = g.packet();
+    // SAFETY: the frame's last byte lies in our readable mapping.
+    assert_eq!(
+        unsafe { core::ptr::read_volatile((p.end - 1) as *const u8) },
+        3
+    );
+    // A child process reads the first byte past the frame: it must die of SIGSEGV.
+    // SAFETY: the child only performs one load and exits, touching no locks.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        // SAFETY: deliberately reads the guard page; this faults, which is the point.
+        unsafe {
+            core::ptr::read_volatile(p.end as *const u8);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+        "reading past a guarded frame did not fault (wait status {status:#x})"
+    );
+}
+
 #[test]
 fn ipv4_tcp_syn_is_parsed() {
     let f = eth(0x0800, &ipv4(6, &[], 0x4000, &tcp(0x02)));
@@ -86,7 +179,7 @@ fn ipv4_options_are_skipped_for_every_valid_ihl() {
 fn ipv4_truncation_at_every_byte_never_reads_out_of_bounds() {
     let f = eth(0x0800, &ipv4(6, &[], 0, &tcp(0x10)));
     for cut in 0..f.len() {
-        let p = run(&f[..cut]);
+        let p = run_guarded(&f[..cut]);
         let want = if cut < 34 {
             Kind::NotIp
         } else {
@@ -101,7 +194,7 @@ fn ipv4_truncation_at_every_byte_never_reads_out_of_bounds() {
 fn ipv6_truncation_at_every_byte_never_reads_out_of_bounds() {
     let f = eth(0x86dd, &ipv6(17, &udp(10)));
     for cut in 0..f.len() {
-        let p = run(&f[..cut]);
+        let p = run_guarded(&f[..cut]);
         let want = if cut < 54 {
             Kind::NotIp
         } else {
@@ -248,6 +341,6 @@ fn icmp_error_yields_the_client_to_vip_flow() {
         (12345, 80, 6)
     );
     // Cut inside the embedded ports: no flow.
-    let pkt = Packet::from_slice(&f[..f.len() - 6]);
-    assert!(embedded_flow(&pkt, &p).is_none());
+    let cut = GuardedFrame::new(&f[..f.len() - 6]);
+    assert!(embedded_flow(&cut.packet(), &p).is_none());
 }

@@ -19,7 +19,9 @@ use aya_ebpf::{
 };
 use lb_common::{
     BACKEND_HAS_NEXT_HOP, BackendEntry, BackendId, GlobalCounter, SETTINGS_HAS_GATEWAY,
-    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, Settings, flow::FAMILY_V4,
+    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, Settings,
+    flow::FAMILY_V4,
+    net::{AF_INET, AF_INET6},
 };
 use lb_ebpf::{
     Packet, Parsed,
@@ -37,8 +39,6 @@ use crate::{
     prog::{balance::drop, counters::count, icmp},
 };
 
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 /// Output lookup, as for a locally generated packet (ip_forward need not be on).
 const BPF_FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
 const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;

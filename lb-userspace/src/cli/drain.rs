@@ -2,14 +2,13 @@
 //! anything: every VIP withdrawn while the datapath keeps forwarding, the
 //! same as `announce.enabled: false` in the YAML.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use lb::announce::drain;
 use lb::netns::NetnsId;
-use lb::state::{AppliedState, DEFAULT_PIN_ROOT, default_state_dir, state_path};
+use lb::state::{AppliedState, state_path};
 
 /// How long `lb drain` waits for the agent to confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,13 +22,9 @@ pub struct Args {
     /// Lift the drain: announce the VIPs again (those that can take new flows).
     #[arg(long)]
     undo: bool,
-    /// bpffs root of the per-interface pin directories.
-    #[arg(long, default_value = DEFAULT_PIN_ROOT)]
-    pin_root: PathBuf,
-    /// Directory of the per-interface state files.
-    #[arg(long)]
-    /// Default: the pin root's sibling `state` directory.
-    state_dir: Option<PathBuf>,
+    /// Where the pins and the state file are.
+    #[command(flatten)]
+    pins: super::PinArgs,
 }
 
 /// True when the agent's state shows the drain asked for: draining, or (for
@@ -50,9 +45,7 @@ fn confirmed(state: &AppliedState, drain: bool) -> bool {
 /// Runs `lb drain`: writes the drain marker, then waits (bounded) until the
 /// agent's state shows the node draining (or not, with `--undo`).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| default_state_dir(&args.pin_root));
+    let state_dir = args.pins.state_dir();
     let netns = NetnsId::current().context("which network namespace this is")?;
     let state = state_path(&state_dir, netns, &args.iface);
     let want = !args.undo;

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use lb::agent::{AgentOptions, run as run_agent};
 use lb::datapath::ModeChoice;
 use lb::netns::NetnsId;
-use lb::state::{DEFAULT_PIN_ROOT, default_state_dir};
 
 /// Arguments of `lb run`.
 #[derive(clap::Args)]
@@ -24,13 +23,9 @@ pub struct Args {
     /// Ignore (and remove) pinned state instead of adopting it.
     #[arg(long)]
     fresh: bool,
-    /// bpffs root of the per-interface pin directories.
-    #[arg(long, default_value = DEFAULT_PIN_ROOT)]
-    pin_root: PathBuf,
-    /// Directory of the per-interface state files.
-    #[arg(long)]
-    /// Default: the pin root's sibling `state` directory.
-    state_dir: Option<PathBuf>,
+    /// Where the pins and the state file are.
+    #[command(flatten)]
+    pins: super::PinArgs,
     /// Serve Prometheus metrics (/metrics), the status page (/) and its JSON
     /// (/stats.json) on this address (e.g. 127.0.0.1:9100); off by default.
     #[arg(long)]
@@ -40,14 +35,12 @@ pub struct Args {
 /// Runs `lb run`: attaches, applies, and follows the config until SIGINT/SIGTERM.
 /// The datapath stays attached after exit; `lb stop` detaches it.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| default_state_dir(&args.pin_root));
+    let state_dir = args.pins.state_dir();
     let netns = NetnsId::current().context("which network namespace this is")?;
     let metrics = args.metrics.map(|addr| {
         (
             addr,
-            lb::datapath::pin_dir(&args.pin_root, netns, &args.iface),
+            lb::datapath::pin_dir(&args.pins.pin_root, netns, &args.iface),
             lb::state::state_path(&state_dir, netns, &args.iface),
         )
     });
@@ -55,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config_path: args.config,
         ifname: args.iface,
         netns,
-        pin_root: args.pin_root,
+        pin_root: args.pins.pin_root,
         state_dir,
         mode: args.xdp_mode,
         fresh: args.fresh,

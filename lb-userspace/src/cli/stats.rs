@@ -46,7 +46,7 @@ impl Source {
 pub struct Args {
     #[command(flatten)]
     source: Source,
-    /// Print JSON (shape documented in docs/cli.md) instead of tables.
+    /// Print JSON (shape documented in README.md, section "lb stats") instead of tables.
     #[arg(long)]
     json: bool,
     /// Seconds between the two samples the per-second rates come from;

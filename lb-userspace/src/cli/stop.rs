@@ -1,6 +1,5 @@
 //! `lb stop`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -9,9 +8,7 @@ use lb::announce::reconcile::withdraw_all;
 use lb::datapath::{check_pin_dir, detach_and_remove, pin_dir};
 use lb::netns::NetnsId;
 use lb::private_dir;
-use lb::state::{
-    AppliedState, DEFAULT_PIN_ROOT, default_state_dir, lock_path, netns_state_dir, state_path,
-};
+use lb::state::{AppliedState, lock_path, netns_state_dir, state_path};
 
 /// Arguments of `lb stop`.
 #[derive(clap::Args)]
@@ -19,13 +16,9 @@ pub struct Args {
     /// Interface to detach from.
     #[arg(long)]
     iface: String,
-    /// bpffs root of the per-interface pin directories.
-    #[arg(long, default_value = DEFAULT_PIN_ROOT)]
-    pin_root: PathBuf,
-    /// Directory of the per-interface state files.
-    #[arg(long)]
-    /// Default: the pin root's sibling `state` directory.
-    state_dir: Option<PathBuf>,
+    /// Where the pins and the state file are.
+    #[command(flatten)]
+    pins: super::PinArgs,
 }
 
 /// Runs `lb stop`: detaches the XDP link, removes the pins, withdraws the
@@ -34,9 +27,7 @@ pub struct Args {
 /// (the agent would re-create them).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let netns = NetnsId::current().context("which network namespace this is")?;
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| default_state_dir(&args.pin_root));
+    let state_dir = args.pins.state_dir();
     let ns_state = netns_state_dir(&state_dir, netns);
     let state_dir_exists = private_dir::check(&state_dir)? && private_dir::check(&ns_state)?;
     if state_dir_exists && let Some(pid) = held_by(&lock_path(&state_dir, netns, &args.iface)) {
@@ -45,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.iface
         );
     }
-    let root = lb::datapath::bpffs::secure_root(&args.pin_root)?;
+    let root = lb::datapath::bpffs::secure_root(&args.pins.pin_root)?;
     let dir = pin_dir(&root, netns, &args.iface);
     let existed = check_pin_dir(&dir, false)?;
     let detached = detach_and_remove(&dir)?;

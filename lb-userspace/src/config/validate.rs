@@ -212,20 +212,9 @@ fn encap(ctx: &mut Ctx<'_>, top: &MapView<'_>, value: &Value) -> Option<EncapCon
     ok.then_some(config)
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`): [`lb_common::MacAddr::parse`].
 pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = text.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (byte, part) in mac.iter_mut().zip(&parts) {
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    Some(mac)
+    lb_common::MacAddr::parse(text).map(lb_common::MacAddr::octets)
 }
 
 /// One item of `services:`.

@@ -127,8 +127,11 @@ fn mount_in_parent(ppid: u32, root: &Path) -> bool {
 
 fn mount_here(root: &Path) -> Result<(), DatapathError> {
     std::fs::create_dir_all(root).map_err(|e| DatapathError::io(root, e))?;
-    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
-        .map_err(|_| DatapathError::Other(format!("bad path {}", root.display())))?;
+    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| {
+        DatapathError::NulInPath {
+            path: root.display().to_string(),
+        }
+    })?;
     // SAFETY: all pointers are valid NUL-terminated strings.
     let r = unsafe {
         libc::mount(

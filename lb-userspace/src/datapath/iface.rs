@@ -31,30 +31,32 @@ pub fn ifindex(name: &str) -> Option<u32> {
     (i != 0).then_some(i)
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
+/// Parses `aa:bb:cc:dd:ee:ff` as `ip -j` prints it (surrounding blanks
+/// ignored): [`lb_common::MacAddr::parse`].
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.trim().split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+    lb_common::MacAddr::parse(s.trim()).map(lb_common::MacAddr::octets)
 }
 
 impl Interface {
     /// Reads the interface (through `ip -j addr show dev NAME`).
     pub fn read(name: &str) -> Result<Self, DatapathError> {
         let ifindex =
-            ifindex(name).ok_or_else(|| DatapathError::Other(format!("no interface {name}")))?;
+            ifindex(name).ok_or_else(|| DatapathError::NoInterface { name: name.into() })?;
         let out = std::process::Command::new("ip")
             .args(["-j", "addr", "show", "dev", name])
             .output()
-            .map_err(|e| DatapathError::io("ip", e))?;
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| DatapathError::Other(format!("ip -j addr: {e}")))?;
+            .map_err(|source| DatapathError::Syscall {
+                call: "running ip",
+                source,
+            })?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|source| DatapathError::IpJson {
+                command: format!("ip -j addr show dev {name}"),
+                source,
+            })?;
         let link = json
             .get(0)
-            .ok_or_else(|| DatapathError::Other(format!("no interface {name}")))?;
+            .ok_or_else(|| DatapathError::NoInterface { name: name.into() })?;
         let mac = link["address"]
             .as_str()
             .and_then(parse_mac)

@@ -11,6 +11,7 @@
 //! detached and removed and the datapath starts empty.
 
 pub mod bpffs;
+mod error;
 pub mod iface;
 mod inner_table;
 pub mod layout;
@@ -32,6 +33,7 @@ use lb_common::{
     SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, ServiceStats, Settings, VipKey,
 };
 
+pub use error::DatapathError;
 pub use iface::Interface;
 pub use pins::{
     LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove, netns_dir, pin_dir,
@@ -63,82 +65,6 @@ pub const MAP_NAMES: [&str; 13] = [
 
 /// The kernel's internal `ENOTSUPP` (524), which some BPF commands return.
 const KERNEL_ENOTSUPP: i32 = 524;
-
-/// Errors of the datapath layer.
-#[derive(Debug, thiserror::Error)]
-pub enum DatapathError {
-    /// File-system or system-call failure.
-    #[error("{path}: {source}")]
-    Io {
-        /// What was being accessed.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Loading the object.
-    #[error("loading the eBPF object: {0}")]
-    Ebpf(#[from] aya::EbpfError),
-    /// A map operation.
-    #[error("map: {0}")]
-    Map(#[from] aya::maps::MapError),
-    /// Program load/attach.
-    #[error("program: {0}")]
-    Program(#[from] aya::programs::ProgramError),
-    /// Pinning.
-    #[error("pin: {0}")]
-    Pin(#[from] aya::pin::PinError),
-    /// Link handling.
-    #[error("link: {0}")]
-    Link(#[from] aya::programs::links::LinkError),
-    /// A directory under the pin root that cannot be trusted.
-    #[error(transparent)]
-    Dir(#[from] crate::private_dir::PrivateDirError),
-    /// Anything else.
-    #[error("{0}")]
-    Other(String),
-    /// A map write failed during an apply; every entry written before it was
-    /// put back, so the maps hold exactly what they held before the apply.
-    #[error(
-        "map operation {index} of {total} ({op}) failed: {cause}; rolled back ({restored} entries restored)"
-    )]
-    RolledBack {
-        /// 1-based position of the failing operation.
-        index: usize,
-        /// Operations in the plan.
-        total: usize,
-        /// The failing operation.
-        op: String,
-        /// Why it failed.
-        cause: Box<DatapathError>,
-        /// Entries put back.
-        restored: usize,
-    },
-    /// A map write failed during an apply and putting back what was already
-    /// written failed too: the maps hold part of the plan.
-    #[error("map operation {index} of {total} ({op}) failed: {cause}; rolling back failed too ({}): the datapath holds part of the new config", failed.join("; "))]
-    RollbackFailed {
-        /// 1-based position of the failing operation.
-        index: usize,
-        /// Operations in the plan.
-        total: usize,
-        /// The failing operation.
-        op: String,
-        /// Why it failed.
-        cause: Box<DatapathError>,
-        /// Why each failed restore failed.
-        failed: Vec<String>,
-    },
-}
-
-impl DatapathError {
-    /// An I/O error on `path`.
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
-    }
-}
 
 /// Requested XDP attach mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -233,11 +159,14 @@ fn init_flow_table_config(
     let name = lb_common::MAP_FLOW_TABLE_CONFIG;
     let mut m: Array<_, lb_common::FlowTableConfig> = Array::try_from(
         ebpf.map_mut(name)
-            .ok_or_else(|| DatapathError::Other(format!("no map {name}")))?,
+            .ok_or(DatapathError::MissingMap { map: name })?,
     )?;
     let mut config = flow_table_config(&m)?;
     if !adopted {
-        config.key = random_flow_key().map_err(|e| DatapathError::io("getrandom", e))?;
+        config.key = random_flow_key().map_err(|source| DatapathError::Syscall {
+            call: "getrandom",
+            source,
+        })?;
     }
     config.insert_budget = insert_budget;
     set_flow_table_config(&mut m, config)?;
@@ -338,7 +267,9 @@ impl Datapath {
         init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
         let prog: &mut Xdp = ebpf
             .program_mut(lb_common::PROG_LB)
-            .ok_or_else(|| DatapathError::Other("no lb_xdp program".into()))?
+            .ok_or(DatapathError::MissingProgram {
+                program: lb_common::PROG_LB,
+            })?
             .try_into()?;
         prog.load()?;
 
@@ -392,7 +323,9 @@ impl Datapath {
             );
             let mut filter: Array<_, u64> = Array::try_from(
                 ebpf.map_mut(lb_common::MAP_VIP_FILTER)
-                    .ok_or_else(|| DatapathError::Other("no VIP_FILTER map".into()))?,
+                    .ok_or(DatapathError::MissingMap {
+                        map: lb_common::MAP_VIP_FILTER,
+                    })?,
             )?;
             for word in 0..lb_common::VIP_FILTER_WORDS {
                 filter.set(word, words.get(&word).copied().unwrap_or(0), 0)?;
@@ -477,10 +410,10 @@ impl Datapath {
         Ok(s)
     }
 
-    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map, DatapathError> {
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, DatapathError> {
         self.ebpf
             .map_mut(name)
-            .ok_or_else(|| DatapathError::Other(format!("no map {name}")))
+            .ok_or(DatapathError::MissingMap { map: name })
     }
 
     fn backend_entry(&self, b: &WrittenBackend) -> BackendEntry {
@@ -552,7 +485,7 @@ impl Datapath {
     }
 
     /// Applies map operations in order, all or nothing: when one fails, every
-    /// entry already written is put back as it was (see [`undo`]) before the
+    /// entry already written is put back as it was (see `undo`) before the
     /// error is returned, so packets never see part of a plan.
     /// A run of consecutive `PutTable`s is stored with one batch write.
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
@@ -617,8 +550,12 @@ impl Datapath {
         let mut tables = Vec::with_capacity(ops.len());
         for op in ops {
             if let MapOp::PutTable { index, slots } = op {
-                let inner = inner_table::create_filled(slots)
-                    .map_err(|e| DatapathError::io("a new Maglev table", e))?;
+                let inner =
+                    inner_table::create_filled(slots).map_err(|source| DatapathError::MapCall {
+                        map: lb_common::MAP_MAGLEV_TABLES,
+                        op: "create an inner table",
+                        source,
+                    })?;
                 tables.push((*index, inner));
             }
         }
@@ -646,7 +583,11 @@ impl Datapath {
                 }
                 Ok(())
             }
-            Err(e) => Err(DatapathError::io("storing new Maglev tables", e)),
+            Err(source) => Err(DatapathError::MapCall {
+                map: lb_common::MAP_MAGLEV_TABLES,
+                op: "batch update",
+                source,
+            }),
         }
     }
 
@@ -654,14 +595,20 @@ impl Datapath {
         match op {
             MapOp::ZeroBackendStats { id } => {
                 let zero = PerCpuValues::try_from(vec![BackendStats::default(); self.nr_cpus])
-                    .map_err(|e| DatapathError::Other(e.to_string()))?;
+                    .map_err(|source| DatapathError::PerCpuValues {
+                        map: lb_common::MAP_BACKEND_STATS,
+                        source,
+                    })?;
                 let mut m: PerCpuArray<_, BackendStats> =
                     PerCpuArray::try_from(self.map_mut(lb_common::MAP_BACKEND_STATS)?)?;
                 m.set(*id, zero, 0)?;
             }
             MapOp::ZeroServiceStats { id } => {
                 let zero = PerCpuValues::try_from(vec![ServiceStats::default(); self.nr_cpus])
-                    .map_err(|e| DatapathError::Other(e.to_string()))?;
+                    .map_err(|source| DatapathError::PerCpuValues {
+                        map: lb_common::MAP_SERVICE_STATS,
+                        source,
+                    })?;
                 let mut m: PerCpuArray<_, ServiceStats> =
                     PerCpuArray::try_from(self.map_mut(lb_common::MAP_SERVICE_STATS)?)?;
                 m.set(*id, zero, 0)?;
@@ -771,7 +718,11 @@ fn delete_elem(map_fd: std::os::fd::RawFd, index: &u32) -> Result<(), DatapathEr
     if r < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::ENOENT) {
-            return Err(DatapathError::io("MAGLEV_TABLES delete", e));
+            return Err(DatapathError::MapCall {
+                map: lb_common::MAP_MAGLEV_TABLES,
+                op: "delete",
+                source: e,
+            });
         }
     }
     Ok(())

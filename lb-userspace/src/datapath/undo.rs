@@ -78,8 +78,14 @@ impl Datapath {
                 journal.push(Undo::Vip { key, entry });
             }
             MapOp::PutTable { index, .. } | MapOp::DeleteTable { index } => {
-                let previous = inner_table_at(self.tables_fd.as_raw_fd(), *index)
-                    .map_err(|e| DatapathError::io("MAGLEV_TABLES lookup", e))?;
+                let previous =
+                    inner_table_at(self.tables_fd.as_raw_fd(), *index).map_err(|source| {
+                        DatapathError::MapCall {
+                            map: lb_common::MAP_MAGLEV_TABLES,
+                            op: "lookup",
+                            source,
+                        }
+                    })?;
                 journal.push(Undo::Table {
                     index: *index,
                     previous,
@@ -144,8 +150,13 @@ impl Datapath {
             Undo::Table { index, previous } => match previous {
                 Some(fd) => {
                     let table = MapData::from_fd(fd)?;
-                    inner_table::put_all(self.tables_fd.as_fd(), &[(index, table)])
-                        .map_err(|e| DatapathError::io("MAGLEV_TABLES restore", e))?;
+                    inner_table::put_all(self.tables_fd.as_fd(), &[(index, table)]).map_err(
+                        |source| DatapathError::MapCall {
+                            map: lb_common::MAP_MAGLEV_TABLES,
+                            op: "restore",
+                            source,
+                        },
+                    )?;
                 }
                 None => delete_elem(self.tables_fd.as_raw_fd(), &index)?,
             },

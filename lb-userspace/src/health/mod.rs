@@ -14,7 +14,7 @@
 //! [`HealthMonitor::update_targets`] (again on every reload), and on each
 //! [`HealthEvent`] log one line, recompute the service's backends with
 //! [`HealthMonitor::selection`] (log loudly when `panic`), and rebuild its
-//! Maglev table. See `docs/health.md`.
+//! Maglev table. Users' view: README.md, "Health checks".
 
 pub mod jitter;
 pub mod limits;

@@ -236,8 +236,8 @@ pub struct Previous<'a> {
 /// The protocol's IP number.
 pub fn protocol_number(protocol: Protocol) -> u8 {
     match protocol {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
+        Protocol::Tcp => lb_common::flow::PROTO_TCP,
+        Protocol::Udp => lb_common::flow::PROTO_UDP,
     }
 }
 
@@ -418,7 +418,11 @@ pub fn plan(
         if desired.contains(&identity_of_applied(s)) {
             continue;
         }
-        let protocol = if s.protocol == "udp" { 17 } else { 6 };
+        let protocol = if s.protocol == "udp" {
+            lb_common::flow::PROTO_UDP
+        } else {
+            lb_common::flow::PROTO_TCP
+        };
         removal_ops.push(MapOp::DeleteService {
             key: vip_key(s.vip, s.port, protocol),
         });

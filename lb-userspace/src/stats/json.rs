@@ -1,5 +1,5 @@
 //! The JSON rendering of a snapshot (`lb stats --json`): a stable shape,
-//! documented in docs/cli.md.
+//! documented in README.md ("JSON (`--json`)", under `lb stats`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

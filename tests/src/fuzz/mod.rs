@@ -1,6 +1,6 @@
 //! The datapath fuzzer: generated and mutated frames (see [`generate`])
 //! through BPF_PROG_TEST_RUN against the real `lb_xdp` with a realistic
-//! config (see [`setup`]), each outcome checked (see [`check`]).
+//! config (see [`setup`]), each outcome checked (see [`mod@check`]).
 //!
 //! It runs in a fresh network namespace with only a loopback interface, so
 //! the program's FIB lookups see no host route. `cargo xtask test` runs a
