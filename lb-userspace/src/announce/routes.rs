@@ -121,6 +121,15 @@ fn family_flag(v6: bool) -> &'static str {
     if v6 { "-6" } else { "-4" }
 }
 
+/// `ip -4|-6 WORDS table main proto P` as an argument vector.
+fn main_table_args(v6: bool, words: &[&str], protocol: u8) -> Vec<String> {
+    let mut args = vec![family_flag(v6).to_string()];
+    args.extend(words.iter().map(|w| w.to_string()));
+    args.extend(["table", "main", "proto"].map(String::from));
+    args.push(protocol.to_string());
+    args
+}
+
 /// Runs `ip ARGS`, returning its stdout.
 fn ip(args: &[String]) -> Result<Vec<u8>, RouteError> {
     let joined = args.join(" ");
@@ -145,19 +154,7 @@ fn ip(args: &[String]) -> Result<Vec<u8>, RouteError> {
 pub fn list(protocol: u8) -> Result<Vec<(bool, KernelRoute)>, RouteError> {
     let mut all = Vec::new();
     for v6 in [false, true] {
-        let args: Vec<String> = [
-            family_flag(v6),
-            "-j",
-            "route",
-            "show",
-            "table",
-            "main",
-            "proto",
-            &protocol.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args = main_table_args(v6, &["-j", "route", "show"], protocol);
         let out = ip(&args)?;
         let text = String::from_utf8_lossy(&out);
         // `ip -j` prints nothing at all on some versions when the list is empty.
@@ -176,40 +173,18 @@ pub fn list(protocol: u8) -> Result<Vec<(bool, KernelRoute)>, RouteError> {
 
 /// Installs `VIP/32 dev lo proto P` (`/128` for IPv6) in the main table.
 pub fn add(vip: IpAddr, protocol: u8) -> Result<(), RouteError> {
-    let args: Vec<String> = [
-        family_flag(vip.is_ipv6()),
-        "route",
-        "add",
-        &host_prefix(vip),
-        "dev",
-        ROUTE_DEVICE,
-        "table",
-        "main",
-        "proto",
-        &protocol.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = main_table_args(
+        vip.is_ipv6(),
+        &["route", "add", &host_prefix(vip), "dev", ROUTE_DEVICE],
+        protocol,
+    );
     ip(&args).map(drop)
 }
 
 /// Deletes `route` (of `protocol`, in the main table); a route already gone
 /// is not an error.
 pub fn delete(v6: bool, route: &KernelRoute, protocol: u8) -> Result<(), RouteError> {
-    let mut args: Vec<String> = [
-        family_flag(v6),
-        "route",
-        "del",
-        route.dst.as_str(),
-        "table",
-        "main",
-        "proto",
-        &protocol.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = main_table_args(v6, &["route", "del", route.dst.as_str()], protocol);
     if let Some(kind) = &route.kind {
         args.insert(3, kind.clone());
     }
