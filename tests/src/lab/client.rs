@@ -11,7 +11,7 @@ use super::background::Churn;
 use super::error::{LabError, Result};
 use super::flows::{FlowSet, Tally, tcp_open};
 use super::netns::NetNs;
-use super::udp::{UdpFlow, udp_request};
+use super::udp::UdpFlow;
 
 /// The client namespace's socket factory.
 #[derive(Clone, Debug)]
@@ -163,17 +163,7 @@ impl Client {
                         .expect("literal address");
                     let socket = UdpSocket::bind(bind).map_err(LabError::io(what.clone()))?;
                     socket.connect(dst).map_err(LabError::io(what.clone()))?;
-                    socket
-                        .set_read_timeout(Some(Duration::from_millis(500)))
-                        .map_err(LabError::io(what.clone()))?;
-                    let backend = udp_request(&socket).map_err(LabError::io(what.clone()))?;
-                    let local = socket.local_addr().map_err(LabError::io(what))?;
-                    Ok(UdpFlow {
-                        socket,
-                        local,
-                        backend,
-                        broken: None,
-                    })
+                    UdpFlow::start(socket, &what)
                 })
                 .collect()
         })?

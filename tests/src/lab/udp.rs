@@ -30,6 +30,25 @@ pub(super) fn udp_request(socket: &UdpSocket) -> std::io::Result<String> {
 }
 
 impl UdpFlow {
+    /// A flow over the connected `socket`: learns its backend with one
+    /// request (500 ms read timeout); `what` names the flow in errors.
+    pub(crate) fn start(socket: UdpSocket, what: &str) -> crate::lab::error::Result<Self> {
+        use crate::lab::error::LabError;
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .map_err(LabError::io(what.to_string()))?;
+        let backend = udp_request(&socket).map_err(LabError::io(what.to_string()))?;
+        let local = socket
+            .local_addr()
+            .map_err(LabError::io(what.to_string()))?;
+        Ok(Self {
+            socket,
+            local,
+            backend,
+            broken: None,
+        })
+    }
+
     /// One request; marks the flow broken on silence or another backend.
     pub fn ping(&mut self) -> bool {
         if self.broken.is_some() {

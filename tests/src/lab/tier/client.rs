@@ -4,14 +4,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::plan::client_sources;
 use super::sockets::{tcp_connect_from, udp_connect_from};
 use crate::lab::error::{LabError, Result};
 use crate::lab::flows::{CONNECT_TIMEOUT, FlowSet, tcp_flow};
 use crate::lab::netns::NetNs;
-use crate::lab::udp::{UdpFlow, udp_request};
+use crate::lab::udp::UdpFlow;
 
 /// Opens `n` long-lived TCP connections to `dst`, connection *i* from source
 /// address *i* mod 8; fails if any cannot be opened.
@@ -40,17 +39,7 @@ pub fn open_udp(ns: &Arc<NetNs>, dst: SocketAddr, n: usize) -> Result<Vec<UdpFlo
                 let src = sources[i % sources.len()];
                 let what = format!("udp flow #{i} {src} -> {dst}");
                 let socket = udp_connect_from(src, dst).map_err(LabError::io(what.clone()))?;
-                socket
-                    .set_read_timeout(Some(Duration::from_millis(500)))
-                    .map_err(LabError::io(what.clone()))?;
-                let backend = udp_request(&socket).map_err(LabError::io(what.clone()))?;
-                let local = socket.local_addr().map_err(LabError::io(what))?;
-                Ok(UdpFlow {
-                    socket,
-                    local,
-                    backend,
-                    broken: None,
-                })
+                UdpFlow::start(socket, &what)
             })
             .collect()
     })?
