@@ -78,3 +78,30 @@ impl Drop for Agent {
         let _ignored = self.child.wait();
     }
 }
+
+/// Polls the agent state file at `path` every 50 ms until it satisfies
+/// `pred`, and returns it.
+///
+/// # Panics
+/// After 10 s, naming `what` and showing `log()` (the agent's log).
+pub fn wait_state(
+    path: &std::path::Path,
+    what: &str,
+    pred: impl Fn(&lb::state::AppliedState) -> bool,
+    log: impl Fn() -> String,
+) -> lb::state::AppliedState {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(s)) = lb::state::AppliedState::read(path)
+            && pred(&s)
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

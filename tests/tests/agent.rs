@@ -652,20 +652,7 @@ fn decap_attaches_pins_and_detaches() {
 
 /// Waits (up to 10 s) for a state file satisfying `pred`.
 fn wait_state(setup: &Setup, what: &str, pred: impl Fn(&AppliedState) -> bool) -> AppliedState {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(s) = setup.state()
-            && pred(&s)
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            setup.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lb_tests::agent_process::wait_state(&setup.state_file(), what, pred, || setup.log_text())
 }
 
 #[test]

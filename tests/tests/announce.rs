@@ -166,20 +166,8 @@ fn wait_routes(ns: &str, protocol: u8, want: &[&str], logs: &[&AgentFiles]) {
 
 /// Waits (up to 10 s) until the agent's state satisfies `pred`.
 fn wait_state(a: &AgentFiles, what: &str, pred: impl Fn(&AppliedState) -> bool) -> AppliedState {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(s) = a.state()
-            && pred(&s)
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            a.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let path = lb::state::state_path(&a.state_dir, a.netns(), &a.iface);
+    lb_tests::agent_process::wait_state(&path, what, pred, || a.log_text())
 }
 
 fn reason(st: &AppliedState, vip: &str) -> (bool, String) {
