@@ -57,30 +57,12 @@ impl Lab {
         let log = self.scratch().join("agent.log");
         let log_start = self.agent_log().len();
         let mut proc = Proc::spawn_in(self.lb_ns.name(), &lb, &args, &log)?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = proc.try_wait() {
-                return Err(LabError::Output {
-                    command: proc.name().to_owned(),
-                    message: format!("exited {status}: {}", proc.log_text()),
-                });
-            }
-            let text = proc.log_text();
-            let fresh = text.get(log_start..).unwrap_or_default();
-            let first_apply = fresh.contains(" applied in ");
-            if first_apply && xdp_attached(self.lb_ns.name(), LB_IFACE)? && self.stats().is_ok() {
-                std::thread::sleep(WATCH_GRACE);
-                self.agent = Some(proc);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(LabError::Timeout {
-                    what: format!("{} to attach: {}", proc.name(), proc.log_text()),
-                    seconds: START_TIMEOUT.as_secs_f64(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let ns = self.lb_ns.name().to_owned();
+        wait_attached(&mut proc, log_start, &ns, START_TIMEOUT, || {
+            self.stats().is_ok()
+        })?;
+        self.agent = Some(proc);
+        Ok(())
     }
 
     /// The agent's pid, when running.
@@ -177,5 +159,45 @@ impl Lab {
             .arg("watch")
             .args(state);
         Ok(command)
+    }
+}
+
+/// Waits until the `lb run` in `proc` (network namespace `ns`) has logged its
+/// first apply after byte `log_start` of its log, its program is attached to
+/// the lab's LB interface and `stats_ok()` holds; then [`WATCH_GRACE`].
+///
+/// # Errors
+/// When the agent exits, or after `limit`.
+pub(crate) fn wait_attached(
+    proc: &mut Proc,
+    log_start: usize,
+    ns: &str,
+    limit: Duration,
+    mut stats_ok: impl FnMut() -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = proc.try_wait() {
+            return Err(LabError::Output {
+                command: proc.name().to_owned(),
+                message: format!("exited {status}: {}", proc.log_text()),
+            });
+        }
+        let text = proc.log_text();
+        let applied = text
+            .get(log_start..)
+            .unwrap_or_default()
+            .contains(" applied in ");
+        if applied && xdp_attached(ns, LB_IFACE)? && stats_ok() {
+            std::thread::sleep(WATCH_GRACE);
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Timeout {
+                what: format!("{} to attach: {}", proc.name(), proc.log_text()),
+                seconds: limit.as_secs_f64(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

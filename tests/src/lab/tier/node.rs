@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::bird;
 use super::plan::{ANNOUNCE_PROTO, node_link, node_name};
 use crate::lab::cmd;
 use crate::lab::config::{ConfigFile, LabConfig};
-use crate::lab::decap::xdp_attached;
 use crate::lab::error::{LabError, Result};
 use crate::lab::netns::{self, NetNs, PIN_BASE, PIN_DIR};
 use crate::lab::process::Proc;
@@ -115,32 +114,15 @@ impl Node {
         let log = self.dir.join("agent.log");
         let log_start = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let mut proc = Proc::spawn_in(self.ns.name(), lb, &args, &log)?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = proc.try_wait() {
-                return Err(LabError::Output {
-                    command: proc.name().to_owned(),
-                    message: format!("exited {status}: {}", proc.log_text()),
-                });
-            }
-            let text = proc.log_text();
-            let applied = text
-                .get(log_start..)
-                .unwrap_or_default()
-                .contains(" applied in ");
-            if applied && xdp_attached(self.ns.name(), LB_IFACE)? && self.stats(lb).is_ok() {
-                self.agent = Some(proc);
-                std::thread::sleep(crate::lab::agent::WATCH_GRACE);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(LabError::Timeout {
-                    what: format!("{} to attach: {}", proc.name(), proc.log_text()),
-                    seconds: START_TIMEOUT.as_secs_f64(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::lab::agent::wait_attached(
+            &mut proc,
+            log_start,
+            self.ns.name(),
+            START_TIMEOUT,
+            || self.stats(lb).is_ok(),
+        )?;
+        self.agent = Some(proc);
+        Ok(())
     }
 
     /// Starts BIRD in the node.
