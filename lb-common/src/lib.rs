@@ -12,6 +12,7 @@ extern crate std;
 pub mod counters;
 pub mod flow;
 pub mod flow_table;
+pub mod gue;
 pub mod maps;
 pub mod net;
 pub mod vip_filter;
