@@ -169,12 +169,12 @@ pub fn parse_gue(bytes: &[u8]) -> Option<ParsedGue> {
         && private[2] == HINT_KIND_PREVIOUS_OWNER
     {
         let family = private[3];
-        if let Some(addr_len) = hint_address_len(family) {
-            if let Some(raw) = private.get(HINT_HEAD_LEN..HINT_HEAD_LEN + addr_len) {
-                let mut addr = [0u8; 16];
-                addr[..addr_len].copy_from_slice(raw);
-                hint = Some((family, addr));
-            }
+        if let Some(addr_len) = hint_address_len(family)
+            && let Some(raw) = private.get(HINT_HEAD_LEN..HINT_HEAD_LEN + addr_len)
+        {
+            let mut addr = [0u8; 16];
+            addr[..addr_len].copy_from_slice(raw);
+            hint = Some((family, addr));
         }
     }
     Some(ParsedGue {
