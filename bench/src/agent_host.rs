@@ -186,7 +186,7 @@ impl AgentHost {
     /// The agent's pin directory (maps), keyed by its network namespace.
     pub fn pin_dir(&self) -> PathBuf {
         let netns = lb_tests::netns::netns_id(&self.namespaces[0]);
-        lb::datapath::pin_dir(&self.pin_root(), netns, IFACE)
+        lb::kernel::pin_dir(&self.pin_root(), netns, IFACE)
     }
 }
 

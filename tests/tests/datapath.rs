@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
-use lb::datapath::{Datapath, ModeChoice, OpenOptions};
+use lb::kernel::{Datapath, ModeChoice, OpenOptions};
 use lb::plan::{AllUp, Previous, plan, vip_key};
 use lb::state::AppliedState;
 use lb_common::{BACKEND_LIVE, BackendEntry, ServiceEntry, Settings, VipKey};
@@ -43,7 +43,7 @@ fn apply_plans_then_adopt_pins() {
     let fs = TestBpffs::new("dp");
     let root = fs.root.clone();
     let ifname = net.lb_if.clone();
-    let dir = lb::datapath::pin_dir(&root, net.lb_netns(), &ifname);
+    let dir = lb::kernel::pin_dir(&root, net.lb_netns(), &ifname);
     let opts = OpenOptions {
         pin_root: root.clone(),
         ifname: ifname.clone(),
@@ -169,6 +169,6 @@ fn apply_plans_then_adopt_pins() {
     assert_eq!(fresh.keys().count(), 0, "stale state was adopted");
     let _unused: IpAddr = s.vip;
     // Clean up the attachment.
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
     drop(fs);
 }

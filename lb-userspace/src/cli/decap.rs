@@ -9,7 +9,7 @@ use aya::EbpfLoader;
 use aya::maps::HashMap as BpfHashMap;
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode};
-use lb::datapath::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
+use lb::kernel::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
 use lb::netns::NetnsId;
 use lb::plan::address_words;
 use lb::state::DEFAULT_PIN_ROOT;
@@ -41,9 +41,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let netns = NetnsId::current().context("which network namespace this is")?;
     let root = if args.detach {
-        lb::datapath::bpffs::secure_root(&args.pin_root)?
+        lb::kernel::bpffs::secure_root(&args.pin_root)?
     } else {
-        lb::datapath::bpffs::ensure_bpffs(&args.pin_root)?
+        lb::kernel::bpffs::ensure_bpffs(&args.pin_root)?
     };
     let dir = decap_pin_dir(&root, netns, &args.iface);
     if args.detach {
