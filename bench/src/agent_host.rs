@@ -192,13 +192,7 @@ impl AgentHost {
 
 /// The VIPS key of TCP service `vip:port`.
 pub fn vip_key(vip: Ipv4Addr, port: u16) -> VipKey {
-    let (addr, family) = lb::plan::address_words(IpAddr::V4(vip));
-    VipKey {
-        addr,
-        port: port.to_be(),
-        protocol: PROTO_TCP,
-        family,
-    }
+    VipKey::new(IpAddr::V4(vip), port, PROTO_TCP)
 }
 
 impl Drop for AgentHost {

@@ -194,7 +194,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         for b in [OLD, NEW] {
             dp.set_next_hop(b.into(), Some(next_hop)).unwrap();
         }
-        let web_key = lb::plan::vip_key(WEB_VIP.into(), 80, 6);
+        let web_key = VipKey::new(WEB_VIP.into(), 80, lb_common::net::PROTO_TCP);
 
         // The last good config: web -> OLD.
         let good = config(vec![service("web", WEB_VIP, OLD)]);

@@ -11,7 +11,6 @@ use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode};
 use lb::kernel::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
 use lb::netns::NetnsId;
-use lb::plan::address_words;
 use lb::state::DEFAULT_PIN_ROOT;
 use lb_common::DecapKey;
 
@@ -81,16 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut all = iface.addresses.clone();
         all.extend(&args.addresses);
         for a in &all {
-            let (addr, family) = address_words(*a);
-            m.insert(
-                DecapKey {
-                    addr,
-                    family,
-                    pad: [0; 3],
-                },
-                0,
-                0,
-            )?;
+            m.insert(DecapKey::from(*a), 0, 0)?;
         }
         eprintln!(
             "{}: accepting {} local address(es): {all:?}",

@@ -590,10 +590,7 @@ fn cross_checks(ctx: &mut Ctx<'_>, top: &MapView<'_>, services: &[Option<ReadSer
         }
         let key = (config.vip, config.port, config.protocol);
         if let Some(other) = keys.insert(key, &config.name) {
-            let proto = match config.protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-            };
+            let proto = config.protocol.as_str();
             let endpoint = match config.vip {
                 IpAddr::V4(a) => format!("{a}:{}", config.port),
                 IpAddr::V6(a) => format!("[{a}]:{}", config.port),

@@ -31,6 +31,7 @@ use aya::{Ebpf, EbpfLoader};
 use lb_common::{
     BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, SETTINGS_HAS_GATEWAY,
     SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, ServiceStats, Settings, VipKey,
+    address_words,
 };
 
 pub use error::DatapathError;
@@ -42,7 +43,7 @@ pub use pins::{
 
 use crate::config::EncapConfig;
 use crate::netns::NetnsId;
-use crate::plan::{MapOp, address_words, marker_key};
+use crate::plan::MapOp;
 use crate::private_dir;
 use crate::state::AppliedState;
 
@@ -318,8 +319,8 @@ impl Datapath {
             }
             // Rewrite the whole VIP filter from the adopted state: the plan
             // only sends the words that change from it.
-            let words = crate::plan::vip_filter_words(
-                st.services.iter().map(crate::plan::applied_filter_entry),
+            let words = lb_common::vip_filter_words(
+                st.services.iter().map(crate::plan::applied_service_key),
             );
             let mut filter: Array<_, u64> = Array::try_from(
                 ebpf.map_mut(lb_common::MAP_VIP_FILTER)
@@ -659,7 +660,7 @@ impl Datapath {
             MapOp::PutVipMarker { vip } => {
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
                     BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
-                m.insert(marker_key(*vip), ServiceEntry::default(), 0)?;
+                m.insert(VipKey::marker(*vip), ServiceEntry::default(), 0)?;
             }
             MapOp::DeleteService { key } => {
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
@@ -669,7 +670,7 @@ impl Datapath {
             MapOp::DeleteVipMarker { vip } => {
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
                     BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
-                ignore_missing(m.remove(&marker_key(*vip)))?;
+                ignore_missing(m.remove(&VipKey::marker(*vip)))?;
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{BackendEntry, ServiceEntry, VipKey};
 
 use super::{Datapath, DatapathError, WrittenBackend, delete_elem, inner_table};
-use crate::plan::{MapOp, marker_key};
+use crate::plan::MapOp;
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
@@ -73,7 +73,7 @@ impl Datapath {
                 journal.push(Undo::Vip { key: *key, entry });
             }
             MapOp::PutVipMarker { vip } | MapOp::DeleteVipMarker { vip } => {
-                let key = marker_key(*vip);
+                let key = VipKey::marker(*vip);
                 let entry = self.vip_entry(&key)?;
                 journal.push(Undo::Vip { key, entry });
             }
