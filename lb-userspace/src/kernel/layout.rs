@@ -1,10 +1,10 @@
-//! Whether pinned maps have this build's layout. Pins of an earlier release
-//! with other map types or sizes are not adopted: the agent starts fresh
-//! instead (its flows are then re-picked by Maglev), never runs a program
-//! against maps it does not understand.
+//! Map layouts as read: the object's (what this build defines) and the
+//! pins' (what the kernel holds). [`super::adopt`] compares them.
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use super::adopt::{Incompatible, bucket_count};
 
 /// What must match between a map of the object and its pin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +30,8 @@ impl std::fmt::Display for MapLayout {
 }
 
 /// The layout of every map defined in the eBPF object `object`, by name.
-pub fn object_layouts(object: &[u8]) -> Result<HashMap<String, MapLayout>, String> {
-    let obj = aya_obj::Object::parse(object).map_err(|e| format!("eBPF object: {e}"))?;
+pub fn object_layouts(object: &[u8]) -> Result<HashMap<String, MapLayout>, Incompatible> {
+    let obj = aya_obj::Object::parse(object).map_err(Incompatible::Object)?;
     Ok(obj
         .maps
         .iter()
@@ -47,45 +47,44 @@ pub fn object_layouts(object: &[u8]) -> Result<HashMap<String, MapLayout>, Strin
         .collect())
 }
 
-/// Why pinned map `name` (layout `pinned`) cannot be adopted by a build that
-/// defines it as `wanted`, if it cannot.
-pub fn mismatch(name: &str, wanted: Option<&MapLayout>, pinned: &MapLayout) -> Option<String> {
-    match wanted {
-        None => Some(format!("{name}: not a map of this build")),
-        Some(w) if w != pinned => Some(format!("{name}: pinned {pinned}, this build wants {w}")),
-        Some(_) => None,
-    }
-}
-
-/// The layout of the map pinned at `pin`.
-fn pinned_layout(pin: &Path) -> Result<MapLayout, String> {
-    let info = aya::maps::MapInfo::from_pin(pin).map_err(|e| format!("{}: {e}", pin.display()))?;
-    let map_type = info
-        .map_type()
-        .map(|t| t as u32)
-        .map_err(|e| format!("{}: {e}", pin.display()))?;
-    Ok(MapLayout {
-        map_type,
-        key_size: info.key_size(),
-        value_size: info.value_size(),
-        flags: info.map_flags(),
-    })
-}
-
-/// Checks every map of `names` pinned in `dir` against the object's layouts.
-/// `Err` says which map differs and how.
-pub fn check_pins(dir: &Path, names: &[&str], object: &[u8]) -> Result<(), String> {
-    let wanted = object_layouts(object)?;
+/// The layouts of the maps of `names` pinned in `dir` (a map not pinned is
+/// left out).
+pub fn pinned_layouts(
+    dir: &Path,
+    names: &[&str],
+) -> Result<HashMap<String, MapLayout>, Incompatible> {
+    let mut layouts = HashMap::new();
     for name in names {
         let pin = dir.join(name);
         if !pin.exists() {
-            return Err(format!("{name}: not pinned"));
+            continue;
         }
-        if let Some(why) = mismatch(name, wanted.get(*name), &pinned_layout(&pin)?) {
-            return Err(why);
-        }
+        let unreadable = |source| Incompatible::Unreadable {
+            map: (*name).into(),
+            source,
+        };
+        let info = aya::maps::MapInfo::from_pin(&pin).map_err(unreadable)?;
+        let map_type = info.map_type().map_err(unreadable)? as u32;
+        let layout = MapLayout {
+            map_type,
+            key_size: info.key_size(),
+            value_size: info.value_size(),
+            flags: info.map_flags(),
+        };
+        layouts.insert((*name).to_string(), layout);
     }
-    Ok(())
+    Ok(layouts)
+}
+
+/// The bucket count of the connection table pinned in `dir`.
+pub fn pinned_conntrack_buckets(dir: &Path) -> Result<u32, Incompatible> {
+    let map = lb_common::MAP_CONNTRACK;
+    let info =
+        aya::maps::MapInfo::from_pin(dir.join(map)).map_err(|source| Incompatible::Unreadable {
+            map: map.into(),
+            source,
+        })?;
+    bucket_count(info.max_entries())
 }
 
 #[cfg(test)]
@@ -101,34 +100,5 @@ mod tests {
         let ct = layouts[lb_common::MAP_CONNTRACK];
         assert_eq!(ct.value_size as usize, size_of::<lb_common::FlowBucket>());
         assert_eq!(ct.flags, lb_common::BPF_F_MMAPABLE);
-    }
-
-    #[test]
-    fn a_pin_of_another_layout_is_named_with_both_layouts() {
-        let now = MapLayout {
-            map_type: 2,
-            key_size: 4,
-            value_size: 256,
-            flags: lb_common::BPF_F_MMAPABLE,
-        };
-        assert_eq!(mismatch("CONNTRACK", Some(&now), &now), None);
-        // The LRU hash of the previous release.
-        let old = MapLayout {
-            map_type: 9,
-            key_size: 40,
-            value_size: 8,
-            flags: 0,
-        };
-        let why = mismatch("CONNTRACK", Some(&now), &old).unwrap();
-        assert_eq!(
-            why,
-            "CONNTRACK: pinned type 9, key 40 B, value 8 B, flags 0x0, \
-             this build wants type 2, key 4 B, value 256 B, flags 0x400"
-        );
-        assert!(
-            mismatch("OLD_MAP", None, &old)
-                .unwrap()
-                .contains("not a map of this build")
-        );
     }
 }

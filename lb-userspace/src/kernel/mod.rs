@@ -1,5 +1,16 @@
-//! The one thin aya layer: load (or adopt) the pinned datapath on an interface,
-//! attach it, and apply the planner's [`MapOp`]s to its maps.
+//! The kernel layer: everything that talks to the kernel's BPF side. It loads
+//! (or adopts) the pinned datapath (the XDP programs) on an interface,
+//! attaches it, and applies the planner's [`MapOp`]s to its maps.
+//!
+//! - [`adopt`]: the pure decision whether pins are adopted (unit-tested),
+//!   on facts read by [`layout`] and `open`;
+//! - `open`: load, adopt or start fresh, attach; `writer`: the map writer
+//!   (all-or-nothing applies, journalled in `undo`); `inner_table`: Maglev
+//!   tables filled through `mmap`;
+//! - [`sys`]: every raw `bpf(2)` call (aya covers the rest); [`pinned`]:
+//!   pinned maps opened read-only by other processes (`lb stats`);
+//! - [`pins`], [`bpffs`], [`iface`]: pin directories, the bpffs mount, the
+//!   interface's facts.
 //!
 //! Pins live under `<pin_root>/ns<netns inode>/<ifname>/` (see [`crate::netns`]:
 //! same-named interfaces of two network namespaces never share pins): one file
@@ -10,29 +21,25 @@
 //! state file, the pins and the interface all agree; otherwise the leftovers are
 //! detached and removed and the datapath starts empty.
 
+pub mod adopt;
 pub mod bpffs;
 mod error;
 pub mod iface;
 mod inner_table;
 pub mod layout;
+mod open;
+pub mod pinned;
 pub mod pins;
 pub mod sys;
 mod undo;
+mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
-use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::xdp::XdpLink;
-use aya::programs::{Xdp, XdpMode};
-use aya::{Ebpf, EbpfLoader};
-use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, SETTINGS_HAS_GATEWAY,
-    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, ServiceStats, Settings, VipKey,
-    address_words,
-};
+use aya::Ebpf;
+use aya::programs::links::PinnedLink;
 
 pub use error::DatapathError;
 pub use iface::Interface;
@@ -41,11 +48,9 @@ pub use pins::{
     retire_legacy_pins,
 };
 
-use crate::config::EncapConfig;
 use crate::netns::NetnsId;
+#[cfg(doc)]
 use crate::plan::MapOp;
-use crate::private_dir;
-use crate::state::AppliedState;
 
 /// Every map of the object (all are pinned).
 pub const MAP_NAMES: [&str; 13] = [
@@ -63,9 +68,6 @@ pub const MAP_NAMES: [&str; 13] = [
     lb_common::MAP_FLOW_TABLE_CONFIG,
     lb_common::MAP_FLOW_INSERTS,
 ];
-
-/// The kernel's internal `ENOTSUPP` (524), which some BPF commands return.
-const KERNEL_ENOTSUPP: i32 = 524;
 
 /// Requested XDP attach mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -91,22 +93,15 @@ pub struct NextHop {
     pub source_mac: [u8; 6],
 }
 
-fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 impl std::fmt::Debug for NextHop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "{} via ifindex {} (mtu {}, from {})",
-            fmt_mac(&self.mac),
+            lb_common::MacAddr(self.mac),
             self.ifindex,
             self.mtu,
-            fmt_mac(&self.source_mac)
+            lb_common::MacAddr(self.source_mac)
         )
     }
 }
@@ -128,50 +123,6 @@ pub struct OpenOptions {
     pub mode: ModeChoice,
     /// Start from scratch even when pins could be adopted.
     pub fresh: bool,
-}
-
-/// The bucket count of a pinned connection table (of this build's layout).
-fn pinned_conntrack_buckets(pin: &Path) -> Result<u32, String> {
-    let info = aya::maps::MapInfo::from_pin(pin).map_err(|e| format!("{}: {e}", pin.display()))?;
-    check_bucket_count(info.max_entries())
-}
-
-/// A connection table's bucket count must be a power of two (the datapath
-/// masks the hash).
-fn check_bucket_count(entries: u32) -> Result<u32, String> {
-    if entries.is_power_of_two() {
-        Ok(entries)
-    } else {
-        Err(format!(
-            "{}: {entries} buckets, not a power of two",
-            lb_common::MAP_CONNTRACK
-        ))
-    }
-}
-
-/// Writes the connection table's config: a new random secret unless
-/// `adopted` (then the pinned one stays), and the insert budget.
-fn init_flow_table_config(
-    ebpf: &mut Ebpf,
-    adopted: bool,
-    insert_budget: u32,
-) -> Result<(), DatapathError> {
-    use lb_common::flow_table::user::{flow_table_config, random_flow_key, set_flow_table_config};
-    let name = lb_common::MAP_FLOW_TABLE_CONFIG;
-    let mut m: Array<_, lb_common::FlowTableConfig> = Array::try_from(
-        ebpf.map_mut(name)
-            .ok_or(DatapathError::MissingMap { map: name })?,
-    )?;
-    let mut config = flow_table_config(&m)?;
-    if !adopted {
-        config.key = random_flow_key().map_err(|source| DatapathError::Syscall {
-            call: "getrandom",
-            source,
-        })?;
-    }
-    config.insert_budget = insert_budget;
-    set_flow_table_config(&mut m, config)?;
-    Ok(())
 }
 
 /// What was last written for a backend id (rewritten when its next hop changes).
@@ -198,161 +149,6 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Loads and attaches the datapath, adopting pins when `previous` (the
-    /// state file) matches them and the interface. Returns the datapath and
-    /// the adopted state (`None` when starting empty).
-    pub fn open(
-        opts: &OpenOptions,
-        previous: Option<AppliedState>,
-    ) -> Result<(Self, Option<AppliedState>), DatapathError> {
-        let iface = Interface::read(&opts.ifname)?;
-        let root = bpffs::ensure_bpffs(&opts.pin_root)?;
-        retire_legacy_pins(&root, &opts.ifname, iface.ifindex)?;
-        let dir = pin_dir(&root, opts.netns, &opts.ifname);
-        let existed = check_pin_dir(&dir, true)?;
-        let link_path = dir.join(LINK_PIN);
-        let link_ifindex = sys::obj_get(&link_path)
-            .ok()
-            .map(|fd| sys::xdp_link_ifindex(&fd).unwrap_or(0));
-        let mut adopt = match (&previous, link_ifindex) {
-            _ if opts.fresh => None,
-            (Some(st), Some(li)) if st.ifindex == iface.ifindex && li == iface.ifindex => {
-                previous.clone()
-            }
-            _ => None,
-        };
-        let conntrack_pin = dir.join(lb_common::MAP_CONNTRACK);
-        let mut buckets = lb_common::flow_buckets(opts.conntrack_entries);
-        let mut incompatible = None;
-        if adopt.is_some() {
-            let checked = layout::check_pins(&dir, &MAP_NAMES, crate::object::EBPF_OBJECT)
-                .and_then(|()| pinned_conntrack_buckets(&conntrack_pin));
-            match checked {
-                Ok(n) => buckets = n,
-                Err(why) => {
-                    incompatible = Some(format!("pinned maps of another layout ({why})"));
-                    adopt = None;
-                }
-            }
-        }
-        if adopt.is_none() && existed {
-            let why = if opts.fresh {
-                "--fresh".to_string()
-            } else if let Some(why) = incompatible {
-                why
-            } else {
-                match (&previous, link_ifindex) {
-                    (None, _) => "no state file".to_string(),
-                    (_, None) => "no pinned link".to_string(),
-                    (Some(st), Some(li)) => format!(
-                        "state for ifindex {}, link on ifindex {li}, interface now ifindex {}",
-                        st.ifindex, iface.ifindex
-                    ),
-                }
-            };
-            tracing::warn!(dir = %dir.display(), %why, "clearing leftover datapath state (not adopted)");
-            detach_and_remove(&dir)?;
-        }
-        private_dir::ensure(&dir)?;
-
-        let mut loader = EbpfLoader::new();
-        let paths: Vec<(&str, PathBuf)> = MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect();
-        for (name, path) in &paths {
-            loader.map_pin_path(name, path.as_path());
-        }
-        let mask = buckets - 1;
-        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
-        let mut ebpf = loader.load(crate::object::EBPF_OBJECT)?;
-        // The table's secret before the program can run: an adopted table
-        // keeps the one its flows were placed with, a new one gets a fresh one.
-        init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(lb_common::PROG_LB)
-            .ok_or(DatapathError::MissingProgram {
-                program: lb_common::PROG_LB,
-            })?
-            .try_into()?;
-        prog.load()?;
-
-        let (link, mode) = match &adopt {
-            Some(st) => {
-                let pinned = PinnedLink::from_pin(&link_path)?;
-                let fd: FdLink = pinned.into();
-                let xdp_link = XdpLink::try_from(fd)?;
-                prog.attach_to_link(xdp_link)?;
-                tracing::info!(
-                    iface = %iface.name, mode = %st.xdp_mode,
-                    "adopted the pinned datapath (maps and link); program updated in place"
-                );
-                let mode = if st.xdp_mode == "native" {
-                    "native"
-                } else {
-                    "skb"
-                };
-                (None, mode)
-            }
-            None => {
-                let (id, mode) = attach(prog, iface.ifindex, opts.mode)?;
-                let link = prog.take_link(id)?;
-                let fd = FdLink::try_from(link)?;
-                let pinned = fd.pin(&link_path)?;
-                tracing::info!(iface = %iface.name, mode, pin = %link_path.display(), "attached lb_xdp");
-                (Some(pinned), mode)
-            }
-        };
-        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| DatapathError::io(what, e))?;
-        let mut backends = BTreeMap::new();
-        if let Some(st) = &adopt {
-            for s in &st.services {
-                for b in &s.backends {
-                    let live = b.state != crate::state::BackendState::Down || s.panic;
-                    backends.insert(
-                        b.id,
-                        WrittenBackend {
-                            address: b.address,
-                            generation: b.generation,
-                            live,
-                            service_id: s.service_id,
-                        },
-                    );
-                }
-            }
-            // Rewrite the whole VIP filter from the adopted state: the plan
-            // only sends the words that change from it.
-            let words = lb_common::vip_filter_words(
-                st.services.iter().map(crate::plan::applied_service_key),
-            );
-            let mut filter: Array<_, u64> = Array::try_from(
-                ebpf.map_mut(lb_common::MAP_VIP_FILTER)
-                    .ok_or(DatapathError::MissingMap {
-                        map: lb_common::MAP_VIP_FILTER,
-                    })?,
-            )?;
-            for word in 0..lb_common::VIP_FILTER_WORDS {
-                filter.set(word, words.get(&word).copied().unwrap_or(0), 0)?;
-            }
-        }
-        let adopted = adopt.is_some();
-        let tables_path = dir.join(lb_common::MAP_MAGLEV_TABLES);
-        let tables_fd =
-            sys::obj_get(&tables_path).map_err(|e| DatapathError::io(&tables_path, e))?;
-        Ok((
-            Self {
-                ebpf,
-                iface,
-                pin_dir: dir,
-                mode,
-                adopted,
-                _link: link,
-                backends,
-                next_hops: HashMap::new(),
-                nr_cpus,
-                tables_fd,
-            },
-            adopt,
-        ))
-    }
-
     /// The interface.
     pub fn interface(&self) -> &Interface {
         &self.iface
@@ -373,77 +169,10 @@ impl Datapath {
         self.adopted
     }
 
-    /// Sets the connection table's insert budget (per second per CPU, 0 = no
-    /// limit), keeping its secret.
-    pub fn set_insert_budget(&mut self, budget: u32) -> Result<(), DatapathError> {
-        use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
-        let mut m: Array<_, lb_common::FlowTableConfig> =
-            Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
-        let mut config = flow_table_config(&m)?;
-        config.insert_budget = budget;
-        set_flow_table_config(&mut m, config)?;
-        Ok(())
-    }
-
-    /// Writes SETTINGS: encapsulation sources default to the interface's own
-    /// addresses; `encap` overrides them and gives the gateway MAC.
-    pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
-        let mut s = Settings {
-            ifindex: self.iface.ifindex,
-            mtu: self.iface.mtu,
-            interface_mac: self.iface.mac,
-            ..Default::default()
-        };
-        if let Some(v4) = encap.source_v4.or(self.iface.v4) {
-            s.source_v4 = address_words(v4.into()).0[0];
-            s.flags |= SETTINGS_HAS_SOURCE_V4;
-        }
-        if let Some(v6) = encap.source_v6.or(self.iface.v6) {
-            s.source_v6 = address_words(v6.into()).0;
-            s.flags |= SETTINGS_HAS_SOURCE_V6;
-        }
-        if let Some(mac) = encap.gateway_mac {
-            s.gateway_mac = mac;
-            s.flags |= SETTINGS_HAS_GATEWAY;
-        }
-        let mut m: Array<_, Settings> = Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
-        m.set(0, s, 0)?;
-        Ok(s)
-    }
-
     fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, DatapathError> {
         self.ebpf
             .map_mut(name)
             .ok_or(DatapathError::MissingMap { map: name })
-    }
-
-    fn backend_entry(&self, b: &WrittenBackend) -> BackendEntry {
-        let (addr, family) = address_words(b.address);
-        let mut e = BackendEntry {
-            addr,
-            generation: b.generation,
-            flags: if b.live { BACKEND_LIVE } else { 0 },
-            family,
-            service_id: b.service_id,
-            ..Default::default()
-        };
-        if let Some(nh) = self.next_hops.get(&b.address) {
-            e.flags |= BACKEND_HAS_NEXT_HOP;
-            e.next_hop_ifindex = nh.ifindex;
-            e.next_hop_mtu = nh.mtu;
-            e.next_hop_mac = nh.mac;
-            e.source_mac = nh.source_mac;
-        }
-        e
-    }
-
-    fn write_backend(&mut self, id: u32, b: WrittenBackend) -> Result<(), DatapathError> {
-        let entry = self.backend_entry(&b);
-        let mut m: Array<_, BackendEntry> =
-            Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
-        m.set(id, entry, 0)?;
-        self.backends.insert(id, b);
-        Ok(())
     }
 
     /// True when a next hop toward `address` is known.
@@ -457,305 +186,5 @@ impl Datapath {
         v.sort();
         v.dedup();
         v
-    }
-
-    /// Records the next hop toward `address` and rewrites the entries of every
-    /// backend id with that address when it changed. Returns true on change.
-    pub fn set_next_hop(
-        &mut self,
-        address: IpAddr,
-        nh: Option<NextHop>,
-    ) -> Result<bool, DatapathError> {
-        if self.next_hops.get(&address).copied() == nh {
-            return Ok(false);
-        }
-        match nh {
-            Some(nh) => self.next_hops.insert(address, nh),
-            None => self.next_hops.remove(&address),
-        };
-        let ids: Vec<(u32, WrittenBackend)> = self
-            .backends
-            .iter()
-            .filter(|(_, b)| b.address == address)
-            .map(|(id, b)| (*id, *b))
-            .collect();
-        for (id, b) in ids {
-            self.write_backend(id, b)?;
-        }
-        Ok(true)
-    }
-
-    /// Applies map operations in order, all or nothing: when one fails, every
-    /// entry already written is put back as it was (see `undo`) before the
-    /// error is returned, so packets never see part of a plan.
-    /// A run of consecutive `PutTable`s is stored with one batch write.
-    pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
-        let mut journal = Vec::new();
-        let Err((index, cause)) = self.apply_journalled(ops, &mut journal) else {
-            return Ok(());
-        };
-        let restored = journal.len();
-        let failed = self.undo(journal);
-        let op = ops.get(index).map_or_else(String::new, MapOp::describe);
-        if failed.is_empty() {
-            Err(DatapathError::RolledBack {
-                index: index + 1,
-                total: ops.len(),
-                op,
-                cause: Box::new(cause),
-                restored,
-            })
-        } else {
-            Err(DatapathError::RollbackFailed {
-                index: index + 1,
-                total: ops.len(),
-                op,
-                cause: Box::new(cause),
-                failed: failed.iter().map(ToString::to_string).collect(),
-            })
-        }
-    }
-
-    /// Applies `ops`, recording in `journal` what each write replaces; on
-    /// failure, the index of the failing op and its error.
-    fn apply_journalled(
-        &mut self,
-        ops: &[MapOp],
-        journal: &mut Vec<undo::Undo>,
-    ) -> Result<(), (usize, DatapathError)> {
-        let mut at = 0;
-        while at < ops.len() {
-            let tables = ops[at..]
-                .iter()
-                .take_while(|op| matches!(op, MapOp::PutTable { .. }))
-                .count()
-                .max(1);
-            let run = &ops[at..at + tables];
-            for (i, op) in run.iter().enumerate() {
-                self.record(op, journal).map_err(|e| (at + i, e))?;
-            }
-            let done = if matches!(run[0], MapOp::PutTable { .. }) {
-                self.put_tables(run)
-            } else {
-                self.apply_one(&run[0])
-            };
-            done.map_err(|e| (at, e))?;
-            at += tables;
-        }
-        Ok(())
-    }
-
-    /// Creates and fills the inner tables of `ops` (all `PutTable`), then
-    /// stores them into MAGLEV_TABLES in one batch.
-    fn put_tables(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
-        let mut tables = Vec::with_capacity(ops.len());
-        for op in ops {
-            if let MapOp::PutTable { index, slots } = op {
-                let inner =
-                    inner_table::create_filled(slots).map_err(|source| DatapathError::MapCall {
-                        map: lb_common::MAP_MAGLEV_TABLES,
-                        op: "create an inner table",
-                        source,
-                    })?;
-                tables.push((*index, inner));
-            }
-        }
-        self.store_tables(&tables)
-    }
-
-    /// Stores `(index, table)`s into MAGLEV_TABLES (one batch write when the
-    /// kernel has it).
-    fn store_tables(&mut self, tables: &[(u32, MapData)]) -> Result<(), DatapathError> {
-        use std::os::fd::AsFd as _;
-        match inner_table::put_all(self.tables_fd.as_fd(), tables) {
-            Ok(()) => Ok(()),
-            // A kernel without batch writes on array-of-maps: one write each.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)
-                ) =>
-            {
-                tracing::debug!("batch store of Maglev tables refused ({e}); storing one by one");
-                let mut outer: ArrayOfMaps<_, MapData> =
-                    ArrayOfMaps::try_from(self.map_mut(lb_common::MAP_MAGLEV_TABLES)?)?;
-                for (index, inner) in tables {
-                    outer.set(*index, inner, 0)?;
-                }
-                Ok(())
-            }
-            Err(source) => Err(DatapathError::MapCall {
-                map: lb_common::MAP_MAGLEV_TABLES,
-                op: "batch update",
-                source,
-            }),
-        }
-    }
-
-    fn apply_one(&mut self, op: &MapOp) -> Result<(), DatapathError> {
-        match op {
-            MapOp::ZeroBackendStats { id } => {
-                let zero = PerCpuValues::try_from(vec![BackendStats::default(); self.nr_cpus])
-                    .map_err(|source| DatapathError::PerCpuValues {
-                        map: lb_common::MAP_BACKEND_STATS,
-                        source,
-                    })?;
-                let mut m: PerCpuArray<_, BackendStats> =
-                    PerCpuArray::try_from(self.map_mut(lb_common::MAP_BACKEND_STATS)?)?;
-                m.set(*id, zero, 0)?;
-            }
-            MapOp::ZeroServiceStats { id } => {
-                let zero = PerCpuValues::try_from(vec![ServiceStats::default(); self.nr_cpus])
-                    .map_err(|source| DatapathError::PerCpuValues {
-                        map: lb_common::MAP_SERVICE_STATS,
-                        source,
-                    })?;
-                let mut m: PerCpuArray<_, ServiceStats> =
-                    PerCpuArray::try_from(self.map_mut(lb_common::MAP_SERVICE_STATS)?)?;
-                m.set(*id, zero, 0)?;
-            }
-            MapOp::PutBackend {
-                id,
-                address,
-                generation,
-                live,
-                service_id,
-            } => self.write_backend(
-                *id,
-                WrittenBackend {
-                    address: *address,
-                    generation: *generation,
-                    live: *live,
-                    service_id: *service_id,
-                },
-            )?,
-            MapOp::RetireBackend {
-                id,
-                address,
-                generation,
-            } => self.write_backend(
-                *id,
-                WrittenBackend {
-                    address: *address,
-                    generation: *generation,
-                    live: false,
-                    service_id: 0,
-                },
-            )?,
-            MapOp::SetVipFilterWord { word, bits } => {
-                let mut m: Array<_, u64> =
-                    Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
-                m.set(*word, *bits, 0)?;
-            }
-            MapOp::PutTable { .. } => self.put_tables(std::slice::from_ref(op))?,
-            MapOp::DeleteTable { index } => {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.tables_fd);
-                delete_elem(fd, index)?;
-            }
-            MapOp::PutService { key, entry } => {
-                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
-                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
-                m.insert(key, entry, 0)?;
-            }
-            MapOp::PutVipMarker { vip } => {
-                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
-                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
-                m.insert(VipKey::marker(*vip), ServiceEntry::default(), 0)?;
-            }
-            MapOp::DeleteService { key } => {
-                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
-                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
-                ignore_missing(m.remove(key))?;
-            }
-            MapOp::DeleteVipMarker { vip } => {
-                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
-                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
-                ignore_missing(m.remove(&VipKey::marker(*vip)))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), DatapathError> {
-    match r {
-        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        Err(aya::maps::MapError::SyscallError(e))
-            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-        {
-            Ok(())
-        }
-        other => Ok(other?),
-    }
-}
-
-/// BPF_MAP_DELETE_ELEM on an array-of-maps slot (aya 0.14 has no delete for it).
-fn delete_elem(map_fd: std::os::fd::RawFd, index: &u32) -> Result<(), DatapathError> {
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    let attr = Attr {
-        map_fd: map_fd as u32,
-        _pad: 0,
-        key: index as *const u32 as u64,
-        value: 0,
-        flags: 0,
-    };
-    const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-    // SAFETY: attr is a valid bpf_attr prefix; key points to a live u32.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_DELETE_ELEM,
-            &attr as *const Attr,
-            size_of::<Attr>() as u32,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOENT) {
-            return Err(DatapathError::MapCall {
-                map: lb_common::MAP_MAGLEV_TABLES,
-                op: "delete",
-                source: e,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Attaches `prog` to `ifindex` in the requested mode; auto tries native first.
-fn attach(
-    prog: &mut Xdp,
-    ifindex: u32,
-    mode: ModeChoice,
-) -> Result<(aya::programs::xdp::XdpLinkId, &'static str), DatapathError> {
-    match mode {
-        ModeChoice::Native => Ok((prog.attach_to_if_index(ifindex, XdpMode::Driver)?, "native")),
-        ModeChoice::Skb => Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb")),
-        ModeChoice::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
-            Ok(id) => Ok((id, "native")),
-            Err(e) => {
-                tracing::warn!(error = %e, "native XDP attach failed; falling back to generic (skb) mode");
-                Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb"))
-            }
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_bucket_count;
-
-    #[test]
-    fn only_a_power_of_two_of_buckets_is_adopted() {
-        assert_eq!(check_bucket_count(1024), Ok(1024));
-        let e = check_bucket_count(1000).unwrap_err();
-        assert!(e.contains("1000 buckets, not a power of two"), "{e}");
     }
 }
