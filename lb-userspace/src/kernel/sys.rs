@@ -4,7 +4,7 @@
 //! id, and a live-frames `BPF_PROG_TEST_RUN` (the bench's generator). Each
 //! `union bpf_attr` member is a `#[repr(C)]` struct whose layout is checked
 //! at compile time against `include/uapi/linux/bpf.h`; the one `unsafe`
-//! system call is in [`bpf`].
+//! system call is in `bpf`.
 //!
 //! Also the link facts only `/proc/self/fdinfo` tells (ifindex, program id).
 
