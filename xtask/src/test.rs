@@ -59,7 +59,7 @@ pub fn run(args: Args) -> Result<()> {
     let lb = target_binary("lb", false);
     run_checked(
         cargo()
-            .args(["test", "--workspace", "--"])
+            .args(["test", "--workspace", "--no-fail-fast", "--"])
             .args(&args.cargo_test_args)
             .env("LB_BIN", &lb),
     )?;
