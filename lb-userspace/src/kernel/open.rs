@@ -135,7 +135,8 @@ impl Datapath {
                 (Some(pinned), mode)
             }
         };
-        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| DatapathError::io(what, e))?;
+        let nr_cpus = aya::util::nr_cpus()
+            .map_err(|(what, e)| DatapathError::io(what, "reading the possible CPUs", e))?;
         let mut backends = BTreeMap::new();
         if let Some(st) = &adopt {
             for s in &st.services {

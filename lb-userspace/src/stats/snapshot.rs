@@ -11,8 +11,7 @@ use super::StatsError;
 use crate::announce::VipAnnouncement;
 use crate::state::{AppliedState, BackendState};
 
-/// Name of the XDP link pin inside an interface's pin directory.
-pub const LINK_PIN: &str = "link";
+pub use crate::kernel::LINK_PIN;
 
 /// Counters of one service, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
