@@ -72,6 +72,8 @@ pub struct Lab {
     pin_root: Option<PathBuf>,
     /// Whether `lb decap` runs on the backends (new ones get it too).
     pub(super) decap_on: bool,
+    /// `lb decap --gue-port` when GUE services use another port than 6080.
+    pub(crate) decap_gue_port: Option<u16>,
     /// The `lb run` agent, when started (see `agent.rs`).
     pub(crate) agent: Option<Proc>,
     /// The `lb` binary used for decap, run, stats.
@@ -194,6 +196,7 @@ impl Lab {
             backends: Vec::new(),
             pin_root: None,
             decap_on: false,
+            decap_gue_port: None,
             agent: None,
             lb_bin: None,
         };

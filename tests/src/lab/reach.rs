@@ -1,0 +1,82 @@
+//! Probes of the path second chance uses between backends: a backend's decap
+//! hands a packet it has no socket for to the flow's previous owner, so one
+//! backend must reach another through the router with the largest packet the
+//! balancer and the decap ever send (a full-size client packet inside GUE with
+//! the previous-owner hint).
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use lb_common::flow::FAMILY_V6;
+use lb_common::gue::{gue_header_len, gue_hlen};
+
+use super::error::{LabError, Result};
+use super::netns::NetNs;
+use super::udp::udp_request_payload;
+
+/// MTU of the client's link: the largest inner packet.
+pub const CLIENT_MTU: usize = 1500;
+/// Bytes GUE adds at most: outer IPv6, UDP, GUE with an IPv6 previous owner.
+pub const GUE_MAX_OVERHEAD: usize = 40 + 8 + gue_header_len(gue_hlen(Some(FAMILY_V6)));
+/// The largest IP packet on a backend link: a full-size client packet in GUE.
+pub const LARGEST_GUE_PACKET: usize = CLIENT_MTU + GUE_MAX_OVERHEAD;
+
+/// Sets "don't fragment" (path MTU discovery "do") on a UDP socket of the given family.
+fn dont_fragment(socket: &UdpSocket, v6: bool) -> std::io::Result<()> {
+    let (level, name, value) = if v6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )
+    };
+    // SAFETY: a valid socket fd and a pointer to an int of the given length.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// From inside `ns`, sends one UDP request to `to` whose IP packet is exactly
+/// `ip_len` bytes with "don't fragment" set, and returns the answer (a lab
+/// server answers with its backend's name). Fails when any link on the way is
+/// too small (the datagram is dropped, not fragmented) or nothing answers.
+pub fn ask_unfragmented(ns: &NetNs, to: SocketAddr, ip_len: usize) -> Result<String> {
+    let v6 = to.is_ipv6();
+    let headers = if v6 { 40 + 8 } else { 20 + 8 };
+    let payload = vec![b'x'; ip_len - headers];
+    let what = format!(
+        "UDP request of {ip_len} bytes (DF) from {} to {to}",
+        ns.name()
+    );
+    ns.run(|| -> std::io::Result<String> {
+        let any: IpAddr = if v6 {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        };
+        let socket = UdpSocket::bind(SocketAddr::new(any, 0))?;
+        dont_fragment(&socket, v6)?;
+        socket.connect(to)?;
+        socket.set_read_timeout(Some(Duration::from_millis(500)))?;
+        udp_request_payload(&socket, &payload)
+    })?
+    .map_err(LabError::io(what))
+}
