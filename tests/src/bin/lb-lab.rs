@@ -252,6 +252,47 @@ fn tier_banner(tier: &Tier, args: &Args) {
     );
 }
 
+/// Copies the tier's config file to every node's own file whenever it
+/// changes, so one edit reaches the whole tier (as a deployment tool would).
+struct ConfigMirror {
+    path: std::path::PathBuf,
+    seen: Option<std::time::SystemTime>,
+}
+
+impl ConfigMirror {
+    fn new(path: &std::path::Path) -> ConfigMirror {
+        ConfigMirror {
+            path: path.to_owned(),
+            seen: modified(path),
+        }
+    }
+
+    /// When the file changed since the last look, writes it to every node and
+    /// says so.
+    fn sync(&mut self, tier: &Tier) {
+        let now = modified(&self.path);
+        if now == self.seen {
+            return;
+        }
+        self.seen = now;
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => {
+                for node in &tier.nodes {
+                    if let Err(e) = node.file.write_text(&text) {
+                        println!("{}: config not copied: {e}", node.name);
+                    }
+                }
+                println!("{} changed: copied to every node", self.path.display());
+            }
+            Err(e) => println!("{}: {e}", self.path.display()),
+        }
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
 /// The tier: `--nodes N` lb nodes behind a BGP router, live load, `lb watch --netns`.
 fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
     if args.prometheus {
@@ -284,6 +325,7 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
         Some(Proc::spawn(command, &tier.lab.scratch().join("watch.log"))?)
     };
     let mut last_status = Instant::now();
+    let mut mirror = ConfigMirror::new(config);
     let outcome = loop {
         std::thread::sleep(Duration::from_millis(100));
         if STOP.load(Ordering::SeqCst) {
@@ -296,6 +338,7 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
                 Err(anyhow::anyhow!("lb watch exited: {status}"))
             };
         }
+        mirror.sync(&tier);
         if let Some(node) = tier
             .nodes
             .iter_mut()
