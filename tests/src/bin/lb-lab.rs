@@ -221,7 +221,7 @@ fn run(args: &Args) -> Result<()> {
     outcome
 }
 
-fn tier_banner(tier: &Tier, args: &Args) {
+fn tier_banner(tier: &Tier, args: &Args, backend_pins: &std::path::Path) {
     println!(
         "lb tier {} is up: client (198.18.1.2-9) -> router (FRR: BGP ECMP over the nodes, L4 hash, BFD 100 ms x 3)",
         tier.lab.prefix()
@@ -247,8 +247,38 @@ fn tier_banner(tier: &Tier, args: &Args) {
         tier.lab.scratch().display()
     );
     println!(
+        "{} is copied to every node when it changes (a node's own file: that node only).",
+        args.config.display()
+    );
+    second_chance_help(tier, backend_pins);
+    println!(
         "Ctrl-C tears everything down. Client load runs for {} minutes.",
         args.minutes
+    );
+}
+
+/// How to see second chance at work (services with `encap: gue`).
+fn second_chance_help(tier: &Tier, backend_pins: &std::path::Path) {
+    let (Some(node), Some(backend)) = (tier.nodes.first(), tier.lab.backends().first()) else {
+        return;
+    };
+    let lb = tier.lb().display();
+    println!(
+        "Second chance (services with `encap: gue`): add the spare backend, then fail a node:"
+    );
+    println!(
+        "  ip -n {} link set r-n2 down          (its carrier drops; `up` brings it back)",
+        tier.router()
+    );
+    println!(
+        "  ip netns exec {} {lb} stats --iface l0 --pin-root {}   (second_chance_flows, per node)",
+        node.ns.name(),
+        node.pin_root().display()
+    );
+    println!(
+        "  ip netns exec {} {lb} decap --iface s0 --pin-root {} --stats   (second_chance_forwarded, per backend)",
+        backend.ns.name(),
+        backend_pins.join(&backend.name).display()
     );
 }
 
@@ -312,7 +342,8 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
             limit: Duration::from_secs(args.minutes * 60),
         },
     )?;
-    tier_banner(&tier, args);
+    let backend_pins = tier.lab.pin_root().context("the lab's bpffs")?;
+    tier_banner(&tier, args, &backend_pins);
     let mut watch = if args.no_watch {
         None
     } else {
