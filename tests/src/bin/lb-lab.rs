@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use lb_tests::lab::config::gue_port_in;
 use lb_tests::lab::forward::forward;
 use lb_tests::lab::process::{Proc, lb_binary};
 use lb_tests::lab::prometheus::{PROMETHEUS_ADDR, Prometheus};
@@ -155,6 +156,9 @@ fn run(args: &Args) -> Result<()> {
     }
     let lb = lb_binary()?;
     let mut lab = Lab::new(args.backends + args.spare).context("build the lab")?;
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    lab.set_decap_gue_port(gue_port_in(&text));
     lab.start_decap(&lb).context("start lb decap")?;
     let mut extra: Vec<&str> = vec!["--metrics", LAB_METRICS];
     extra.extend(args.run_arg.iter().map(String::as_str));

@@ -203,7 +203,7 @@ impl LabConfig {
             }
             let _ = writeln!(
                 out,
-                "  - name: {name}\n    vip: {}\n    port: {port}\n    protocol: {proto}\n    backends:",
+                "  - name: {name}\n    vip: {}\n    port: {port}\n    protocol: {proto}",
                 addr::vip(v6)
             );
             if let LabEncap::Gue {
@@ -215,6 +215,7 @@ impl LabConfig {
                     let _ = writeln!(out, "    second_chance_s: {s}");
                 }
             }
+            out.push_str("    backends:\n");
             for (index, spec) in &self.backends {
                 let _ = writeln!(
                     out,
@@ -239,6 +240,15 @@ impl LabConfig {
         }
         out
     }
+}
+
+/// The `encapsulation.gue_port` a config text sets, if any: the lab's
+/// decapsulators must accept GUE there (`None`: lb's default, 6080, or a text
+/// that does not parse, which `lb run` reports itself).
+pub fn gue_port_in(yaml: &str) -> Option<u16> {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).ok()?;
+    let port = value.get("encapsulation")?.get("gue_port")?.as_u64()?;
+    u16::try_from(port).ok()
 }
 
 /// A config file that is replaced atomically on every write.
@@ -311,7 +321,10 @@ mod tests {
         );
         assert_eq!(yaml.matches("    encap: gue\n").count(), 4, "{yaml}");
         assert_eq!(yaml.matches("    second_chance_s: 120\n").count(), 4);
+        assert_eq!(gue_port_in(&yaml), Some(7000), "{yaml}");
         let plain = LabConfig::equal(2).with_encap(LabEncap::GUE).to_yaml();
+        assert_eq!(gue_port_in(&plain), None);
+        assert_eq!(gue_port_in("encapsulation: [broken"), None);
         assert!(!plain.contains("encapsulation:") && !plain.contains("second_chance_s"));
         assert_eq!(plain.matches("    encap: gue\n").count(), 4, "{plain}");
     }

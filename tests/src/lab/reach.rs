@@ -80,3 +80,83 @@ pub fn ask_unfragmented(ns: &NetNs, to: SocketAddr, ip_len: usize) -> Result<Str
     })?
     .map_err(LabError::io(what))
 }
+
+/// The packet a backend's decap sends when it hands a packet on to the
+/// flow's previous owner, built by hand: GUE without a hint to `owner`'s
+/// `gue_port`, carrying a UDP request from `client` (a socket bound in
+/// `client_ns`) to `service`. Sent from inside `from`; the owner's decap
+/// strips it and its server answers the client directly. Returns that
+/// answer (the owner's name).
+pub fn ask_through_gue(
+    from: &NetNs,
+    owner: IpAddr,
+    gue_port: u16,
+    client_ns: &NetNs,
+    client: IpAddr,
+    service: SocketAddr,
+) -> Result<String> {
+    let what = format!(
+        "GUE from {} to {owner}:{gue_port} carrying {client} -> {service}",
+        from.name()
+    );
+    let io = |e: std::io::Error| LabError::Io {
+        what: what.clone(),
+        source: e,
+    };
+    let answer_socket = client_ns
+        .run(|| UdpSocket::bind(SocketAddr::new(client, 0)))?
+        .map_err(io)?;
+    answer_socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(io)?;
+    let port = answer_socket.local_addr().map_err(io)?.port();
+    let packet = gue_request(client, port, service, b"ping").ok_or_else(|| LabError::Output {
+        command: what.clone(),
+        message: "client and service of different families".into(),
+    })?;
+    let sender = from
+        .run(|| {
+            let any: IpAddr = match owner {
+                IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            UdpSocket::bind(SocketAddr::new(any, 0))
+        })?
+        .map_err(io)?;
+    let mut buf = [0u8; 256];
+    let mut last = std::io::Error::from(std::io::ErrorKind::TimedOut);
+    for _ in 0..4 {
+        sender
+            .send_to(&packet, SocketAddr::new(owner, gue_port))
+            .map_err(io)?;
+        match answer_socket.recv(&mut buf) {
+            Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).trim().to_owned()),
+            Err(e) => last = e,
+        }
+    }
+    Err(io(last))
+}
+
+/// A GUE header (no hint) followed by an IP/UDP packet from `client:port` to
+/// `service` with `payload` (checksums computed); `None` when the families differ.
+fn gue_request(client: IpAddr, port: u16, service: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+    use etherparse::PacketBuilder;
+    use lb_common::gue::{GUE_PROTO_IPV4, GUE_PROTO_IPV6, emit_gue};
+    let (builder, protocol) = match (client, service.ip()) {
+        (IpAddr::V4(c), IpAddr::V4(s)) => (
+            PacketBuilder::ipv4(c.octets(), s.octets(), 64),
+            GUE_PROTO_IPV4,
+        ),
+        (IpAddr::V6(c), IpAddr::V6(s)) => (
+            PacketBuilder::ipv6(c.octets(), s.octets(), 64),
+            GUE_PROTO_IPV6,
+        ),
+        _ => return None,
+    };
+    let builder = builder.udp(port, service.port());
+    let mut out = vec![0u8; 4];
+    let len = emit_gue(&mut out, protocol, None)?;
+    out.truncate(len);
+    builder.write(&mut out, payload).ok()?;
+    Some(out)
+}

@@ -11,7 +11,7 @@ use super::node::Node;
 use super::plan::{MAX_NODES, client_sources, node_link, router_iface};
 use super::routes;
 use crate::lab::cmd;
-use crate::lab::config::LabConfig;
+use crate::lab::config::{LabConfig, gue_port_in};
 use crate::lab::error::Result;
 use crate::lab::netns::{NetNs, PIN_BASE, PIN_DIR};
 use crate::lab::process::lb_binary;
@@ -80,7 +80,11 @@ impl Tier {
             lb,
         };
         tier.lab.lb_bin = Some(tier.lb.clone());
-        tier.lab.set_decap_gue_port(tier.config.encap.gue_port());
+        let gue_port = match &tier.yaml {
+            Some(text) => gue_port_in(text),
+            None => tier.config.encap.gue_port(),
+        };
+        tier.lab.set_decap_gue_port(gue_port);
         for i in 0..tier.lab.backends.len() {
             tier.lab.start_backend_decap(i)?;
         }
