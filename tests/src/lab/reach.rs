@@ -137,12 +137,70 @@ pub fn ask_through_gue(
     Err(io(last))
 }
 
-/// A GUE header (no hint) followed by an IP/UDP packet from `client:port` to
-/// `service` with `payload` (checksums computed); `None` when the families differ.
-fn gue_request(client: IpAddr, port: u16, service: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+/// What a balancer sends for a flow that takes the second chance, built by
+/// hand: GUE to `backend`'s `gue_port` naming `previous_owner`, carrying a
+/// TCP ACK (not a SYN) from `client:port` to `service` of a connection that
+/// `backend` does not have. Sent from inside `from` (any namespace that
+/// routes to the backend).
+pub fn send_hinted_ack(
+    from: &NetNs,
+    backend: SocketAddr,
+    previous_owner: IpAddr,
+    client: SocketAddr,
+    service: SocketAddr,
+) -> Result<()> {
+    let what = format!(
+        "hinted GUE ACK to {backend} (previous owner {previous_owner}) from {}",
+        from.name()
+    );
+    let packet = hinted_ack(client, service, previous_owner).ok_or_else(|| LabError::Output {
+        command: what.clone(),
+        message: "mixed address families".into(),
+    })?;
+    from.run(|| {
+        let any: IpAddr = match backend.ip() {
+            IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        };
+        UdpSocket::bind(SocketAddr::new(any, 0))?.send_to(&packet, backend)
+    })?
+    .map(drop)
+    .map_err(LabError::io(what))
+}
+
+/// GUE with the previous-owner hint, then an IP/TCP ACK from `client` to
+/// `service` (checksums computed); `None` when the families differ.
+fn hinted_ack(client: SocketAddr, service: SocketAddr, owner: IpAddr) -> Option<Vec<u8>> {
+    use lb_common::flow::{FAMILY_V4, FAMILY_V6};
+    let (builder, protocol) = ip_builder(client.ip(), service.ip())?;
+    let hint = match owner {
+        IpAddr::V4(a) => {
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&a.octets());
+            (FAMILY_V4, bytes)
+        }
+        IpAddr::V6(a) => (FAMILY_V6, a.octets()),
+    };
+    let mut out = vec![0u8; 64];
+    let len = lb_common::gue::emit_gue(&mut out, protocol, Some(hint))?;
+    out.truncate(len);
+    builder
+        .tcp(client.port(), service.port(), 0x1000_0000, 64240)
+        .ack(0x2000_0000)
+        .write(&mut out, b"ping\n")
+        .ok()?;
+    Some(out)
+}
+
+/// An etherparse builder from `client` to `service` and the GUE inner
+/// protocol for it; `None` when the families differ.
+fn ip_builder(
+    client: IpAddr,
+    service: IpAddr,
+) -> Option<(etherparse::PacketBuilderStep<etherparse::IpHeaders>, u8)> {
     use etherparse::PacketBuilder;
-    use lb_common::gue::{GUE_PROTO_IPV4, GUE_PROTO_IPV6, emit_gue};
-    let (builder, protocol) = match (client, service.ip()) {
+    use lb_common::gue::{GUE_PROTO_IPV4, GUE_PROTO_IPV6};
+    Some(match (client, service) {
         (IpAddr::V4(c), IpAddr::V4(s)) => (
             PacketBuilder::ipv4(c.octets(), s.octets(), 64),
             GUE_PROTO_IPV4,
@@ -152,7 +210,14 @@ fn gue_request(client: IpAddr, port: u16, service: SocketAddr, payload: &[u8]) -
             GUE_PROTO_IPV6,
         ),
         _ => return None,
-    };
+    })
+}
+
+/// A GUE header (no hint) followed by an IP/UDP packet from `client:port` to
+/// `service` with `payload` (checksums computed); `None` when the families differ.
+fn gue_request(client: IpAddr, port: u16, service: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+    use lb_common::gue::emit_gue;
+    let (builder, protocol) = ip_builder(client, service.ip())?;
     let builder = builder.udp(port, service.port());
     let mut out = vec![0u8; 4];
     let len = emit_gue(&mut out, protocol, None)?;

@@ -358,13 +358,17 @@ impl Lab {
                 "nodad",
             ],
         )?;
-        // The VIP lives on lo: never answer ARP for it, never use it as ARP source.
+        // The VIP lives on lo: never answer ARP for it, never use it as ARP
+        // source. Forwarding on s0: second chance hands packets on with
+        // bpf_fib_lookup, which refuses ("forwarding disabled") without it.
         cmd::sysctl_in(
             &b,
             &sysctls(&[
                 ("net.ipv4.conf.all.arp_ignore", "1"),
                 ("net.ipv4.conf.all.arp_announce", "2"),
                 (&format!("net.ipv4.conf.{BACKEND_IFACE}.rp_filter"), "0"),
+                (&format!("net.ipv4.conf.{BACKEND_IFACE}.forwarding"), "1"),
+                (&format!("net.ipv6.conf.{BACKEND_IFACE}.forwarding"), "1"),
             ]),
         )?;
         server::start(ns, name, &[link.host_v4().into(), link.host_v6().into()])
