@@ -97,7 +97,7 @@ impl Lab {
         let (ns, name) = (backend.ns.name().to_owned(), backend.name.clone());
         let nsfs = Path::new("/run/netns").join(&ns);
         let netns = NetnsId::of(&nsfs).map_err(LabError::io(format!("inode of {ns}")))?;
-        Ok(lb::datapath::decap_pin_dir(
+        Ok(lb::kernel::decap_pin_dir(
             &self.pin_root()?.join(name),
             netns,
             BACKEND_IFACE,

@@ -11,6 +11,8 @@ use std::time::Duration;
 use lb_common::flow::FAMILY_V6;
 use lb_common::gue::{gue_header_len, gue_hlen};
 
+use super::addr::LinkAddrs;
+use super::cmd;
 use super::error::{LabError, Result};
 use super::netns::NetNs;
 use super::udp::udp_request_payload;
@@ -224,4 +226,48 @@ fn gue_request(client: IpAddr, port: u16, service: SocketAddr, payload: &[u8]) -
     out.truncate(len);
     builder.write(&mut out, payload).ok()?;
     Some(out)
+}
+
+/// Gives backend namespace `backend` a neighbour entry (state STALE: known,
+/// to be confirmed on use) for its gateway, the router's `r_if` on `link`,
+/// in both families, as any host that has talked to its gateway has. XDP
+/// cannot resolve a neighbour: without it a backend that has sent nothing
+/// yet (a fresh namespace, a backend just added) cannot hand a packet on
+/// (`bpf_fib_lookup` answers "no neighbour"; the decap counts
+/// `hint_forward_failed` and passes the packet up, which resets it).
+pub fn seed_gateway_neighbours(
+    router: &str,
+    r_if: &str,
+    backend: &str,
+    link: LinkAddrs,
+) -> Result<()> {
+    let out = cmd::run_args("ip", &["-n", router, "-j", "link", "show", "dev", r_if])?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| LabError::Output {
+            command: format!("ip -n {router} -j link show dev {r_if}"),
+            message: e.to_string(),
+        })?;
+    let Some(mac) = info[0]["address"].as_str() else {
+        return Err(LabError::Output {
+            command: format!("ip -n {router} -j link show dev {r_if}"),
+            message: format!("no address in {info}"),
+        });
+    };
+    for gateway in [link.router_v4().to_string(), link.router_v6().to_string()] {
+        cmd::ip_in(
+            backend,
+            &[
+                "neigh",
+                "replace",
+                &gateway,
+                "lladdr",
+                mac,
+                "dev",
+                super::topology::BACKEND_IFACE,
+                "nud",
+                "stale",
+            ],
+        )?;
+    }
+    Ok(())
 }

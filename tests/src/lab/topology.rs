@@ -371,6 +371,7 @@ impl Lab {
                 (&format!("net.ipv6.conf.{BACKEND_IFACE}.forwarding"), "1"),
             ]),
         )?;
+        super::reach::seed_gateway_neighbours(self.router_ns.name(), &r_if, &b, link)?;
         server::start(ns, name, &[link.host_v4().into(), link.host_v6().into()])
     }
 
