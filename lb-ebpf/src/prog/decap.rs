@@ -1,5 +1,6 @@
 //! `lb_decap`: strips the outer IPv4/IPv6 header of IPv4-in-IPv4 / IPv6-in-IPv6
-//! packets addressed to this host and passes the inner packet up the stack.
+//! packets addressed to this host and passes the inner packet up the stack;
+//! UDP packets go to the GUE stage (`decap_gue`).
 
 use core::ptr::addr_of;
 
@@ -8,19 +9,25 @@ use aya_ebpf::{
 };
 use lb_common::{
     DecapCounter, DecapKey,
-    flow::{FAMILY_V4, FAMILY_V6},
+    flow::{FAMILY_V4, FAMILY_V6, PROTO_UDP},
 };
 use lb_ebpf::{
     Packet,
     wire::{
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
-        ipv4::{IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
+        ipv4::{IP_DF, IP_MF, IP_OFFSET, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
         packet::{load, store},
     },
 };
 
-use crate::{maps::DECAP_ADDRS, prog::counters::count_decap};
+use crate::{
+    maps::DECAP_ADDRS,
+    prog::{
+        counters::count_decap,
+        decap_gue::{self, OuterIp},
+    },
+};
 
 /// Entry point of `lb_decap`.
 #[inline(always)]
@@ -36,14 +43,32 @@ pub fn run(ctx: &XdpContext) -> u32 {
         let Some(ip) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
             return xdp_action::XDP_PASS;
         };
-        // SAFETY: in bounds.
-        let (vihl, protocol, dst) = unsafe {
+        // SAFETY: `ptr_at` checked that the whole IPv4 header lies inside the frame.
+        let (vihl, tos, frag_off, protocol, dst) = unsafe {
             (
                 load(addr_of!((*ip).version_ihl)),
+                load(addr_of!((*ip).tos)),
+                load(addr_of!((*ip).frag_off)),
                 load(addr_of!((*ip).protocol)),
                 load(addr_of!((*ip).dst)),
             )
         };
+        if protocol == PROTO_UDP {
+            let ihl = ((vihl & 0x0f) as usize) * 4;
+            if vihl >> 4 != 4 || ihl < IPV4_LEN {
+                return xdp_action::XDP_PASS;
+            }
+            let outer = OuterIp {
+                family: FAMILY_V4,
+                header_len: ihl,
+                local: [dst, 0, 0, 0],
+                tos,
+                df: frag_off & IP_DF.to_be(),
+                first_word: 0,
+                fragment: frag_off & (IP_MF | IP_OFFSET).to_be() != 0,
+            };
+            return decap_gue::run(ctx, &pkt, &e, &outer);
+        }
         if protocol != IPPROTO_IPIP {
             return xdp_action::XDP_PASS;
         }
@@ -66,9 +91,26 @@ pub fn run(ctx: &XdpContext) -> u32 {
         let Some(ip) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
             return xdp_action::XDP_PASS;
         };
-        // SAFETY: in bounds.
-        let (next_hdr, dst) =
-            unsafe { (load(addr_of!((*ip).next_hdr)), load(addr_of!((*ip).dst))) };
+        // SAFETY: `ptr_at` checked that the whole IPv6 header lies inside the frame.
+        let (first_word, next_hdr, dst) = unsafe {
+            (
+                load(addr_of!((*ip).version_tc_flow)),
+                load(addr_of!((*ip).next_hdr)),
+                load(addr_of!((*ip).dst)),
+            )
+        };
+        if next_hdr == PROTO_UDP {
+            let outer = OuterIp {
+                family: FAMILY_V6,
+                header_len: IPV6_LEN,
+                local: dst,
+                tos: 0,
+                df: 0,
+                first_word,
+                fragment: false,
+            };
+            return decap_gue::run(ctx, &pkt, &e, &outer);
+        }
         if next_hdr != IPPROTO_IPV6 {
             return xdp_action::XDP_PASS;
         }
@@ -91,7 +133,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 /// Writes the Ethernet header just before the inner packet (`outer_len` bytes
 /// in) and moves the frame start there.
 #[inline(always)]
-fn strip(
+pub fn strip(
     ctx: &XdpContext,
     pkt: &Packet,
     e: &EthHdr,

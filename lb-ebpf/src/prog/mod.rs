@@ -46,7 +46,9 @@
 pub mod balance;
 pub mod counters;
 pub mod decap;
+pub mod decap_gue;
 pub mod encap;
 pub mod flows;
 pub mod icmp;
+pub mod second_chance;
 pub mod vip;
