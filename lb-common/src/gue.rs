@@ -232,8 +232,16 @@ mod tests {
         let bytes = [1, 4, 0, 0, 0xde, 0xad, 0xbe, 0xef];
         let parsed = parse_gue(&bytes).unwrap();
         assert_eq!((parsed.header_len, parsed.hint), (8, None));
-        assert_eq!(parse_gue(&[0x40, 4, 0, 0]), None, "version 1 is not variant 0");
-        assert_eq!(parse_gue(&[0x20, 4, 0, 0]), None, "control messages are not data");
+        assert_eq!(
+            parse_gue(&[0x40, 4, 0, 0]),
+            None,
+            "version 1 is not variant 0"
+        );
+        assert_eq!(
+            parse_gue(&[0x20, 4, 0, 0]),
+            None,
+            "control messages are not data"
+        );
     }
 
     #[test]
