@@ -205,9 +205,17 @@ fn hinted_packet_of_a_local_connection_is_passed_up() {
         let local6 = SocketAddr::from((CLIENT6, 41010));
         let _c4 = connection(&l4, local4);
         let _c6 = connection(&l6, local6);
+        // A connection the server side closed first: its socket is in TIME_WAIT.
+        let (client, server) = connection(&l4, SocketAddr::from((CLIENT4, 41011)));
+        drop(server);
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut &client, &mut rest).unwrap();
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(50));
         for (outer, hint, inner) in [
             (lb_to_host4(), IpAddr::from(OWNER4), ack4(41010)),
             (lb_to_host6(), IpAddr::from(OWNER6), ack6(41010)),
+            (lb_to_host4(), IpAddr::from(OWNER4), ack4(41011)),
         ] {
             let frame = gue_from_lb(outer, Some(hint), &inner);
             let (action, out) = lb.run_prog(lb_common::PROG_DECAP, &frame);
@@ -216,7 +224,7 @@ fn hinted_packet_of_a_local_connection_is_passed_up() {
         }
         assert_eq!(
             nonzero(&lb),
-            vec![(D::GueV4, 1), (D::GueV6, 1), (D::HintPassedLocal, 2)]
+            vec![(D::GueV4, 2), (D::GueV6, 1), (D::HintPassedLocal, 3)]
         );
     });
 }
