@@ -50,6 +50,6 @@ pub fn bench_restore_decap(ctx: XdpContext) -> u32 {
         }
     }
     // SAFETY: DECAP_TARGET holds an XDP program; on failure we fall through.
-    let _ = unsafe { DECAP_TARGET.tail_call(&ctx, 0) };
+    unsafe { DECAP_TARGET.tail_call(&ctx, 0) };
     xdp_action::XDP_ABORTED
 }

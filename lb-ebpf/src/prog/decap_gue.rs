@@ -12,8 +12,6 @@
 //! port unreachable. UDP to other ports, or to a GUE port of another host,
 //! passes unchanged (the latter counted `Passed`, as for IPIP).
 
-use core::ptr::addr_of;
-
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
     DecapCounter, DecapKey,
@@ -27,7 +25,6 @@ use lb_ebpf::{
     Packet,
     wire::{
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
-        packet::load,
         udp::{UDP_LEN, UdpHdr},
     },
 };
@@ -78,7 +75,9 @@ pub struct Gue {
 /// Whether `dst_port` (network order) is one of the configured GUE ports.
 #[inline(always)]
 fn is_gue_port(dst_port: u16) -> bool {
-    // SAFETY: a plain read of a loader-set constant array.
+    // SAFETY: `&DECAP_GUE_PORTS` is a valid, aligned reference to a static
+    // array of integers; the read is volatile only so that the compiler does
+    // not fold in the default the loader rewrites.
     let ports = unsafe { core::ptr::read_volatile(&DECAP_GUE_PORTS) };
     let mut i = 0;
     while i < ports.len() {
@@ -105,17 +104,10 @@ pub fn is_local(family: u8, addr: &[u32; 4]) -> bool {
 #[inline(always)]
 pub fn run(ctx: &XdpContext, pkt: &Packet, e: &EthHdr, outer: &OuterIp) -> u32 {
     let l4 = ETH_LEN + outer.header_len;
-    let Some(udp) = pkt.ptr_at::<UdpHdr>(l4) else {
+    let Some(udp) = pkt.view::<UdpHdr>(l4) else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: `ptr_at` checked that the whole UDP header lies inside the frame.
-    let (src_port, dst_port, udp_len) = unsafe {
-        (
-            load(addr_of!((*udp).src_port)),
-            load(addr_of!((*udp).dst_port)),
-            load(addr_of!((*udp).len)),
-        )
-    };
+    let (src_port, dst_port, udp_len) = (udp.src_port(), udp.dst_port(), udp.len());
     if !is_gue_port(dst_port) {
         return xdp_action::XDP_PASS;
     }
@@ -167,9 +159,7 @@ fn parse(pkt: &Packet, l4: usize, ports: (u16, u16), udp_len: u16, outer: &Outer
         return None;
     }
     let gue_off = l4 + UDP_LEN;
-    let first = pkt.ptr_at::<GueHeader>(gue_off)?;
-    // SAFETY: `ptr_at` checked that the first GUE word lies inside the frame.
-    let first = unsafe { load(first) };
+    let first = pkt.view::<GueHeader>(gue_off)?.get();
     if first.version_c_hlen >> 5 != 0 || first.flags != 0 {
         return None;
     }
@@ -184,9 +174,7 @@ fn parse(pkt: &Packet, l4: usize, ports: (u16, u16), udp_len: u16, outer: &Outer
     let inner_len = udp_len - UDP_LEN - header_len;
     // A 4-byte read: a one-byte bounds check compiles to `p >= end`, which
     // the verifier does not turn into a readable range.
-    let first_word = pkt.ptr_at::<[u8; 4]>(inner_off)?;
-    // SAFETY: `ptr_at` checked that the inner packet's first word lies inside the frame.
-    let version = unsafe { load(first_word) }[0] >> 4;
+    let version = pkt.view::<[u8; 4]>(inner_off)?.get()[0] >> 4;
     match first.protocol {
         GUE_PROTO_IPV4 if version == 4 && inner_len >= 20 => {}
         GUE_PROTO_IPV6 if version == 6 && inner_len >= 40 => {}
@@ -211,21 +199,16 @@ fn parse(pkt: &Packet, l4: usize, ports: (u16, u16), udp_len: u16, outer: &Outer
 /// foreign private data is skipped (not a hint).
 #[inline(always)]
 fn hint(pkt: &Packet, off: usize, hlen: usize) -> Option<(u8, [u32; 4])> {
-    let head = pkt.ptr_at::<HintHeader>(off)?;
-    // SAFETY: `ptr_at` checked that the hint's first word lies inside the frame.
-    let head = unsafe { load(head) };
+    let head = pkt.view::<HintHeader>(off)?.get();
     if u16::from_be(head.magic) != HINT_MAGIC || head.kind != HINT_KIND_PREVIOUS_OWNER {
         return None;
     }
     let addr_off = off + HINT_HEAD_LEN;
     if head.family == FAMILY_V4 {
-        let p = pkt.ptr_at::<u32>(addr_off)?;
-        // SAFETY: `ptr_at` checked that the 4 address bytes lie inside the frame.
-        Some((FAMILY_V4, [unsafe { load(p) }, 0, 0, 0]))
+        let [addr] = pkt.view::<[u32; 1]>(addr_off)?.get();
+        Some((FAMILY_V4, [addr, 0, 0, 0]))
     } else if head.family == FAMILY_V6 && hlen >= 5 {
-        let p = pkt.ptr_at::<[u32; 4]>(addr_off)?;
-        // SAFETY: `ptr_at` checked that the 16 address bytes lie inside the frame.
-        Some((FAMILY_V6, unsafe { load(p) }))
+        Some((FAMILY_V6, pkt.view::<[u32; 4]>(addr_off)?.get()))
     } else {
         None
     }

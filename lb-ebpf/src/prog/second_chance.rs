@@ -18,14 +18,13 @@
 //! packet already has its UDP header (the rewrite only drops the hint's
 //! words) and IPIP would put every forwarded flow on one receive queue.
 
-use core::{mem::size_of, ptr::addr_of};
+use core::mem::size_of;
 
 use aya_ebpf::{
     EbpfContext,
     bindings::{bpf_fib_lookup, bpf_sock_tuple, xdp_action},
     helpers::generated::{
         bpf_fib_lookup as fib_lookup_helper, bpf_redirect, bpf_sk_release, bpf_skc_lookup_tcp,
-        bpf_xdp_adjust_head,
     },
     programs::XdpContext,
 };
@@ -36,18 +35,21 @@ use lb_common::{
 };
 use lb_ebpf::{
     Packet,
-    checksum::fold,
     wire::{
+        emit_ipv4::{Ipv4Fields, emit_ipv4},
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ipv4::{IP_OFFSET, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPV6_LEN, Ipv6Hdr},
-        packet::{load, store},
+        packet::View,
         tcp::{TCP_SYN, TcpHdr},
         udp::{UDP_LEN, UdpHdr},
     },
 };
 
-use crate::prog::decap_gue::{Gue, OuterIp, is_local};
+use crate::prog::{
+    decap_gue::{Gue, OuterIp, is_local},
+    frame::{Grown, shrink_head},
+};
 
 /// Output lookup, as for a locally generated packet (ip_forward need not be on).
 const BPF_FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
@@ -112,15 +114,8 @@ pub fn decide(ctx: &XdpContext, pkt: &Packet, gue: &Gue, outer: &OuterIp) -> Dec
 /// The TCP header of the inner packet at `tcp_off`, if it is not a SYN.
 #[inline(always)]
 fn non_syn_ports(pkt: &Packet, tcp_off: usize) -> Option<(u16, u16)> {
-    let tcp = pkt.ptr_at::<TcpHdr>(tcp_off)?;
-    // SAFETY: `ptr_at` checked that the whole TCP header lies inside the frame.
-    let (sport, dport, flags) = unsafe {
-        (
-            load(addr_of!((*tcp).src_port)),
-            load(addr_of!((*tcp).dst_port)),
-            load(addr_of!((*tcp).flags)),
-        )
-    };
+    let tcp = pkt.view::<TcpHdr>(tcp_off)?;
+    let (sport, dport, flags) = (tcp.src_port(), tcp.dst_port(), tcp.flags());
     if flags & TCP_SYN != 0 {
         return None;
     }
@@ -133,10 +128,12 @@ fn is_connection(sk: *mut aya_ebpf::bindings::bpf_sock) -> bool {
     if sk.is_null() {
         return false;
     }
-    // SAFETY: the helper returned a referenced, non-null socket; `state` is a
-    // readable field of a socket-common pointer.
+    // SAFETY: `sk` is the non-null socket `bpf_skc_lookup_tcp` returned with
+    // a reference held until the release below; the verifier allows reading
+    // `state`, a field of every socket kind (sock_common) it can return.
     let state = unsafe { (*sk).state };
-    // SAFETY: releases the reference the lookup took.
+    // SAFETY: `sk` is the referenced socket of the lookup, released exactly
+    // once and not used afterwards.
     unsafe { bpf_sk_release(sk as *mut _) };
     state != TCP_LISTEN
 }
@@ -145,19 +142,11 @@ fn is_connection(sk: *mut aya_ebpf::bindings::bpf_sock) -> bool {
 /// the rule does not apply: `true`), or its connection exists here.
 #[inline(always)]
 fn has_socket_v4(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
-    let Some(ip) = pkt.ptr_at::<Ipv4Hdr>(off) else {
+    let Some(ip) = pkt.view::<Ipv4Hdr>(off) else {
         return true;
     };
-    // SAFETY: `ptr_at` checked that the whole inner IPv4 header lies inside the frame.
-    let (vihl, frag_off, protocol, saddr, daddr) = unsafe {
-        (
-            load(addr_of!((*ip).version_ihl)),
-            load(addr_of!((*ip).frag_off)),
-            load(addr_of!((*ip).protocol)),
-            load(addr_of!((*ip).src)),
-            load(addr_of!((*ip).dst)),
-        )
-    };
+    let (vihl, frag_off, protocol) = (ip.version_ihl(), ip.frag_off(), ip.protocol());
+    let (saddr, daddr) = (ip.src(), ip.dst());
     let ihl = ((vihl & 0x0f) as usize) * 4;
     if protocol != PROTO_TCP || u16::from_be(frag_off) & IP_OFFSET != 0 || ihl < IPV4_LEN {
         return true;
@@ -171,7 +160,9 @@ fn has_socket_v4(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
         sport,
         dport,
     };
-    // SAFETY: `tuple` is a valid IPv4 `bpf_sock_tuple` of the size passed.
+    // SAFETY: `tuple` is a live, writable `TupleV4`, laid out as the IPv4
+    // member of `bpf_sock_tuple`, and the size passed is its size; the
+    // helper reads it only during the call. `ctx` is this program's context.
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.as_ptr(),
@@ -188,17 +179,10 @@ fn has_socket_v4(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
 /// fixed header; extension headers: not forwarded).
 #[inline(always)]
 fn has_socket_v6(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
-    let Some(ip) = pkt.ptr_at::<Ipv6Hdr>(off) else {
+    let Some(ip) = pkt.view::<Ipv6Hdr>(off) else {
         return true;
     };
-    // SAFETY: `ptr_at` checked that the whole inner IPv6 header lies inside the frame.
-    let (next_hdr, saddr, daddr) = unsafe {
-        (
-            load(addr_of!((*ip).next_hdr)),
-            load(addr_of!((*ip).src)),
-            load(addr_of!((*ip).dst)),
-        )
-    };
+    let (next_hdr, saddr, daddr) = (ip.next_hdr(), ip.src(), ip.dst());
     if next_hdr != PROTO_TCP {
         return true;
     }
@@ -211,7 +195,9 @@ fn has_socket_v6(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
         sport,
         dport,
     };
-    // SAFETY: `tuple` is a valid IPv6 `bpf_sock_tuple` of the size passed.
+    // SAFETY: `tuple` is a live, writable `TupleV6`, laid out as the IPv6
+    // member of `bpf_sock_tuple`, and the size passed is its size; the
+    // helper reads it only during the call. `ctx` is this program's context.
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.as_ptr(),
@@ -241,7 +227,8 @@ fn next_hop(
     ports: (u16, u16),
     tot_len: usize,
 ) -> Option<NextHop> {
-    // SAFETY: an all-zero bpf_fib_lookup is valid.
+    // SAFETY: `bpf_fib_lookup` is a C struct of integers and unions of
+    // integers: all zero bytes is a valid value.
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.l4_protocol = PROTO_UDP;
     params.sport = ports.0;
@@ -257,7 +244,9 @@ fn next_hop(
         params.__bindgen_anon_3.ipv6_src = outer.local;
         params.__bindgen_anon_4.ipv6_dst = *owner;
     }
-    // SAFETY: params is a valid, writable bpf_fib_lookup.
+    // SAFETY: `params` is a live, writable `bpf_fib_lookup` of the size
+    // passed (the helper reads and rewrites it during the call only); `ctx`
+    // is this program's context.
     let rc = unsafe {
         fib_lookup_helper(
             ctx.as_ptr(),
@@ -288,17 +277,13 @@ pub fn forward(ctx: &XdpContext, gue: &Gue, outer: &OuterIp) -> Option<u32> {
     // Old: Ethernet | outer IP | UDP | GUE + private data | inner.
     // New: Ethernet | outer IP (no options) | UDP | GUE word | inner.
     let shrink = (outer.header_len + gue.header_len) - (new_ip_len + GUE_BASE_LEN);
-    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, shrink as i32) } != 0 {
-        return Some(xdp_action::XDP_DROP);
-    }
-    if !write_headers(ctx, gue, outer, &owner, &nh, udp_len) {
+    if !write_headers(ctx, shrink, gue, outer, &owner, &nh, udp_len) {
         return Some(xdp_action::XDP_DROP);
     }
     if nh.ifindex == ctx.ingress_ifindex() as u32 {
         return Some(xdp_action::XDP_TX);
     }
-    // SAFETY: plain helper call.
+    // SAFETY: a plain helper call taking integers only, no pointers.
     let rc = unsafe { bpf_redirect(nh.ifindex, 0) };
     Some(if rc as u32 == xdp_action::XDP_REDIRECT {
         xdp_action::XDP_REDIRECT
@@ -307,110 +292,85 @@ pub fn forward(ctx: &XdpContext, gue: &Gue, outer: &OuterIp) -> Option<u32> {
     })
 }
 
-/// Writes the forwarded packet's Ethernet, outer IP, UDP and GUE headers at
-/// the (already moved) frame start; `false` if the frame is too short.
+/// Drops the first `shrink` bytes of the frame and writes the forwarded
+/// packet's Ethernet, outer IP, UDP and GUE headers at its new start; `false`
+/// if the helper fails or the frame is too short. No view of the frame from
+/// before is used afterwards.
 #[inline(always)]
 fn write_headers(
     ctx: &XdpContext,
+    shrink: usize,
     gue: &Gue,
     outer: &OuterIp,
     owner: &[u32; 4],
     nh: &NextHop,
     udp_len: usize,
 ) -> bool {
-    let v4 = outer.family == FAMILY_V4;
-    let new_ip_len = if v4 { IPV4_LEN } else { IPV6_LEN };
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let l4 = ETH_LEN + new_ip_len;
-    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
-        return false;
-    };
-    let Some(udp) = pkt.ptr_mut_at::<UdpHdr>(l4) else {
-        return false;
-    };
-    let Some(word) = pkt.ptr_mut_at::<GueHeader>(l4 + UDP_LEN) else {
-        return false;
-    };
-    let ether_type = if v4 { ETH_P_IP } else { ETH_P_IPV6 };
-    // SAFETY: `ptr_mut_at` checked that each header lies inside the frame.
-    unsafe {
-        store(
-            eth,
-            EthHdr {
-                dst: nh.dmac,
-                src: nh.smac,
-                ether_type: ether_type.to_be(),
-            },
-        );
-        store(
-            udp,
-            UdpHdr {
-                src_port: gue.ports.0,
-                dst_port: gue.ports.1,
-                len: (udp_len as u16).to_be(),
-                check: 0,
-            },
-        );
-        store(
-            word,
-            GueHeader {
-                version_c_hlen: 0,
-                protocol: gue.inner_protocol,
-                flags: 0,
-            },
-        );
-    }
-    if v4 {
-        let Some(ip) = pkt.ptr_mut_at::<Ipv4Hdr>(ETH_LEN) else {
+    if outer.family == FAMILY_V4 {
+        let Some(Grown::<Ipv4Hdr> { pkt, eth, ip }) = shrink_head(ctx, shrink) else {
             return false;
         };
-        let hdr = ipv4_header(outer, owner[0], (IPV4_LEN + udp_len) as u16);
-        // SAFETY: `ptr_mut_at` checked that the IPv4 header lies inside the frame.
-        unsafe { store(ip, hdr) };
+        let fields = Ipv4Fields {
+            tos: outer.tos,
+            payload_len: udp_len as u16,
+            frag_off: outer.df,
+            protocol: PROTO_UDP,
+            src: outer.local[0],
+            dst: owner[0],
+        };
+        emit_ipv4(&ip, &fields);
+        write_l2_l4(&pkt, &eth, ETH_P_IP, IPV4_LEN, gue, nh, udp_len)
     } else {
-        let Some(ip) = pkt.ptr_mut_at::<Ipv6Hdr>(ETH_LEN) else {
+        let Some(Grown::<Ipv6Hdr> { pkt, eth, ip }) = shrink_head(ctx, shrink) else {
             return false;
         };
-        let hdr = Ipv6Hdr {
+        ip.set(Ipv6Hdr {
             version_tc_flow: outer.first_word,
             payload_len: (udp_len as u16).to_be(),
             next_hdr: PROTO_UDP,
             hop_limit: 64,
             src: outer.local,
             dst: *owner,
-        };
-        // SAFETY: `ptr_mut_at` checked that the IPv6 header lies inside the frame.
-        unsafe { store(ip, hdr) };
+        });
+        write_l2_l4(&pkt, &eth, ETH_P_IPV6, IPV6_LEN, gue, nh, udp_len)
     }
-    true
 }
 
-/// The forwarded packet's outer IPv4 header (UDP, TTL 64, id 0, DSCP/ECN
-/// and DF of the received outer header) with its checksum.
+/// Writes the forwarded packet's Ethernet header and, after the outer IP
+/// header of `ip_len` bytes, its UDP header and GUE word (no private data);
+/// `false` if the frame is too short.
 #[inline(always)]
-fn ipv4_header(outer: &OuterIp, dst: u32, tot_len: u16) -> Ipv4Hdr {
-    let src = outer.local[0];
-    let tot_len = tot_len.to_be();
-    let w0 = u16::from_ne_bytes([0x45, outer.tos]);
-    let w4 = u16::from_ne_bytes([64, PROTO_UDP]);
-    let sum = u64::from(w0)
-        + u64::from(tot_len)
-        + u64::from(outer.df)
-        + u64::from(w4)
-        + u64::from(src & 0xffff)
-        + u64::from(src >> 16)
-        + u64::from(dst & 0xffff)
-        + u64::from(dst >> 16);
-    Ipv4Hdr {
-        version_ihl: 0x45,
-        tos: outer.tos,
-        tot_len,
-        id: 0,
-        frag_off: outer.df,
-        ttl: 64,
-        protocol: PROTO_UDP,
-        check: !fold(sum),
-        src,
-        dst,
-    }
+fn write_l2_l4(
+    pkt: &Packet,
+    eth: &View<'_, EthHdr>,
+    ether_type: u16,
+    ip_len: usize,
+    gue: &Gue,
+    nh: &NextHop,
+    udp_len: usize,
+) -> bool {
+    let l4 = ETH_LEN + ip_len;
+    let Some(udp) = pkt.view::<UdpHdr>(l4) else {
+        return false;
+    };
+    let Some(word) = pkt.view::<GueHeader>(l4 + UDP_LEN) else {
+        return false;
+    };
+    eth.set(EthHdr {
+        dst: nh.dmac,
+        src: nh.smac,
+        ether_type: ether_type.to_be(),
+    });
+    udp.set(UdpHdr {
+        src_port: gue.ports.0,
+        dst_port: gue.ports.1,
+        len: (udp_len as u16).to_be(),
+        check: 0,
+    });
+    word.set(GueHeader {
+        version_c_hlen: 0,
+        protocol: gue.inner_protocol,
+        flags: 0,
+    });
+    true
 }

@@ -6,12 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use aya::EbpfLoader;
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
+use aya::maps::HashMap as BpfHashMap;
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode};
-use lb::datapath::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
+use lb::kernel::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
 use lb::netns::NetnsId;
-use lb::plan::address_words;
 use lb::state::DEFAULT_PIN_ROOT;
 use lb_common::{DecapCounter, DecapKey};
 
@@ -48,9 +47,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let netns = NetnsId::current().context("which network namespace this is")?;
     let root = if args.detach || args.stats {
-        lb::datapath::bpffs::secure_root(&args.pin_root)?
+        lb::kernel::bpffs::secure_root(&args.pin_root)?
     } else {
-        lb::datapath::bpffs::ensure_bpffs(&args.pin_root)?
+        lb::kernel::bpffs::ensure_bpffs(&args.pin_root)?
     };
     let dir = decap_pin_dir(&root, netns, &args.iface);
     if args.stats {
@@ -101,16 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut all = iface.addresses.clone();
         all.extend(&args.addresses);
         for a in &all {
-            let (addr, family) = address_words(*a);
-            m.insert(
-                DecapKey {
-                    addr,
-                    family,
-                    pad: [0; 3],
-                },
-                0,
-                0,
-            )?;
+            m.insert(DecapKey::from(*a), 0, 0)?;
         }
         eprintln!(
             "{}: accepting {} local address(es): {all:?}; GUE on UDP port(s) {:?}",
@@ -147,14 +137,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// each (summed over CPUs), in [`DecapCounter::ALL`] order.
 fn stats_text(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join(lb_common::MAP_DECAP_STATS);
-    let data = MapData::from_pin(&path).with_context(|| {
+    let map = lb::kernel::pinned::per_cpu_array::<u64>(&path).with_context(|| {
         format!(
-            "open {} (is lb decap attached to this interface?)",
+            "open per-CPU array {} (is lb decap attached to this interface?)",
             path.display()
         )
     })?;
-    let map: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::from_map_data(data)?)
-        .with_context(|| format!("{} is not a per-CPU array", path.display()))?;
     let mut out = String::new();
     for counter in DecapCounter::ALL {
         let values = map

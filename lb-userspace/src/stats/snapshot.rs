@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{MapData, PerCpuArray};
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 use super::StatsError;
@@ -196,9 +196,7 @@ fn open<V: aya::Pod>(pin_dir: &Path, name: &str) -> Result<PerCpuArray<MapData, 
         path: path.clone(),
         source,
     };
-    let data = MapData::from_pin(&path).map_err(open_err)?;
-    let map = Map::from_map_data(data).map_err(open_err)?;
-    PerCpuArray::try_from(map).map_err(open_err)
+    crate::kernel::pinned::per_cpu_array(&path).map_err(open_err)
 }
 
 /// Sums one entry over CPUs.
