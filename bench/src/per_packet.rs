@@ -25,7 +25,9 @@ use lb_tests::{
 
 use crate::report::{Report, Row, Target};
 
-static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
+/// The baselines and wrappers (`bench-ebpf`).
+pub(crate) static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const NOT_A_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 50, 50);
@@ -62,9 +64,13 @@ struct Template {
 // SAFETY: repr(C), integers and bytes only, no padding (64 + 4 + 4).
 unsafe impl aya::Pod for Template {}
 
-struct Sizes {
-    passes: u32,
-    runs: usize,
+/// How many passes and runs each figure takes.
+#[derive(Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Passes per BPF_PROG_TEST_RUN.
+    pub(crate) passes: u32,
+    /// Runs per figure (the median is kept).
+    pub(crate) runs: usize,
     cold_flows: u32,
 }
 
@@ -298,6 +304,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         Some(x_pass(NOT_SERVED_MAX_X_PASS)),
         vs(unserved_bare),
     ));
+    crate::per_packet_decap::run(report, &sizes, pass)?;
     report.note(format!(
         "per-packet cold: each lookup reads the flow's first bucket, one 64-byte cache line of the \
          {} KiB table, and the second (another line) only for the few flows placed there (about 3 % \
@@ -370,7 +377,8 @@ fn wrapped(
     result
 }
 
-fn median(sizes: &Sizes, mut one: impl FnMut() -> Result<f64>) -> Result<f64> {
+/// The median of `sizes.runs` results of `one`.
+pub(crate) fn median(sizes: &Sizes, mut one: impl FnMut() -> Result<f64>) -> Result<f64> {
     let mut v = (0..sizes.runs).map(|_| one()).collect::<Result<Vec<_>>>()?;
     v.sort_by(f64::total_cmp);
     Ok(v[v.len() / 2])

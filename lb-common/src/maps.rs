@@ -259,12 +259,78 @@ pub enum DecapCounter {
     DecapV4 = 0,
     /// IPv6-in-IPv6 packets decapsulated.
     DecapV6 = 1,
-    /// Encapsulated packets not addressed to this host, or malformed: passed unchanged.
+    /// Encapsulated packets (IPIP, IPv6-in-IPv6, UDP to a GUE port) not
+    /// addressed to this host, or too short to strip: passed unchanged.
     Passed = 2,
+    /// GUE packets over IPv4 decapsulated and passed up (hinted ones included).
+    GueV4 = 3,
+    /// GUE packets over IPv6 decapsulated and passed up (hinted ones included).
+    GueV6 = 4,
+    /// GUE packets to this host that cannot be decapsulated (outer fragment,
+    /// version other than 0, control message, flags, Hlen or UDP length beyond
+    /// the packet, inner protocol other than IPv4/IPv6 or not matching the
+    /// inner header): dropped.
+    GueMalformed = 5,
+    /// Second chance: hinted TCP non-SYN packets without a local connection,
+    /// re-encapsulated (GUE without hint) to the previous owner.
+    SecondChanceForwarded = 6,
+    /// Hinted packets passed up: a local connection exists (established,
+    /// request or TIME_WAIT socket), the packet is a SYN or not TCP, or the
+    /// hint names this host.
+    HintPassedLocal = 7,
+    /// Hinted packets that should have been forwarded but could not be (no
+    /// route or neighbour to the previous owner, route MTU too small, hint
+    /// family other than the outer family): passed up.
+    HintForwardFailed = 8,
+}
+
+impl DecapCounter {
+    /// Every counter, in index order.
+    pub const ALL: &'static [DecapCounter] = &[
+        DecapCounter::DecapV4,
+        DecapCounter::DecapV6,
+        DecapCounter::Passed,
+        DecapCounter::GueV4,
+        DecapCounter::GueV6,
+        DecapCounter::GueMalformed,
+        DecapCounter::SecondChanceForwarded,
+        DecapCounter::HintPassedLocal,
+        DecapCounter::HintForwardFailed,
+    ];
+
+    /// The counter's name in `lb decap --stats` (snake case).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecapCounter::DecapV4 => "decap_v4",
+            DecapCounter::DecapV6 => "decap_v6",
+            DecapCounter::Passed => "passed",
+            DecapCounter::GueV4 => "gue_v4",
+            DecapCounter::GueV6 => "gue_v6",
+            DecapCounter::GueMalformed => "gue_malformed",
+            DecapCounter::SecondChanceForwarded => "second_chance_forwarded",
+            DecapCounter::HintPassedLocal => "hint_passed_local",
+            DecapCounter::HintForwardFailed => "hint_forward_failed",
+        }
+    }
 }
 
 /// Number of [`DecapCounter`] entries.
-pub const DECAP_COUNTER_COUNT: u32 = 3;
+pub const DECAP_COUNTER_COUNT: u32 = 9;
+
+/// The decapsulator's global holding the UDP destination ports (network
+/// order, 0 = unused slot) it accepts GUE on; `lb decap --gue-port` sets it.
+pub const GLOBAL_DECAP_GUE_PORTS: &str = "DECAP_GUE_PORTS";
+/// Most GUE ports one `lb_decap` accepts.
+pub const MAX_DECAP_GUE_PORTS: usize = 4;
+/// [`GLOBAL_DECAP_GUE_PORTS`] of a decapsulator that accepts `ports` (host
+/// order; at most [`MAX_DECAP_GUE_PORTS`], extra ones ignored).
+pub fn decap_gue_ports(ports: &[u16]) -> [u16; MAX_DECAP_GUE_PORTS] {
+    let mut out = [0u16; MAX_DECAP_GUE_PORTS];
+    for (slot, port) in out.iter_mut().zip(ports) {
+        *slot = port.to_be();
+    }
+    out
+}
 
 #[cfg(feature = "user")]
 mod pod {
@@ -284,4 +350,21 @@ mod pod {
     unsafe impl aya::Pod for crate::FlowKey {}
     unsafe impl aya::Pod for crate::BackendStats {}
     unsafe impl aya::Pod for crate::ServiceStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decap_counters_are_listed_in_index_order() {
+        assert_eq!(DecapCounter::ALL.len() as u32, DECAP_COUNTER_COUNT);
+        for (i, c) in DecapCounter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+        assert_eq!(
+            decap_gue_ports(&[6080, 7000]),
+            [6080u16.to_be(), 7000u16.to_be(), 0, 0]
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! - [`agent_process`]: the `lb` binary under test and a kill-on-drop `lb run`.
 //! - [`browser`]: headless Chromium driven over the DevTools pipe.
 //! - [`frames`]: test frames for the datapath fixtures and benchmarks.
+//! - [`decap_frames`]: GUE frames for the decapsulator fixtures.
+//! - [`decap_netns`]: fresh namespaces with sockets and a neighbour for them.
 //! - [`harness`]: a freshly loaded datapath with map setters and counter readers.
 //! - [`lab`]: the one-armed DSR lab (client, router, lb, backends) and its load.
 //! - [`netns`]: network-namespace and veth guards; locating `lb`.
@@ -10,6 +12,8 @@
 
 pub mod agent_process;
 pub mod browser;
+pub mod decap_frames;
+pub mod decap_netns;
 pub mod frames;
 pub mod fuzz;
 pub mod harness;
