@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod checksum;
+pub mod emit;
 pub mod keys;
 pub mod parse;
 pub mod wire;

@@ -7,11 +7,13 @@
 //! - [`lab`]: the one-armed DSR lab (client, router, lb, backends) and its load.
 //! - [`netns`]: network-namespace and veth guards; locating `lb`.
 //! - [`fuzz`]: the datapath fuzzer (`cargo xtask fuzz`).
+//! - [`gue_frames`]: expected GUE frames of the balancer.
 
 pub mod agent_process;
 pub mod browser;
 pub mod frames;
 pub mod fuzz;
+pub mod gue_frames;
 pub mod harness;
 pub mod lab;
 pub mod netns;

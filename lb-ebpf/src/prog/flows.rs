@@ -4,8 +4,8 @@
 
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use lb_common::{
-    FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot, GlobalCounter,
-    bucket_pair, flow_place, slot_for_pin,
+    BackendId, FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot,
+    GlobalCounter, bucket_pair, flow_place, slot_for_pin,
 };
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, FLOW_TABLE_CONFIG};
@@ -50,20 +50,21 @@ fn now() -> u32 {
     unsafe { bpf_jiffies64() as u32 }
 }
 
-/// The pin of the flow at `place`, marking the flow seen now. The second
-/// bucket is only read when the first does not hold the flow.
+/// The pin of the flow at `place` and its second-chance hint, marking the
+/// flow seen now. The second bucket is only read when the first does not
+/// hold the flow.
 #[inline(always)]
-pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
+pub fn lookup(place: &FlowPlace) -> Option<(FlowEntry, Option<BackendId>)> {
     let [a, b] = bucket_indices(place.hash);
     let mut bucket = CONNTRACK.get_ptr_mut(a)?;
     // SAFETY: a map value pointer; racy reads are validated by the tag check.
-    let mut found = unsafe { &*bucket }.find(place.fingerprint);
+    let mut found = unsafe { &*bucket }.find_hinted(place.fingerprint);
     if found.is_none() {
         bucket = CONNTRACK.get_ptr_mut(b)?;
         // SAFETY: as above.
-        found = unsafe { &*bucket }.find(place.fingerprint);
+        found = unsafe { &*bucket }.find_hinted(place.fingerprint);
     }
-    let (way, pin) = found?;
+    let (way, pin, hint) = found?;
     if way < FLOW_WAYS {
         let t = now();
         // SAFETY: in bounds; a plain store of one word.
@@ -74,14 +75,15 @@ pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
             }
         }
     }
-    Some(pin)
+    Some((pin, hint))
 }
 
-/// Pins the flow at `place` to `entry` (its own slot, else an empty one, else
-/// the least recently seen one of its two buckets) when this CPU's insert
-/// budget allows; otherwise counts `ConntrackInsertSkipped` and records nothing.
+/// Pins the flow at `place` to `entry` with second-chance hint `hint` (its
+/// own slot, else an empty one, else the least recently seen one of its two
+/// buckets) when this CPU's insert budget allows; otherwise counts
+/// `ConntrackInsertSkipped` and records nothing.
 #[inline(always)]
-pub fn record(place: &FlowPlace, entry: FlowEntry) {
+pub fn record(place: &FlowPlace, entry: FlowEntry, hint: Option<BackendId>) {
     if !within_budget() {
         count(GlobalCounter::ConntrackInsertSkipped);
         return;
@@ -93,7 +95,7 @@ pub fn record(place: &FlowPlace, entry: FlowEntry) {
     // SAFETY: map value pointers.
     let (i, way) = slot_for_pin(unsafe { [&*pair[0], &*pair[1]] }, place.fingerprint, t);
     if i < 2 && way < FLOW_WAYS {
-        let slot = FlowSlot::new(place.fingerprint, entry, t);
+        let slot = FlowSlot::hinted(place.fingerprint, entry, hint, t);
         // SAFETY: in bounds.
         unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*pair[i]).slots[way]), slot) };
     }

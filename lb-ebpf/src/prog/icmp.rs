@@ -96,7 +96,7 @@ fn forward_error(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> Option<u32> {
     let Some((id, backend)) = pick_for_error(&key, &svc) else {
         return Some(xdp_action::XDP_DROP);
     };
-    let action = encap::send(ctx, pkt, p, id, backend);
+    let action = encap::send(ctx, pkt, p, &key, id, backend, None);
     if action != xdp_action::XDP_DROP {
         count(GlobalCounter::IcmpErrorForwarded);
     }

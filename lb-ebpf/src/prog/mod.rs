@@ -49,4 +49,5 @@ pub mod decap;
 pub mod encap;
 pub mod flows;
 pub mod icmp;
+pub mod second_chance;
 pub mod vip;

@@ -28,6 +28,13 @@ impl Packet {
         Self::new(start, start + bytes.len())
     }
 
+    /// A writable frame over a byte slice (host tests of header writers).
+    #[inline(always)]
+    pub fn from_mut_slice(bytes: &mut [u8]) -> Self {
+        let start = bytes.as_mut_ptr() as usize;
+        Self::new(start, start + bytes.len())
+    }
+
     /// Length of the frame in bytes.
     #[inline(always)]
     pub fn len(&self) -> usize {

@@ -15,8 +15,9 @@ use super::fields::{Ctx, Field, MapView, describe, shortened};
 use super::input::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 use super::lines::Block;
 use super::{
-    BackendConfig, Config, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_PANIC_THRESHOLD, EncapConfig,
-    HealthCheckConfig, HealthCheckKind, Protocol, ServiceConfig,
+    BackendConfig, Config, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_PANIC_THRESHOLD,
+    DEFAULT_SECOND_CHANCE_S, EncapConfig, Encapsulation, HealthCheckConfig, HealthCheckKind,
+    MAX_SECOND_CHANCE_S, Protocol, ServiceConfig,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -27,7 +28,14 @@ const TOP_KEYS: &[&str] = &[
     "services",
     "announce",
 ];
-const ENCAP_KEYS: &[&str] = &["source_v4", "source_v6", "gateway_mac"];
+const ENCAP_KEYS: &[&str] = &[
+    "source_v4",
+    "source_v6",
+    "gateway_mac",
+    "gue_port",
+    "source_prefix_v4",
+    "source_prefix_v6",
+];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "vip",
@@ -36,6 +44,8 @@ const SERVICE_KEYS: &[&str] = &[
     "backends",
     "health_check",
     "panic_threshold",
+    "encap",
+    "second_chance_s",
 ];
 const BACKEND_KEYS: &[&str] = &["address", "weight", "drain"];
 const HEALTH_KEYS: &[&str] = &[
@@ -209,6 +219,30 @@ fn encap(ctx: &mut Ctx<'_>, top: &MapView<'_>, value: &Value) -> Option<EncapCon
         Field::Invalid => ok = false,
         Field::Absent => {}
     }
+    match view.uint(ctx, "gue_port", u64::from(u16::MAX)) {
+        Field::Value(0) => {
+            view.report(ctx, "gue_port", "gue_port must be 1..=65535, got 0");
+            ok = false;
+        }
+        Field::Value(port) => config.gue_port = Some(port as u16),
+        Field::Invalid => ok = false,
+        Field::Absent => {}
+    }
+    let v4 = super::source_prefix::read(ctx, &view, "source_prefix_v4", 32);
+    let v6 = super::source_prefix::read(ctx, &view, "source_prefix_v6", 128);
+    match (v4, v6) {
+        (Some(v4), Some(v6)) => {
+            config.source_prefix_v4 = v4.map(|(base, len)| match base {
+                IpAddr::V4(base) => super::SourcePrefix { base, len },
+                IpAddr::V6(_) => unreachable!("read checks the family"),
+            });
+            config.source_prefix_v6 = v6.map(|(base, len)| match base {
+                IpAddr::V6(base) => super::SourcePrefix { base, len },
+                IpAddr::V4(_) => unreachable!("read checks the family"),
+            });
+        }
+        _ => ok = false,
+    }
     ok.then_some(config)
 }
 
@@ -366,6 +400,38 @@ fn service(
         }
     };
 
+    let encap = match view.string(ctx, "encap") {
+        Field::Absent => Some(Encapsulation::Ipip),
+        Field::Invalid => None,
+        Field::Value("ipip") => Some(Encapsulation::Ipip),
+        Field::Value("gue") => Some(Encapsulation::Gue),
+        Field::Value(other) => {
+            view.report(
+                ctx,
+                "encap",
+                format!(
+                    "unknown encap {:?} (expected ipip or gue)",
+                    shortened(other)
+                ),
+            );
+            None
+        }
+    };
+
+    let second_chance_s = match view.uint(ctx, "second_chance_s", u64::from(u32::MAX)) {
+        Field::Absent => Some(DEFAULT_SECOND_CHANCE_S),
+        Field::Invalid => None,
+        Field::Value(s) if s <= u64::from(MAX_SECOND_CHANCE_S) => Some(s as u32),
+        Field::Value(s) => {
+            view.report(
+                ctx,
+                "second_chance_s",
+                format!("second_chance_s {s} exceeds the limit of {MAX_SECOND_CHANCE_S} (one day)"),
+            );
+            None
+        }
+    };
+
     Some(ReadService {
         config: ServiceConfig {
             name: name?,
@@ -375,6 +441,8 @@ fn service(
             backends: backends?,
             health_check: health_check?,
             panic_threshold: panic_threshold?,
+            encap: encap?,
+            second_chance_s: second_chance_s?,
         },
         line,
         location,

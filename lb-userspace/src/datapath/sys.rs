@@ -91,3 +91,17 @@ pub fn link_prog_id(link: &OwnedFd) -> std::io::Result<u32> {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0))
 }
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of the datapath's
+/// `bpf_ktime_get_ns`, so that deadlines written into maps compare with it.
+pub fn monotonic_ns() -> std::io::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}

@@ -7,7 +7,11 @@
 //! 2. removed services leave VIPS before any new service could reuse anything;
 //! 3. each changed service gets a fresh table at its *spare* index (all of
 //!    them first, in one run of `PutTable`s), then its VIPS entry flips to it
-//!    (the atomic swap described in `lb_common::maps`);
+//!    (the atomic swap described in `lb_common::maps`). A GUE service with
+//!    second chance keeps the old table as its *previous* one
+//!    (`PutServiceWithPrevious`); since the spare it refills may be the
+//!    previous table of its current entry, that entry is first rewritten
+//!    without a previous table (before the run of `PutTable`s);
 //! 4. only then are removed backends retired and down backends made non-LIVE,
 //!    so no live table ever points to a retired id.
 //!
@@ -24,7 +28,7 @@ use lb_common::{
     service_filter_bit, vip_filter_bit, vip_filter_slot,
 };
 
-use crate::config::{Config, Protocol, ServiceConfig};
+use crate::config::{Config, Encapsulation, Protocol, ServiceConfig};
 use crate::health::select_for_service;
 use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend, fingerprint};
 use crate::state::{AppliedBackend, AppliedService, BackendState, RetiredBackend};
@@ -49,6 +53,8 @@ pub enum MapOp {
         live: bool,
         /// The service the id belongs to (where hits count their packets).
         service_id: u32,
+        /// Whether `BACKEND_ENCAP_GUE` is set (the service uses GUE).
+        gue: bool,
     },
     /// Zero a service id's per-CPU counters (before the id is given out).
     ZeroServiceStats {
@@ -68,6 +74,17 @@ pub enum MapOp {
         key: VipKey,
         /// New value.
         entry: ServiceEntry,
+    },
+    /// Insert or replace a VIPS entry that names the previous table (second
+    /// chance); the datapath layer sets `previous_until_ns` to now +
+    /// `grace_s` (`CLOCK_MONOTONIC`) as it writes.
+    PutServiceWithPrevious {
+        /// VIPS key.
+        key: VipKey,
+        /// New value (its `previous_until_ns` is replaced).
+        entry: ServiceEntry,
+        /// Seconds the previous table stays in use.
+        grace_s: u32,
     },
     /// Insert the address marker of a VIP (`VIP_ADDRESS_MARKER_PROTOCOL`).
     PutVipMarker {
@@ -134,6 +151,9 @@ impl MapOp {
                 format!("store Maglev table {index} ({} slots)", slots.len())
             }
             MapOp::PutService { key, .. } => format!("write VIPS entry {}", endpoint(key)),
+            MapOp::PutServiceWithPrevious { key, .. } => {
+                format!("write VIPS entry {} with its previous table", endpoint(key))
+            }
             MapOp::PutVipMarker { vip } => format!("write VIPS address marker of {vip}"),
             MapOp::DeleteService { key } => format!("delete VIPS entry {}", endpoint(key)),
             MapOp::DeleteVipMarker { vip } => format!("delete VIPS address marker of {vip}"),
@@ -404,6 +424,7 @@ pub fn plan(
 
     let mut new_backend_ops = Vec::new(); // zero stats + put live, and back-up puts
     let mut removal_ops = Vec::new(); // deleted services
+    let mut drop_previous_ops = Vec::new(); // entries forget the table about to be overwritten
     let mut new_tables = Vec::new(); // fresh tables at spare (unused) indices
     let mut table_ops = Vec::new(); // service flips (and new services' stats, markers)
     let mut late_ops = Vec::new(); // retire / down
@@ -550,6 +571,17 @@ pub fn plan(
             });
         }
         let panic = selection.panic;
+        let gue = svc.encap == Encapsulation::Gue;
+        let encap_changed = old.is_some_and(|o| o.encap != svc.encap);
+        if let Some(o) = old
+            && encap_changed
+        {
+            change_list.push(format!(
+                "encap {}->{}",
+                o.encap.as_str(),
+                svc.encap.as_str()
+            ));
+        }
         if let Some(o) = old {
             if o.panic != panic {
                 change_list.push(if panic {
@@ -581,16 +613,18 @@ pub fn plan(
                     generation: b.generation,
                     live,
                     service_id,
+                    gue,
                 }),
                 Some(ob) => {
                     let was_live = is_live(ob, old.is_some_and(|o| o.panic));
-                    if live != was_live {
+                    if live != was_live || encap_changed {
                         let op = MapOp::PutBackend {
                             id: b.id,
                             address: b.address,
                             generation: b.generation,
                             live,
                             service_id,
+                            gue,
                         };
                         if live {
                             new_backend_ops.push(op);
@@ -661,15 +695,41 @@ pub fn plan(
                 }
                 None => 0,
             };
-            table_ops.push(MapOp::PutService {
-                key: vip_key(svc.vip, svc.port, protocol_number(svc.protocol)),
-                entry: ServiceEntry {
-                    service_id,
-                    table_index: index,
-                    table_size,
-                    flags: 0,
-                },
-            });
+            let key = vip_key(svc.vip, svc.port, protocol_number(svc.protocol));
+            let entry = ServiceEntry {
+                service_id,
+                table_index: index,
+                table_size,
+                ..ServiceEntry::default()
+            };
+            match old {
+                // Second chance: the old live table stays, named as the
+                // previous one. The spare about to be refilled may be the
+                // previous table of the current entry: the entry forgets it
+                // first.
+                Some(o) if gue && svc.second_chance_s > 0 && o.table_size > 0 && table_size > 0 => {
+                    let old_index = 2 * service_id + o.table_parity;
+                    drop_previous_ops.push(MapOp::PutService {
+                        key,
+                        entry: ServiceEntry {
+                            service_id,
+                            table_index: old_index,
+                            table_size: o.table_size,
+                            ..ServiceEntry::default()
+                        },
+                    });
+                    table_ops.push(MapOp::PutServiceWithPrevious {
+                        key,
+                        entry: ServiceEntry {
+                            previous_table_index: old_index,
+                            previous_table_size: o.table_size,
+                            ..entry
+                        },
+                        grace_s: svc.second_chance_s,
+                    });
+                }
+                _ => table_ops.push(MapOp::PutService { key, entry }),
+            }
             if table_size == 0 && old.is_some_and(|o| o.table_size > 0) {
                 change_list.push("no backend takes new flows".into());
             }
@@ -709,6 +769,7 @@ pub fn plan(
             panic,
             backends,
             fingerprint: Some(fingerprint),
+            encap: svc.encap,
         });
     }
     remaining_vips.clear();
@@ -736,6 +797,7 @@ pub fn plan(
         .collect();
     ops.extend(new_backend_ops);
     ops.extend(removal_ops);
+    ops.extend(drop_previous_ops);
     // Every new table before the first flip: they sit at indices nothing reads
     // yet, and consecutive table writes share one kernel grace period.
     ops.extend(new_tables);
@@ -794,5 +856,7 @@ fn old_slot_counts(o: &AppliedService) -> HashMap<u32, u32> {
     o.backends.iter().map(|b| (b.id, b.slots)).collect()
 }
 
+#[cfg(test)]
+mod gue_tests;
 #[cfg(test)]
 mod tests;
