@@ -22,7 +22,10 @@
 //! agent fills a fresh inner array, stores it at the service's *spare* table
 //! index (`2 * service_id + (1 - current parity)`), then replaces the service's
 //! [`ServiceEntry`] in [`MAP_VIPS`] (a hash-map update is an atomic pointer swap
-//! for readers), flipping `table_index` and `table_size` together.
+//! for readers), flipping `table_index` and `table_size` together. For
+//! second chance (GUE services) the entry then also names the old table as
+//! the previous one, with a deadline; before the next refill of the spare
+//! the agent rewrites the entry without it (see [`ServiceEntry`]).
 
 /// A backend's stable id: the index into [`MAP_BACKENDS`] and [`MAP_BACKEND_STATS`].
 pub type BackendId = u32;
