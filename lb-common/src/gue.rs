@@ -44,9 +44,9 @@ pub const HINT_KIND_PREVIOUS_OWNER: u8 = 1;
 pub const HINT_HEAD_LEN: usize = 4;
 
 /// Inner protocol value of the GUE header for an IPv4 payload.
-pub const GUE_PROTO_IPV4: u8 = 4;
+pub const GUE_PROTO_IPV4: u8 = crate::net::PROTO_IPIP;
 /// Inner protocol value of the GUE header for an IPv6 payload.
-pub const GUE_PROTO_IPV6: u8 = 41;
+pub const GUE_PROTO_IPV6: u8 = crate::net::PROTO_IPV6;
 
 /// The first GUE word; fields as on the wire.
 #[repr(C)]

@@ -1,8 +1,8 @@
 //! Expected GUE frames (`lb_common::gue`) of the balancer, built with
 //! etherparse for the outer IP and UDP headers and with the contract's
 //! reference encoder `lb_common::gue::emit_gue` for the GUE header, so that
-//! the datapath's own header writers (`lb_ebpf::emit`) are checked against
-//! independent code.
+//! the datapath's own header writers (`lb_ebpf::wire::emit_gue` and
+//! `emit_ipv4`) are checked against independent code.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

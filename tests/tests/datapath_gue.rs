@@ -10,8 +10,8 @@ use aya::maps::{Array, HashMap, Map, MapData};
 use lb::config::{
     BackendConfig, Config, EncapConfig, Encapsulation, Protocol, ServiceConfig, SourcePrefix,
 };
-use lb::datapath::{Datapath, ModeChoice, OpenOptions};
-use lb::plan::{AllUp, Plan, Previous, plan, vip_key};
+use lb::kernel::{Datapath, ModeChoice, OpenOptions};
+use lb::plan::{AllUp, Plan, Previous, plan};
 use lb_common::{
     BACKEND_ENCAP_GUE, BackendEntry, SETTINGS_SOURCE_PREFIX_V4, ServiceEntry, Settings, VipKey,
 };
@@ -80,7 +80,7 @@ fn next(dp: &mut Datapath, before: &Plan, backends: &[&str]) -> Plan {
 fn gue_service_entries_name_the_previous_table_until_the_grace_period_ends() {
     let net = NetNsPair::new("dpgue");
     let fs = TestBpffs::new("dpgue");
-    let dir = lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
+    let dir = lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
     let opts = OpenOptions {
         pin_root: fs.root.clone(),
         ifname: net.lb_if.clone(),
@@ -117,7 +117,7 @@ fn gue_service_entries_name_the_previous_table_until_the_grace_period_ends() {
     let vips: HashMap<MapData, VipKey, ServiceEntry> =
         HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join("VIPS")).unwrap())).unwrap();
     let s = &p2.services[0];
-    let e = vips.get(&vip_key(s.vip, 80, 6), 0).unwrap();
+    let e = vips.get(&VipKey::new(s.vip, 80, 6), 0).unwrap();
     // Second change: live table back in buffer 0, previous = buffer 1.
     assert_eq!((e.table_index, e.table_size), (2 * s.service_id, M));
     assert_eq!(
@@ -146,6 +146,6 @@ fn gue_service_entries_name_the_previous_table_until_the_grace_period_ends() {
     assert_ne!(st.flags & SETTINGS_SOURCE_PREFIX_V4, 0);
     assert_eq!(st.source_v4.to_ne_bytes(), [198, 18, 5, 0]);
     assert_eq!(st.source_host_mask_v4, 0xff);
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
     drop(fs);
 }

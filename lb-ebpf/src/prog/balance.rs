@@ -1,6 +1,7 @@
-//! `lb_xdp`: classify, find the service and the flow's backend, encapsulate.
+//! Stage 3, select a backend: the connection table for established flows,
+//! else the service's Maglev pick (recorded for new flows, never for ICMP
+//! errors), with the flow's second-chance hint ([`previous_owner`]).
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
     BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, FlowPlace, GlobalCounter,
     ServiceEntry, flow_hash, flow_table::PIN_GENERATION_MASK,
@@ -8,79 +9,55 @@ use lb_common::{
 use lb_ebpf::{
     Kind, Packet, Parsed,
     keys::flow_key,
-    parse,
     wire::tcp::{TCP_ACK, TCP_SYN},
 };
 
 use crate::{
     maps::{BACKEND_STATS, BACKENDS, MAGLEV_TABLES, SERVICE_STATS},
     prog::{
+        classify::Target,
         counters::count,
-        encap, flows, icmp, second_chance,
-        vip::{is_vip_address, maybe_service, maybe_vip, service},
+        flows, previous_owner,
+        verdict::{Step, Verdict},
+        vip::service,
     },
 };
 
-/// Entry point of `lb_xdp`.
+/// The backend a frame goes to, and what its encapsulation needs.
+pub struct Selected {
+    /// The backend's id.
+    pub id: BackendId,
+    /// Its entry.
+    pub backend: &'static BackendEntry,
+    /// The flow's previous owner (second chance), named in the GUE header.
+    pub hint: Option<&'static BackendEntry>,
+    /// The flow (the ICMP error's quoted flow for errors): its unkeyed
+    /// [`flow_hash`] gives GUE's source port and a per-flow outer source.
+    pub key: FlowKey,
+}
+
+/// The backend the frame `p` of `target` goes to.
 #[inline(always)]
-pub fn run(ctx: &XdpContext) -> u32 {
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let p = parse(&pkt);
-    match p.kind {
-        Kind::Tcp | Kind::Udp => forward(ctx, &pkt, &p),
-        Kind::Icmp => icmp::handle(ctx, &pkt, &p),
-        Kind::NotIp => pass_not_vip(),
-        Kind::Malformed => {
-            if is_vip_address(p.dst, p.family) {
-                drop(GlobalCounter::DropMalformed)
-            } else {
-                pass_not_vip()
-            }
-        }
-        Kind::Fragment => {
-            if maybe_vip(&p.dst, p.family)
-                && (service(p.dst, p.dst_port, p.protocol, p.family).is_some()
-                    || is_vip_address(p.dst, p.family))
-            {
-                drop(GlobalCounter::DropFragment)
-            } else {
-                pass_not_vip()
-            }
-        }
-        Kind::Other => {
-            if is_vip_address(p.dst, p.family) {
-                count(GlobalCounter::PassUnsupported);
-                xdp_action::XDP_PASS
-            } else {
-                pass_not_vip()
-            }
+pub fn select(pkt: &Packet, p: &Parsed, target: &Target) -> Step<Selected> {
+    match target {
+        Target::Flow => forward(pkt, p),
+        Target::IcmpError(e) => {
+            let (id, backend) = pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped())?;
+            Ok(Selected {
+                id,
+                backend,
+                hint: None,
+                key: e.key,
+            })
         }
     }
 }
 
-/// Counts `PassNotVip` and passes the frame unchanged.
+/// TCP/UDP (to a port the VIP filter says a service may serve): established
+/// flows first (the connection table, one bucket read), then the service and
+/// a Maglev pick for new flows and misses.
 #[inline(always)]
-pub fn pass_not_vip() -> u32 {
-    count(GlobalCounter::PassNotVip);
-    xdp_action::XDP_PASS
-}
-
-/// Counts `c` and drops the frame.
-#[inline(always)]
-pub fn drop(c: GlobalCounter) -> u32 {
-    count(c);
-    xdp_action::XDP_DROP
-}
-
-/// TCP/UDP: packets no service can serve pass after the VIP filter (its
-/// service bits: no hash lookup at all); then established flows (the
-/// connection table, one bucket read), then the service and a Maglev pick for
-/// new flows and misses.
-#[inline(always)]
-fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
-    if !maybe_service(&p.dst, p.dst_port, p.protocol, p.family) {
-        return pass_not_vip();
-    }
+fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
     let frame_len = pkt.len() as u64;
     let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
@@ -92,20 +69,29 @@ fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
         // service is the backend's, no VIPS lookup needed.
         count(GlobalCounter::ConntrackHit);
         count_service(backend.service_id, frame_len);
-        let hint = hint.and_then(|h| second_chance::hinted_backend(h, backend));
-        return encap::send(ctx, pkt, p, &key, id, backend, hint);
+        let hint = hint.and_then(|h| previous_owner::hinted_backend(h, backend));
+        return Ok(Selected {
+            id,
+            backend,
+            hint,
+            key,
+        });
     }
     let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
-        return pass_not_vip();
+        return Err(Verdict::pass_not_vip());
     };
     count_service(svc.service_id, frame_len);
     if !syn {
         count_miss(tcp);
     }
-    let Some((id, backend, hint)) = pick_new(&key, &place, &svc, true, tcp && !syn) else {
-        return xdp_action::XDP_DROP;
-    };
-    encap::send(ctx, pkt, p, &key, id, backend, hint)
+    let (id, backend, hint) =
+        pick_new(&key, &place, &svc, true, tcp && !syn).ok_or(Verdict::dropped())?;
+    Ok(Selected {
+        id,
+        backend,
+        hint,
+        key,
+    })
 }
 
 /// Adds a packet of `len` bytes to service `service_id`'s counters.
@@ -148,10 +134,7 @@ fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry, Option
 /// Hits and misses are counted (`NonSynMiss` is for TCP segments only); `None`
 /// (counted) when the service has no backend for a new flow.
 #[inline(always)]
-pub fn pick_for_error(
-    key: &FlowKey,
-    svc: &ServiceEntry,
-) -> Option<(BackendId, &'static BackendEntry)> {
+fn pick_for_error(key: &FlowKey, svc: &ServiceEntry) -> Option<(BackendId, &'static BackendEntry)> {
     let place = flows::place(key);
     if let Some((id, b, _)) = pinned(&place) {
         count(GlobalCounter::ConntrackHit);
@@ -170,7 +153,7 @@ pub fn pick_for_error(
 /// insert budget). `moved` (a TCP segment without SYN: a connection that may
 /// have started elsewhere) asks for second chance: the previous owner, when
 /// the service still has a previous table that gives the flow to another
-/// backend ([`second_chance::previous_owner`]), is returned as the hint and
+/// backend ([`previous_owner::previous_owner`]), is returned as the hint and
 /// recorded with the pin, so the flow keeps naming it for its life here.
 #[inline(always)]
 fn pick_new(
@@ -200,7 +183,7 @@ fn pick_new(
         return no_backend(svc);
     }
     let hint = if moved {
-        second_chance::previous_owner(svc, hash, id, b)
+        previous_owner::previous_owner(svc, hash, id, b)
     } else {
         None
     };

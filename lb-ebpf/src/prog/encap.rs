@@ -1,25 +1,23 @@
-//! Direct-server-return encapsulation toward the backend, with the next hop's
-//! MACs, out XDP_TX or XDP_REDIRECT: IPv4-in-IPv4 / IPv6-in-IPv6, or GUE
-//! (outer IP + UDP from a per-flow source port to the GUE port + GUE header,
-//! with the second-chance hint when there is one; `lb_common::gue`) for
-//! services configured with `encap: gue`. With a per-flow source prefix in the
-//! settings, the outer source address varies per flow too. The headers are
-//! written by `lb_ebpf::emit`.
+//! Stage 4, direct-server-return encapsulation toward the backend, with the
+//! next hop's MACs, out XDP_TX or XDP_REDIRECT: IPv4-in-IPv4 / IPv6-in-IPv6,
+//! or GUE (outer IP + UDP from a per-flow source port to the GUE port + GUE
+//! header, with the second-chance hint when there is one; `lb_common::gue`)
+//! for services configured with `encap: gue`. With a per-flow source prefix
+//! in the settings, the outer source address varies per flow too. The outer
+//! IPv4 header is written by `lb_ebpf::wire::emit_ipv4`, UDP and GUE by
+//! `lb_ebpf::wire::emit_gue`.
 //!
 //! Outer header choices: TTL / hop limit 64; DSCP+ECN (IPv4 `tos`) copied from
 //! the inner header; IPv4 id 0 with DF copied from the inner header (the outer
 //! packet is never fragmented by us: too-big packets are answered instead);
 //! IPv6 outer version/traffic class/flow label word copied from the inner one.
 
-use core::{
-    mem::size_of,
-    ptr::{addr_of, addr_of_mut},
-};
+use core::mem::size_of;
 
 use aya_ebpf::{
     EbpfContext,
     bindings::{bpf_fib_lookup, xdp_action},
-    helpers::generated::{bpf_fib_lookup as fib_lookup_helper, bpf_redirect, bpf_xdp_adjust_head},
+    helpers::generated::{bpf_fib_lookup as fib_lookup_helper, bpf_redirect},
     programs::XdpContext,
 };
 use lb_common::{
@@ -34,20 +32,37 @@ use lb_common::{
 };
 use lb_ebpf::{
     Packet, Parsed,
-    emit::{Hint, OuterV4, emit_gue, emit_ipv4, emit_ipv6, emit_udp},
     wire::{
-        ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        emit_gue::{Hint, emit_gue, emit_udp},
+        emit_ipv4::{Ipv4Fields, emit_ipv4},
+        ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6},
         ipv4::{IP_DF, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
-        packet::{load, store},
         udp::UDP_LEN,
     },
 };
 
 use crate::{
     maps::{BACKEND_STATS, SETTINGS},
-    prog::{balance::drop, counters::count, icmp},
+    prog::{
+        counters::count,
+        frame::{Grown, grow_head},
+        verdict::{Step, Verdict},
+    },
 };
+
+/// How encapsulation ended (its failures are `Err` drops).
+pub enum Encapsulated {
+    /// Encapsulated and sent: `Tx` or `Redirect`.
+    Sent(Verdict),
+    /// Too big for the egress (`DropTooBig` counted): the caller answers the
+    /// client with a packet-too-big of MTU `mtu` (the egress MTU less the
+    /// outer header).
+    TooBig {
+        /// The MTU to announce.
+        mtu: u32,
+    },
+}
 
 /// Output lookup, as for a locally generated packet (ip_forward need not be on).
 const BPF_FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
@@ -71,8 +86,9 @@ struct NextHop {
 /// + `interface_mac` are adjacent and 4-byte aligned in their map values.
 #[inline(always)]
 fn mac_pair(dst_then_src: &[u8; 6]) -> [u32; 3] {
-    // SAFETY: the 12 bytes lie inside the same map value (see above).
-    unsafe { load(dst_then_src as *const [u8; 6] as *const [u32; 3]) }
+    // SAFETY: the 12 bytes lie inside the same map value (see above), 4-byte
+    // aligned; any bits are valid words.
+    unsafe { (dst_then_src as *const [u8; 6] as *const [u32; 3]).read() }
 }
 
 /// How a packet is encapsulated: the bytes added in front of the inner
@@ -145,9 +161,9 @@ pub fn send(
     id: BackendId,
     b: &BackendEntry,
     hint: Option<&BackendEntry>,
-) -> u32 {
+) -> Step<Encapsulated> {
     let Some(settings) = SETTINGS.get(0) else {
-        return drop(GlobalCounter::DropInternal);
+        return Err(Verdict::drop(GlobalCounter::DropInternal));
     };
     let v4 = p.family == FAMILY_V4;
     let (source_flag, prefix_flag) = if v4 {
@@ -156,7 +172,7 @@ pub fn send(
         (SETTINGS_HAS_SOURCE_V6, SETTINGS_SOURCE_PREFIX_V6)
     };
     if settings.flags & source_flag == 0 {
-        return drop(GlobalCounter::DropNoSource);
+        return Err(Verdict::drop(GlobalCounter::DropNoSource));
     }
     let per_flow = b.flags & BACKEND_ENCAP_GUE != 0 || settings.flags & prefix_flag != 0;
     let hash = if per_flow { flow_hash(key) } else { 0 };
@@ -181,11 +197,13 @@ pub fn send(
             mtu: settings.mtu,
         }
     } else {
-        return drop(GlobalCounter::DropNoRoute);
+        return Err(Verdict::drop(GlobalCounter::DropNoRoute));
     };
     if nh.mtu != 0 && p.ip_len + overhead > nh.mtu as usize {
         count(GlobalCounter::DropTooBig);
-        return icmp::too_big(ctx, pkt, p, nh.mtu - overhead as u32);
+        return Ok(Encapsulated::TooBig {
+            mtu: nh.mtu - overhead as u32,
+        });
     }
     if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
         // SAFETY: this CPU's slot.
@@ -210,7 +228,7 @@ pub fn send(
         push_v6(ctx, pkt, p, &src, &b.addr, &nh, &t)
     };
     if !ok {
-        return drop(GlobalCounter::DropInternal);
+        return Err(Verdict::drop(GlobalCounter::DropInternal));
     }
     if let Some(g) = &t.gue {
         count(GlobalCounter::GueEncapsulated);
@@ -226,16 +244,14 @@ pub fn send(
         ctx.ingress_ifindex() as u32
     };
     if nh.ifindex == 0 || nh.ifindex == ingress {
-        count(GlobalCounter::Tx);
-        xdp_action::XDP_TX
+        Ok(Encapsulated::Sent(Verdict::tx(GlobalCounter::Tx)))
     } else {
         // SAFETY: plain helper call.
         let rc = unsafe { bpf_redirect(nh.ifindex, 0) };
         if rc as u32 == xdp_action::XDP_REDIRECT {
-            count(GlobalCounter::Redirect);
-            xdp_action::XDP_REDIRECT
+            Ok(Encapsulated::Sent(Verdict::redirect()))
         } else {
-            drop(GlobalCounter::DropInternal)
+            Err(Verdict::drop(GlobalCounter::DropInternal))
         }
     }
 }
@@ -321,43 +337,29 @@ fn push_v4(
     nh: &NextHop,
     t: &Tunnel,
 ) -> bool {
-    let Some(inner) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
+    let Some(inner) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {
         return false;
     };
-    // SAFETY: in bounds.
-    let (tos, frag_off) = unsafe {
-        (
-            load(addr_of!((*inner).tos)),
-            load(addr_of!((*inner).frag_off)),
-        )
-    };
-    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(t.overhead as i32)) } != 0 {
-        return false;
-    }
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
+    let (tos, frag_off) = (inner.tos(), inner.frag_off());
+    let Some(Grown::<Ipv4Hdr> { pkt, eth, ip }) = grow_head(ctx, t.overhead) else {
         return false;
     };
-    let outer = OuterV4 {
+    let outer = Ipv4Fields {
         tos,
+        payload_len: (p.ip_len + t.overhead - IPV4_LEN) as u16,
         frag_off: frag_off & IP_DF.to_be(),
         protocol: if t.gue.is_some() {
             PROTO_UDP
         } else {
             IPPROTO_IPIP
         },
-        payload_len: p.ip_len + t.overhead - IPV4_LEN,
         src,
         dst,
     };
-    // SAFETY: in bounds.
-    unsafe {
-        store(eth as *mut [u32; 3], nh.macs);
-        store(addr_of_mut!((*eth).ether_type), ETH_P_IP.to_be());
-    }
-    emit_ipv4(&pkt, ETH_LEN, &outer)
-        && push_gue(&pkt, ETH_LEN + IPV4_LEN, t, p.ip_len, GUE_PROTO_IPV4)
+    eth.set_macs(nh.macs);
+    eth.set_ether_type(ETH_P_IP.to_be());
+    emit_ipv4(&ip, &outer);
+    push_gue(&pkt, ETH_LEN + IPV4_LEN, t, p.ip_len, GUE_PROTO_IPV4)
 }
 
 #[inline(always)]
@@ -370,36 +372,27 @@ fn push_v6(
     nh: &NextHop,
     t: &Tunnel,
 ) -> bool {
-    let Some(inner) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
+    let Some(inner) = pkt.view::<Ipv6Hdr>(ETH_LEN) else {
         return false;
     };
-    // SAFETY: in bounds.
-    let first = unsafe { load(addr_of!((*inner).version_tc_flow)) };
-    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(t.overhead as i32)) } != 0 {
-        return false;
-    }
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
+    let first = inner.version_tc_flow();
+    let Some(Grown::<Ipv6Hdr> { pkt, eth, ip }) = grow_head(ctx, t.overhead) else {
         return false;
     };
-    let next_hdr = if t.gue.is_some() {
-        PROTO_UDP
-    } else {
-        IPPROTO_IPV6
+    let hdr = Ipv6Hdr {
+        version_tc_flow: first,
+        payload_len: ((p.ip_len + t.overhead - IPV6_LEN) as u16).to_be(),
+        next_hdr: if t.gue.is_some() {
+            PROTO_UDP
+        } else {
+            IPPROTO_IPV6
+        },
+        hop_limit: 64,
+        src: *src,
+        dst: *dst,
     };
-    // SAFETY: in bounds.
-    unsafe {
-        store(eth as *mut [u32; 3], nh.macs);
-        store(addr_of_mut!((*eth).ether_type), ETH_P_IPV6.to_be());
-    }
-    emit_ipv6(
-        &pkt,
-        ETH_LEN,
-        first,
-        p.ip_len + t.overhead - IPV6_LEN,
-        next_hdr,
-        src,
-        dst,
-    ) && push_gue(&pkt, ETH_LEN + IPV6_LEN, t, p.ip_len, GUE_PROTO_IPV6)
+    eth.set_macs(nh.macs);
+    eth.set_ether_type(ETH_P_IPV6.to_be());
+    ip.set(hdr);
+    push_gue(&pkt, ETH_LEN + IPV6_LEN, t, p.ip_len, GUE_PROTO_IPV6)
 }

@@ -1,6 +1,15 @@
 //! The XDP programs' logic: map lookups and packet rewrites around the
 //! `lb_ebpf` packet library.
 //!
+//! `lb_xdp` is a pipeline of stages that never call back into an earlier one
+//! ([`pipeline`]): parse (the library) -> [`classify`] (with [`icmp`] as a
+//! leaf that answers echo requests and returns what to do with errors) ->
+//! select a backend ([`balance`], over [`flows`], [`vip`] and
+//! [`previous_owner`]) -> encapsulate
+//! ([`encap`], or answer "too big": [`too_big`]) -> verdict ([`verdict`]).
+//! Every stage returns a `Step`, whose `Err` is the frame's verdict. The
+//! frame is made from the context, and its head grown, only in [`frame`].
+//!
 //! Decisions worth knowing (the fixture suite in `tests/tests/fixtures.rs`
 //! checks each of them):
 //!
@@ -37,10 +46,10 @@
 //! - **GUE** (backends flagged `BACKEND_ENCAP_GUE`, services with `encap: gue`):
 //!   outer IP (protocol / next header 17) + UDP from `gue_source_port(flow
 //!   hash)` to the settings' GUE port, checksum 0 + GUE header (`lb_common::gue`),
-//!   written by `lb_ebpf::emit`; `GueEncapsulated`. With a per-flow source
-//!   prefix in the settings the outer source is `prefix | (flow hash & host
-//!   bits)`, for IPIP and GUE alike.
-//! - **Second chance** (`second_chance`): a TCP non-SYN that misses the
+//!   written by `lb_ebpf::wire::emit_gue`; `GueEncapsulated`. With a per-flow
+//!   source prefix in the settings the outer source is `prefix | (flow hash &
+//!   host bits)`, for IPIP and GUE alike.
+//! - **Second chance** ([`previous_owner`]): a TCP non-SYN that misses the
 //!   connection table, of a GUE service whose previous table is within its
 //!   deadline and gives the flow to another LIVE backend of the service, goes
 //!   to the live pick with the previous pick as GUE hint (`SecondChanceFlows`);
@@ -57,10 +66,15 @@
 //!   sent to it; backend `new_flows` on every fresh pick.
 
 pub mod balance;
+pub mod classify;
 pub mod counters;
 pub mod decap;
 pub mod encap;
 pub mod flows;
+pub mod frame;
 pub mod icmp;
-pub mod second_chance;
+pub mod pipeline;
+pub mod previous_owner;
+pub mod too_big;
+pub mod verdict;
 pub mod vip;

@@ -50,7 +50,7 @@ fn prev(p: &Plan) -> Previous<'_> {
 }
 
 fn key() -> VipKey {
-    vip_key(ip("198.18.100.1"), 80, 6)
+    VipKey::new(ip("198.18.100.1"), 80, 6)
 }
 
 fn entry(index: u32) -> ServiceEntry {

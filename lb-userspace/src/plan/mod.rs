@@ -22,11 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use lb_common::flow::{FAMILY_V4, FAMILY_V6};
-use lb_common::{
-    MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VipKey,
-    service_filter_bit, vip_filter_bit, vip_filter_slot,
-};
+use lb_common::{MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VipKey, vip_filter_words};
 
 use crate::config::{Config, Encapsulation, Protocol, ServiceConfig};
 use crate::health::select_for_service;
@@ -128,17 +124,9 @@ impl MapOp {
     /// A short description for error messages: `PutService 198.18.100.1:80/6`.
     pub fn describe(&self) -> String {
         let endpoint = |key: &VipKey| {
-            let addr = if key.family == FAMILY_V6 {
-                let mut o = [0u8; 16];
-                for (chunk, w) in o.chunks_exact_mut(4).zip(key.addr) {
-                    chunk.copy_from_slice(&w.to_ne_bytes());
-                }
-                IpAddr::from(o)
-            } else {
-                IpAddr::from(key.addr[0].to_ne_bytes())
-            };
             format!(
-                "{addr} port {} protocol {}",
+                "{} port {} protocol {}",
+                key.address(),
                 u16::from_be(key.port),
                 key.protocol
             )
@@ -255,49 +243,12 @@ pub struct Previous<'a> {
 
 /// The protocol's IP number.
 pub fn protocol_number(protocol: Protocol) -> u8 {
-    match protocol {
-        Protocol::Tcp => lb_common::flow::PROTO_TCP,
-        Protocol::Udp => lb_common::flow::PROTO_UDP,
-    }
+    protocol.number()
 }
 
 /// The protocol's name as stored in [`AppliedService::protocol`].
 pub fn protocol_name(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    }
-}
-
-/// An address as the maps store it: network-order words and family.
-pub fn address_words(addr: IpAddr) -> ([u32; 4], u8) {
-    match addr {
-        IpAddr::V4(a) => ([u32::from_ne_bytes(a.octets()), 0, 0, 0], FAMILY_V4),
-        IpAddr::V6(a) => {
-            let o = a.octets();
-            let mut w = [0u32; 4];
-            for (i, c) in o.chunks_exact(4).enumerate() {
-                w[i] = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-            }
-            (w, FAMILY_V6)
-        }
-    }
-}
-
-/// The VIPS key of a service.
-pub fn vip_key(vip: IpAddr, port: u16, protocol: u8) -> VipKey {
-    let (addr, family) = address_words(vip);
-    VipKey {
-        addr,
-        port: port.to_be(),
-        protocol,
-        family,
-    }
-}
-
-/// The VIPS key of a VIP's address marker.
-pub fn marker_key(vip: IpAddr) -> VipKey {
-    vip_key(vip, 0, VIP_ADDRESS_MARKER_PROTOCOL)
+    protocol.as_str()
 }
 
 type ServiceIdentity = (IpAddr, u16, String);
@@ -439,13 +390,8 @@ pub fn plan(
         if desired.contains(&identity_of_applied(s)) {
             continue;
         }
-        let protocol = if s.protocol == "udp" {
-            lb_common::flow::PROTO_UDP
-        } else {
-            lb_common::flow::PROTO_TCP
-        };
         removal_ops.push(MapOp::DeleteService {
-            key: vip_key(s.vip, s.port, protocol),
+            key: applied_service_key(s),
         });
         for b in &s.backends {
             late_ops.push(MapOp::RetireBackend {
@@ -695,7 +641,7 @@ pub fn plan(
                 }
                 None => 0,
             };
-            let key = vip_key(svc.vip, svc.port, protocol_number(svc.protocol));
+            let key = VipKey::new(svc.vip, svc.port, protocol_number(svc.protocol));
             let entry = ServiceEntry {
                 service_id,
                 table_index: index,
@@ -779,12 +725,12 @@ pub fn plan(
     }
     // The VIP filter: bits of new VIPs are set before anything points at them,
     // bits no VIP uses any more are cleared last (a stale bit only costs time).
-    let old_filter = vip_filter_words(prev.services.iter().map(applied_filter_entry));
+    let old_filter = vip_filter_words(prev.services.iter().map(applied_service_key));
     let new_filter = vip_filter_words(
         config
             .services
             .iter()
-            .map(|s| (s.vip, s.port, protocol_number(s.protocol))),
+            .map(|s| VipKey::new(s.vip, s.port, protocol_number(s.protocol))),
     );
     let mut union = old_filter.clone();
     for (&word, &bits) in &new_filter {
@@ -821,34 +767,14 @@ pub fn plan(
     })
 }
 
-/// An applied service as [`vip_filter_words`] takes it.
-pub fn applied_filter_entry(s: &AppliedService) -> (IpAddr, u16, u8) {
+/// The VIPS key of an applied service.
+pub fn applied_service_key(s: &AppliedService) -> VipKey {
     let protocol = if s.protocol == protocol_name(Protocol::Udp) {
         protocol_number(Protocol::Udp)
     } else {
         protocol_number(Protocol::Tcp)
     };
-    (s.vip, s.port, protocol)
-}
-
-/// The non-zero words of the VIP filter (`lb_common::vip_filter`) for the
-/// services `services` (VIP, port in host order, protocol number): the bit of
-/// each VIP address and the bit of each service.
-pub fn vip_filter_words(
-    services: impl IntoIterator<Item = (IpAddr, u16, u8)>,
-) -> BTreeMap<u32, u64> {
-    let mut words = BTreeMap::new();
-    for (vip, port, protocol) in services {
-        let (addr, family) = address_words(vip);
-        for bit in [
-            vip_filter_bit(&addr, family),
-            service_filter_bit(&addr, port.to_be(), protocol, family),
-        ] {
-            let (word, mask) = vip_filter_slot(bit);
-            *words.entry(word).or_default() |= mask;
-        }
-    }
-    words
+    VipKey::new(s.vip, s.port, protocol)
 }
 
 /// Slot counts per backend id of an unchanged service (from the applied view).

@@ -1,7 +1,8 @@
 //! Second chance, the balancer's side: which backend owned a flow under the
 //! service's previous Maglev table (`lb_common::ServiceEntry`), to be named
 //! as the GUE hint so that the backend receiving a connection it does not
-//! know hands it on to that previous owner.
+//! know hands it on to that previous owner. A leaf of [`super::balance`]
+//! (the backend side's forward is `lb_decap`'s).
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
 use lb_common::{
