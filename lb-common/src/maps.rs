@@ -22,7 +22,10 @@
 //! agent fills a fresh inner array, stores it at the service's *spare* table
 //! index (`2 * service_id + (1 - current parity)`), then replaces the service's
 //! [`ServiceEntry`] in [`MAP_VIPS`] (a hash-map update is an atomic pointer swap
-//! for readers), flipping `table_index` and `table_size` together.
+//! for readers), flipping `table_index` and `table_size` together. For
+//! second chance (GUE services) the entry then also names the old table as
+//! the previous one, with a deadline; before the next refill of the spare
+//! the agent rewrites the entry without it (see [`ServiceEntry`]).
 
 /// A backend's stable id: the index into [`MAP_BACKENDS`] and [`MAP_BACKEND_STATS`].
 pub type BackendId = u32;
@@ -121,7 +124,16 @@ pub struct VipKey {
 /// wildcard services of the address.
 pub const VIP_ADDRESS_MARKER_PROTOCOL: u8 = 0;
 
-/// Value of [`MAP_VIPS`]: which service this is and which Maglev table is live.
+/// Value of [`MAP_VIPS`]: which service this is, which Maglev table is live
+/// and, for second chance, which table was live before the last change.
+///
+/// Second chance (GUE services only): after a table change the agent keeps
+/// the previous table (the other buffer of the service's pair) named here
+/// until `previous_until_ns` (`CLOCK_MONOTONIC`, the clock of
+/// `bpf_ktime_get_ns`). A TCP packet that is not a SYN and misses the
+/// connection table, whose flow the previous table gives to another (live)
+/// backend of the service than the live table, goes to the live table's pick
+/// with the previous pick's address as the GUE hint ([`crate::gue`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceEntry {
@@ -132,14 +144,25 @@ pub struct ServiceEntry {
     /// Number of slots of the live table (the Maglev `M`), or 0 when the service
     /// has no backend that takes new flows (new flows are dropped and counted).
     pub table_size: u32,
-    /// `SERVICE_*` flags.
+    /// `SERVICE_*` flags (none defined yet; zero).
     pub flags: u32,
+    /// Index of the previous table in [`MAP_MAGLEV_TABLES`] (second chance).
+    pub previous_table_index: u32,
+    /// Slots of the previous table; 0 = no previous table.
+    pub previous_table_size: u32,
+    /// Until when (`CLOCK_MONOTONIC` nanoseconds) the previous table is used.
+    pub previous_until_ns: u64,
 }
 
 /// [`BackendEntry::flags`]: the id is in use; flows pinned to it keep going to it.
 pub const BACKEND_LIVE: u32 = 1;
 /// [`BackendEntry::flags`]: `next_hop_*` fields are filled (resolved by the agent).
 pub const BACKEND_HAS_NEXT_HOP: u32 = 2;
+/// [`BackendEntry::flags`]: the backend's service encapsulates in GUE
+/// ([`crate::gue`]) instead of IPv4-in-IPv4 / IPv6-in-IPv6. On the backend
+/// entry (not only the service entry) because connection-table hits never
+/// read the service entry.
+pub const BACKEND_ENCAP_GUE: u32 = 4;
 
 /// Value of [`MAP_BACKENDS`].
 #[repr(C)]
@@ -218,6 +241,12 @@ pub const SETTINGS_HAS_SOURCE_V4: u32 = 1;
 pub const SETTINGS_HAS_SOURCE_V6: u32 = 2;
 /// [`Settings::flags`]: `gateway_mac` is a usable fallback next hop.
 pub const SETTINGS_HAS_GATEWAY: u32 = 4;
+/// [`Settings::flags`]: IPv4 outer sources are per flow:
+/// `source_v4 | (flow hash & source_host_mask_v4)`.
+pub const SETTINGS_SOURCE_PREFIX_V4: u32 = 8;
+/// [`Settings::flags`]: IPv6 outer sources are per flow: the last word of
+/// `source_v6` ORed with `flow hash & source_host_mask_v6`.
+pub const SETTINGS_SOURCE_PREFIX_V6: u32 = 16;
 
 /// Value of [`MAP_SETTINGS`] (one entry, index 0): per-interface settings.
 #[repr(C)]
@@ -237,6 +266,38 @@ pub struct Settings {
     pub gateway_mac: [u8; 6],
     /// MAC of the interface the program is attached to.
     pub interface_mac: [u8; 6],
+    /// UDP destination port of GUE packets, network order (0 = the default,
+    /// [`crate::gue::DEFAULT_GUE_PORT`]).
+    pub gue_port: u16,
+    /// Zero.
+    pub pad: u16,
+    /// Host bits of the per-flow IPv4 source ([`SETTINGS_SOURCE_PREFIX_V4`]),
+    /// host order: `!0 >> prefix length`.
+    pub source_host_mask_v4: u32,
+    /// Host bits of the last word of the per-flow IPv6 source
+    /// ([`SETTINGS_SOURCE_PREFIX_V6`]), host order; at most 32 bits vary.
+    pub source_host_mask_v6: u32,
+}
+
+/// The outer IPv4 source (network order) of a flow of hash `flow_hash` under
+/// prefix `prefix` (network order, host bits zero) with host bits
+/// `host_mask` (host order): `prefix | (flow_hash & host_mask)`.
+#[inline(always)]
+pub const fn per_flow_source_v4(prefix: u32, host_mask: u32, flow_hash: u32) -> u32 {
+    prefix | (flow_hash & host_mask).to_be()
+}
+
+/// The outer IPv6 source (network-order words) of a flow of hash `flow_hash`
+/// under prefix `prefix` with host bits `host_mask` (host order) of the
+/// last word.
+#[inline(always)]
+pub const fn per_flow_source_v6(prefix: &[u32; 4], host_mask: u32, flow_hash: u32) -> [u32; 4] {
+    [
+        prefix[0],
+        prefix[1],
+        prefix[2],
+        prefix[3] | (flow_hash & host_mask).to_be(),
+    ]
 }
 
 /// Key of [`MAP_DECAP_ADDRS`]: an address of this backend host.

@@ -9,6 +9,7 @@
 //! - [`lab`]: the one-armed DSR lab (client, router, lb, backends) and its load.
 //! - [`netns`]: network-namespace and veth guards; locating `lb`.
 //! - [`fuzz`]: the datapath fuzzer (`cargo xtask fuzz`).
+//! - [`gue_frames`]: expected GUE frames of the balancer.
 
 pub mod agent_process;
 pub mod browser;
@@ -16,6 +17,7 @@ pub mod decap_frames;
 pub mod decap_netns;
 pub mod frames;
 pub mod fuzz;
+pub mod gue_frames;
 pub mod harness;
 pub mod lab;
 pub mod netns;

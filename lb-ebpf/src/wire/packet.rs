@@ -128,6 +128,10 @@ unsafe impl Header for IcmpHdr {}
 unsafe impl Header for lb_common::gue::GueHeader {}
 // SAFETY: `#[repr(C)]` u16, u8, u8 (4 bytes, no padding), valid for any bits.
 unsafe impl Header for lb_common::gue::HintHeader {}
+// SAFETY: as above: a 4-byte `HintHeader` then 4 or 16 address bytes.
+unsafe impl Header for super::emit_gue::HintV4 {}
+// SAFETY: as above.
+unsafe impl Header for super::emit_gue::HintV6 {}
 // SAFETY: arrays of integers have no padding and no invalid bit patterns.
 unsafe impl<const N: usize> Header for [u8; N] {}
 // SAFETY: as above.

@@ -132,6 +132,7 @@ struct WrittenBackend {
     generation: u32,
     live: bool,
     service_id: u32,
+    gue: bool,
 }
 
 /// The loaded, attached datapath of one interface.

@@ -149,6 +149,7 @@ impl Datapath {
                             generation: b.generation,
                             live,
                             service_id: s.service_id,
+                            gue: s.encap == crate::config::Encapsulation::Gue,
                         },
                     );
                 }

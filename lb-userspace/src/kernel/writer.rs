@@ -31,7 +31,8 @@ impl Datapath {
     }
 
     /// Writes SETTINGS: encapsulation sources default to the interface's own
-    /// addresses; `encap` overrides them and gives the gateway MAC.
+    /// addresses; `encap` overrides them (a per-flow source prefix wins over
+    /// a single source) and gives the gateway MAC and the GUE port.
     pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
         let mut s = Settings {
             ifindex: self.iface.ifindex,
@@ -51,6 +52,20 @@ impl Datapath {
             s.gateway_mac = mac;
             s.flags |= SETTINGS_HAS_GATEWAY;
         }
+        s.gue_port = encap
+            .gue_port
+            .unwrap_or(lb_common::gue::DEFAULT_GUE_PORT)
+            .to_be();
+        if let Some(prefix) = encap.source_prefix_v4 {
+            s.source_v4 = address_words(prefix.base.into()).0[0];
+            s.source_host_mask_v4 = prefix.host_mask();
+            s.flags |= SETTINGS_HAS_SOURCE_V4 | lb_common::SETTINGS_SOURCE_PREFIX_V4;
+        }
+        if let Some(prefix) = encap.source_prefix_v6 {
+            s.source_v6 = address_words(prefix.base.into()).0;
+            s.source_host_mask_v6 = prefix.host_mask();
+            s.flags |= SETTINGS_HAS_SOURCE_V6 | lb_common::SETTINGS_SOURCE_PREFIX_V6;
+        }
         let mut m: Array<_, Settings> = Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
         m.set(0, s, 0)?;
         Ok(s)
@@ -61,7 +76,12 @@ impl Datapath {
         let mut e = BackendEntry {
             addr,
             generation: b.generation,
-            flags: if b.live { BACKEND_LIVE } else { 0 },
+            flags: if b.live { BACKEND_LIVE } else { 0 }
+                | if b.gue {
+                    lb_common::BACKEND_ENCAP_GUE
+                } else {
+                    0
+                },
             family,
             service_id: b.service_id,
             ..Default::default()
@@ -256,6 +276,7 @@ impl Datapath {
                 generation,
                 live,
                 service_id,
+                gue,
             } => self.write_backend(
                 *id,
                 WrittenBackend {
@@ -263,6 +284,7 @@ impl Datapath {
                     generation: *generation,
                     live: *live,
                     service_id: *service_id,
+                    gue: *gue,
                 },
             )?,
             MapOp::RetireBackend {
@@ -276,6 +298,7 @@ impl Datapath {
                     generation: *generation,
                     live: false,
                     service_id: 0,
+                    gue: false,
                 },
             )?,
             MapOp::SetVipFilterWord { word, bits } => {
@@ -286,6 +309,22 @@ impl Datapath {
             MapOp::PutTable { .. } => self.put_tables(std::slice::from_ref(op))?,
             MapOp::DeleteTable { index } => self.delete_table(*index)?,
             MapOp::PutService { key, entry } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                m.insert(key, entry, 0)?;
+            }
+            MapOp::PutServiceWithPrevious {
+                key,
+                entry,
+                grace_s,
+            } => {
+                let mut entry = *entry;
+                entry.previous_until_ns = sys::monotonic_ns()
+                    .map_err(|source| DatapathError::Syscall {
+                        call: "clock_gettime(CLOCK_MONOTONIC)",
+                        source,
+                    })?
+                    .saturating_add(u64::from(*grace_s) * 1_000_000_000);
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
                     BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
                 m.insert(key, entry, 0)?;

@@ -7,7 +7,11 @@
 //! 2. removed services leave VIPS before any new service could reuse anything;
 //! 3. each changed service gets a fresh table at its *spare* index (all of
 //!    them first, in one run of `PutTable`s), then its VIPS entry flips to it
-//!    (the atomic swap described in `lb_common::maps`);
+//!    (the atomic swap described in `lb_common::maps`). A GUE service with
+//!    second chance keeps the old table as its *previous* one
+//!    (`PutServiceWithPrevious`); since the spare it refills may be the
+//!    previous table of its current entry, that entry is first rewritten
+//!    without a previous table (before the run of `PutTable`s);
 //! 4. only then are removed backends retired and down backends made non-LIVE,
 //!    so no live table ever points to a retired id.
 //!
@@ -20,7 +24,7 @@ use std::net::IpAddr;
 
 use lb_common::{MAX_BACKENDS, MAX_SERVICES, ServiceEntry, VipKey, vip_filter_words};
 
-use crate::config::{Config, Protocol, ServiceConfig};
+use crate::config::{Config, Encapsulation, Protocol, ServiceConfig};
 use crate::health::select_for_service;
 use crate::maglev::{MaglevError, MaglevTable, NO_BACKEND, WeightedBackend, fingerprint};
 use crate::state::{AppliedBackend, AppliedService, BackendState, RetiredBackend};
@@ -45,6 +49,8 @@ pub enum MapOp {
         live: bool,
         /// The service the id belongs to (where hits count their packets).
         service_id: u32,
+        /// Whether `BACKEND_ENCAP_GUE` is set (the service uses GUE).
+        gue: bool,
     },
     /// Zero a service id's per-CPU counters (before the id is given out).
     ZeroServiceStats {
@@ -64,6 +70,17 @@ pub enum MapOp {
         key: VipKey,
         /// New value.
         entry: ServiceEntry,
+    },
+    /// Insert or replace a VIPS entry that names the previous table (second
+    /// chance); the datapath layer sets `previous_until_ns` to now +
+    /// `grace_s` (`CLOCK_MONOTONIC`) as it writes.
+    PutServiceWithPrevious {
+        /// VIPS key.
+        key: VipKey,
+        /// New value (its `previous_until_ns` is replaced).
+        entry: ServiceEntry,
+        /// Seconds the previous table stays in use.
+        grace_s: u32,
     },
     /// Insert the address marker of a VIP (`VIP_ADDRESS_MARKER_PROTOCOL`).
     PutVipMarker {
@@ -122,6 +139,9 @@ impl MapOp {
                 format!("store Maglev table {index} ({} slots)", slots.len())
             }
             MapOp::PutService { key, .. } => format!("write VIPS entry {}", endpoint(key)),
+            MapOp::PutServiceWithPrevious { key, .. } => {
+                format!("write VIPS entry {} with its previous table", endpoint(key))
+            }
             MapOp::PutVipMarker { vip } => format!("write VIPS address marker of {vip}"),
             MapOp::DeleteService { key } => format!("delete VIPS entry {}", endpoint(key)),
             MapOp::DeleteVipMarker { vip } => format!("delete VIPS address marker of {vip}"),
@@ -355,6 +375,7 @@ pub fn plan(
 
     let mut new_backend_ops = Vec::new(); // zero stats + put live, and back-up puts
     let mut removal_ops = Vec::new(); // deleted services
+    let mut drop_previous_ops = Vec::new(); // entries forget the table about to be overwritten
     let mut new_tables = Vec::new(); // fresh tables at spare (unused) indices
     let mut table_ops = Vec::new(); // service flips (and new services' stats, markers)
     let mut late_ops = Vec::new(); // retire / down
@@ -496,6 +517,17 @@ pub fn plan(
             });
         }
         let panic = selection.panic;
+        let gue = svc.encap == Encapsulation::Gue;
+        let encap_changed = old.is_some_and(|o| o.encap != svc.encap);
+        if let Some(o) = old
+            && encap_changed
+        {
+            change_list.push(format!(
+                "encap {}->{}",
+                o.encap.as_str(),
+                svc.encap.as_str()
+            ));
+        }
         if let Some(o) = old {
             if o.panic != panic {
                 change_list.push(if panic {
@@ -527,16 +559,18 @@ pub fn plan(
                     generation: b.generation,
                     live,
                     service_id,
+                    gue,
                 }),
                 Some(ob) => {
                     let was_live = is_live(ob, old.is_some_and(|o| o.panic));
-                    if live != was_live {
+                    if live != was_live || encap_changed {
                         let op = MapOp::PutBackend {
                             id: b.id,
                             address: b.address,
                             generation: b.generation,
                             live,
                             service_id,
+                            gue,
                         };
                         if live {
                             new_backend_ops.push(op);
@@ -607,15 +641,41 @@ pub fn plan(
                 }
                 None => 0,
             };
-            table_ops.push(MapOp::PutService {
-                key: VipKey::new(svc.vip, svc.port, protocol_number(svc.protocol)),
-                entry: ServiceEntry {
-                    service_id,
-                    table_index: index,
-                    table_size,
-                    flags: 0,
-                },
-            });
+            let key = VipKey::new(svc.vip, svc.port, protocol_number(svc.protocol));
+            let entry = ServiceEntry {
+                service_id,
+                table_index: index,
+                table_size,
+                ..ServiceEntry::default()
+            };
+            match old {
+                // Second chance: the old live table stays, named as the
+                // previous one. The spare about to be refilled may be the
+                // previous table of the current entry: the entry forgets it
+                // first.
+                Some(o) if gue && svc.second_chance_s > 0 && o.table_size > 0 && table_size > 0 => {
+                    let old_index = 2 * service_id + o.table_parity;
+                    drop_previous_ops.push(MapOp::PutService {
+                        key,
+                        entry: ServiceEntry {
+                            service_id,
+                            table_index: old_index,
+                            table_size: o.table_size,
+                            ..ServiceEntry::default()
+                        },
+                    });
+                    table_ops.push(MapOp::PutServiceWithPrevious {
+                        key,
+                        entry: ServiceEntry {
+                            previous_table_index: old_index,
+                            previous_table_size: o.table_size,
+                            ..entry
+                        },
+                        grace_s: svc.second_chance_s,
+                    });
+                }
+                _ => table_ops.push(MapOp::PutService { key, entry }),
+            }
             if table_size == 0 && old.is_some_and(|o| o.table_size > 0) {
                 change_list.push("no backend takes new flows".into());
             }
@@ -655,6 +715,7 @@ pub fn plan(
             panic,
             backends,
             fingerprint: Some(fingerprint),
+            encap: svc.encap,
         });
     }
     remaining_vips.clear();
@@ -682,6 +743,7 @@ pub fn plan(
         .collect();
     ops.extend(new_backend_ops);
     ops.extend(removal_ops);
+    ops.extend(drop_previous_ops);
     // Every new table before the first flip: they sit at indices nothing reads
     // yet, and consecutive table writes share one kernel grace period.
     ops.extend(new_tables);
@@ -720,5 +782,7 @@ fn old_slot_counts(o: &AppliedService) -> HashMap<u32, u32> {
     o.backends.iter().map(|b| (b.id, b.slots)).collect()
 }
 
+#[cfg(test)]
+mod gue_tests;
 #[cfg(test)]
 mod tests;
