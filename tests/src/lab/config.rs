@@ -333,12 +333,29 @@ mod tests {
     fn lab_configs_pass_lb_validation() {
         let mut config = LabConfig::equal(3);
         config.add(4, 3).drain(2, true).remove(1).weight(3, 0);
-        for c in [LabConfig::weighted(&[1, 1, 2]), config] {
+        let gue = LabConfig::equal(2).with_encap(LabEncap::Gue {
+            port: Some(7000),
+            second_chance_s: Some(60),
+        });
+        for c in [LabConfig::weighted(&[1, 1, 2]), config, gue] {
             let parsed = lb::config::parse(&c.to_yaml())
                 .unwrap_or_else(|e| panic!("{e:?}\n{}", c.to_yaml()));
             assert_eq!(parsed.services.len(), 4);
             assert_eq!(parsed.conntrack_entries, 65536);
             assert_eq!(parsed.maglev_table_size, TEST_TABLE_SIZE);
+            let gue = c.encap != LabEncap::Ipip;
+            for service in &parsed.services {
+                assert_eq!(
+                    service.encap == lb::config::Encapsulation::Gue,
+                    gue,
+                    "{}",
+                    service.name
+                );
+                if gue {
+                    assert_eq!(service.second_chance_s, 60);
+                }
+            }
+            assert_eq!(parsed.encapsulation.gue_port, c.encap.gue_port());
         }
     }
 }

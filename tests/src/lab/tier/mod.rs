@@ -23,6 +23,7 @@ pub mod measure;
 pub mod node;
 pub mod plan;
 pub mod routes;
+pub mod second_chance;
 pub mod sockets;
 pub mod topology;
 
