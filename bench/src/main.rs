@@ -14,6 +14,7 @@ mod per_packet;
 mod per_packet_decap;
 mod rate;
 mod rate_frame;
+mod rate_probe;
 mod rate_topology;
 mod report;
 mod scale_config;

@@ -22,16 +22,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, PerCpuArray},
-    programs::{ProgramFd, Xdp, XdpMode, xdp::XdpLinkId},
+    maps::Array,
+    programs::{ProgramFd, Xdp},
 };
 use lb_common::{SETTINGS_HAS_SOURCE_V4, Settings, flow::PROTO_UDP};
 use lb_tests::harness::{Lb, backend_entry, words};
-use lb_tests::lab::cmd;
 
 use crate::generator::Generator;
 use crate::rate_frame::{FRAME_LEN, Forward, GenTemplate, SinkKind, udp_template};
-use crate::rate_topology::{DUT_IN_ADDR, Iface, RateNet};
+use crate::rate_probe::{NftDnat, attach, generated, program_time, sink};
+use crate::rate_topology::{DUT_IN_ADDR, RateNet};
 use crate::report::{Report, Row, Target};
 
 static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
@@ -359,7 +359,7 @@ fn measure(
     sizes: &Sizes,
 ) -> Result<Sample> {
     let _nft = match case {
-        Case::NftDnat => Some(NftDnat::add(net.dut().name())?),
+        Case::NftDnat => Some(NftDnat::add(net.dut().name(), VIP, PORT, DNAT_TO)?),
         _ => None,
     };
     let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
@@ -455,72 +455,4 @@ fn run_traffic(
         sample.offered / 1e6
     );
     Ok(sample)
-}
-
-/// Mean ns per run of `prog` over `window`, with the kernel's run-time
-/// statistics enabled only for that window.
-fn program_time(prog: &Xdp, window: Duration) -> Result<f64> {
-    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
-    let a = prog.info()?;
-    std::thread::sleep(window);
-    let b = prog.info()?;
-    let runs = b.run_count().saturating_sub(a.run_count()).max(1);
-    Ok((b.run_time() - a.run_time()).as_nanos() as f64 / runs as f64)
-}
-
-/// The sink's counters, summed over CPUs (indices as `SinkKind`, 0 = all).
-fn sink(bench: &Ebpf) -> Result<[u64; 4]> {
-    let m = PerCpuArray::<_, u64>::try_from(bench.map("SINK_COUNTS").context("SINK_COUNTS")?)?;
-    let mut out = [0u64; 4];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = m.get(&(i as u32), 0)?.iter().sum();
-    }
-    Ok(out)
-}
-
-/// Frames `bench_gen` has written, summed over CPUs.
-fn generated(bench: &Ebpf) -> Result<u64> {
-    let m = PerCpuArray::<_, u64>::try_from(bench.map("GEN_COUNT").context("GEN_COUNT")?)?;
-    Ok(m.get(&0, 0)?.iter().sum())
-}
-
-/// An nftables DNAT of the VIP to [`DNAT_TO`] in a namespace; removed on drop.
-struct NftDnat {
-    ns: String,
-}
-
-impl NftDnat {
-    const TABLE: &'static str = "lbbench";
-
-    fn add(ns: &str) -> Result<NftDnat> {
-        let _ = cmd::exec_in(ns, "nft", &[&format!("delete table ip {}", Self::TABLE)]);
-        let script = format!(
-            "add table ip {t}; \
-             add chain ip {t} pre {{ type nat hook prerouting priority -100; }}; \
-             add rule ip {t} pre ip daddr {VIP} udp dport {PORT} dnat to {DNAT_TO}",
-            t = Self::TABLE
-        );
-        cmd::exec_in(ns, "nft", &[&script]).context("nft (is nftables installed?)")?;
-        Ok(NftDnat { ns: ns.to_owned() })
-    }
-}
-
-impl Drop for NftDnat {
-    fn drop(&mut self) {
-        let _ = cmd::exec_in(
-            &self.ns,
-            "nft",
-            &[&format!("delete table ip {}", Self::TABLE)],
-        );
-    }
-}
-
-/// Attaches `prog` in native mode to `iface` (from inside its namespace: the
-/// ifindex is resolved there).
-fn attach(prog: &mut Xdp, iface: &Iface) -> Result<XdpLinkId> {
-    let ifindex = iface.ifindex;
-    iface
-        .ns
-        .run(|| prog.attach_to_if_index(ifindex, XdpMode::Driver))?
-        .with_context(|| format!("attach (native) to {}", iface.name))
 }
