@@ -1,5 +1,7 @@
 //! The one thin aya layer: load (or adopt) the pinned datapath on an interface,
-//! attach it, and apply the planner's [`MapOp`]s to its maps.
+//! attach it, and apply the planner's [`MapOp`]s to its maps. It keeps no
+//! view of its own: every entry it writes (settings and next hops included)
+//! is spelled out by an op.
 //!
 //! Pins live under `<pin_root>/ns<netns inode>/<ifname>/` (see [`crate::netns`]:
 //! same-named interfaces of two network namespaces never share pins): one file
@@ -19,8 +21,6 @@ pub mod pins;
 pub mod sys;
 mod undo;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
@@ -29,8 +29,8 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, SETTINGS_HAS_GATEWAY,
-    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, ServiceStats, Settings, VipKey,
+    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, ServiceEntry, ServiceStats,
+    Settings, VipKey,
 };
 
 pub use error::DatapathError;
@@ -42,6 +42,7 @@ pub use pins::{
 
 use crate::config::EncapConfig;
 use crate::netns::NetnsId;
+pub use crate::plan::NextHop;
 use crate::plan::{MapOp, address_words, marker_key};
 use crate::private_dir;
 use crate::state::AppliedState;
@@ -75,39 +76,6 @@ pub enum ModeChoice {
     Native,
     /// Generic (skb) only.
     Skb,
-}
-
-/// Where the next hop toward a backend is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct NextHop {
-    /// Egress ifindex.
-    pub ifindex: u32,
-    /// Egress MTU.
-    pub mtu: u32,
-    /// Next-hop MAC.
-    pub mac: [u8; 6],
-    /// Egress interface's MAC.
-    pub source_mac: [u8; 6],
-}
-
-fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-impl std::fmt::Debug for NextHop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} via ifindex {} (mtu {}, from {})",
-            fmt_mac(&self.mac),
-            self.ifindex,
-            self.mtu,
-            fmt_mac(&self.source_mac)
-        )
-    }
 }
 
 /// How to open the datapath on an interface.
@@ -173,15 +141,6 @@ fn init_flow_table_config(
     Ok(())
 }
 
-/// What was last written for a backend id (rewritten when its next hop changes).
-#[derive(Clone, Copy, Debug)]
-struct WrittenBackend {
-    address: IpAddr,
-    generation: u32,
-    live: bool,
-    service_id: u32,
-}
-
 /// The loaded, attached datapath of one interface.
 pub struct Datapath {
     ebpf: Ebpf,
@@ -190,8 +149,6 @@ pub struct Datapath {
     mode: &'static str,
     adopted: bool,
     _link: Option<PinnedLink>,
-    backends: BTreeMap<u32, WrittenBackend>,
-    next_hops: HashMap<IpAddr, NextHop>,
     nr_cpus: usize,
     tables_fd: std::os::fd::OwnedFd,
 }
@@ -300,22 +257,7 @@ impl Datapath {
             }
         };
         let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| DatapathError::io(what, e))?;
-        let mut backends = BTreeMap::new();
         if let Some(st) = &adopt {
-            for s in &st.services {
-                for b in &s.backends {
-                    let live = b.state != crate::state::BackendState::Down || s.panic;
-                    backends.insert(
-                        b.id,
-                        WrittenBackend {
-                            address: b.address,
-                            generation: b.generation,
-                            live,
-                            service_id: s.service_id,
-                        },
-                    );
-                }
-            }
             // Rewrite the whole VIP filter from the adopted state: the plan
             // only sends the words that change from it.
             let words = crate::plan::vip_filter_words(
@@ -343,8 +285,6 @@ impl Datapath {
                 mode,
                 adopted,
                 _link: link,
-                backends,
-                next_hops: HashMap::new(),
                 nr_cpus,
                 tables_fd,
             },
@@ -373,41 +313,18 @@ impl Datapath {
     }
 
     /// Sets the connection table's insert budget (per second per CPU, 0 = no
-    /// limit), keeping its secret.
+    /// limit), keeping its secret: applies [`MapOp::SetInsertBudget`].
     pub fn set_insert_budget(&mut self, budget: u32) -> Result<(), DatapathError> {
-        use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
-        let mut m: Array<_, lb_common::FlowTableConfig> =
-            Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
-        let mut config = flow_table_config(&m)?;
-        config.insert_budget = budget;
-        set_flow_table_config(&mut m, config)?;
-        Ok(())
+        self.apply(&[MapOp::SetInsertBudget { budget }])
     }
 
-    /// Writes SETTINGS: encapsulation sources default to the interface's own
-    /// addresses; `encap` overrides them and gives the gateway MAC.
+    /// Writes SETTINGS for this interface and `encap` (see
+    /// [`crate::plan::settings`]): applies [`MapOp::PutSettings`]. The agent
+    /// writes them through its plans; tools and tests call this.
     pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
-        let mut s = Settings {
-            ifindex: self.iface.ifindex,
-            mtu: self.iface.mtu,
-            interface_mac: self.iface.mac,
-            ..Default::default()
-        };
-        if let Some(v4) = encap.source_v4.or(self.iface.v4) {
-            s.source_v4 = address_words(v4.into()).0[0];
-            s.flags |= SETTINGS_HAS_SOURCE_V4;
-        }
-        if let Some(v6) = encap.source_v6.or(self.iface.v6) {
-            s.source_v6 = address_words(v6.into()).0;
-            s.flags |= SETTINGS_HAS_SOURCE_V6;
-        }
-        if let Some(mac) = encap.gateway_mac {
-            s.gateway_mac = mac;
-            s.flags |= SETTINGS_HAS_GATEWAY;
-        }
-        let mut m: Array<_, Settings> = Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
-        m.set(0, s, 0)?;
-        Ok(s)
+        let settings = crate::plan::settings(&self.iface.link(), encap);
+        self.apply(&[MapOp::PutSettings { settings }])?;
+        Ok(settings)
     }
 
     fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, DatapathError> {
@@ -416,72 +333,11 @@ impl Datapath {
             .ok_or(DatapathError::MissingMap { map: name })
     }
 
-    fn backend_entry(&self, b: &WrittenBackend) -> BackendEntry {
-        let (addr, family) = address_words(b.address);
-        let mut e = BackendEntry {
-            addr,
-            generation: b.generation,
-            flags: if b.live { BACKEND_LIVE } else { 0 },
-            family,
-            service_id: b.service_id,
-            ..Default::default()
-        };
-        if let Some(nh) = self.next_hops.get(&b.address) {
-            e.flags |= BACKEND_HAS_NEXT_HOP;
-            e.next_hop_ifindex = nh.ifindex;
-            e.next_hop_mtu = nh.mtu;
-            e.next_hop_mac = nh.mac;
-            e.source_mac = nh.source_mac;
-        }
-        e
-    }
-
-    fn write_backend(&mut self, id: u32, b: WrittenBackend) -> Result<(), DatapathError> {
-        let entry = self.backend_entry(&b);
+    fn write_backend(&mut self, id: u32, entry: BackendEntry) -> Result<(), DatapathError> {
         let mut m: Array<_, BackendEntry> =
             Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
         m.set(id, entry, 0)?;
-        self.backends.insert(id, b);
         Ok(())
-    }
-
-    /// True when a next hop toward `address` is known.
-    pub fn has_next_hop(&self, address: IpAddr) -> bool {
-        self.next_hops.contains_key(&address)
-    }
-
-    /// Addresses of every backend id written (live or not).
-    pub fn backend_addresses(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.backends.values().map(|b| b.address).collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
-    /// Records the next hop toward `address` and rewrites the entries of every
-    /// backend id with that address when it changed. Returns true on change.
-    pub fn set_next_hop(
-        &mut self,
-        address: IpAddr,
-        nh: Option<NextHop>,
-    ) -> Result<bool, DatapathError> {
-        if self.next_hops.get(&address).copied() == nh {
-            return Ok(false);
-        }
-        match nh {
-            Some(nh) => self.next_hops.insert(address, nh),
-            None => self.next_hops.remove(&address),
-        };
-        let ids: Vec<(u32, WrittenBackend)> = self
-            .backends
-            .iter()
-            .filter(|(_, b)| b.address == address)
-            .map(|(id, b)| (*id, *b))
-            .collect();
-        for (id, b) in ids {
-            self.write_backend(id, b)?;
-        }
-        Ok(true)
     }
 
     /// Applies map operations in order, all or nothing: when one fails, every
@@ -613,33 +469,38 @@ impl Datapath {
                     PerCpuArray::try_from(self.map_mut(lb_common::MAP_SERVICE_STATS)?)?;
                 m.set(*id, zero, 0)?;
             }
+            MapOp::PutSettings { settings } => {
+                let mut m: Array<_, Settings> =
+                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
+                m.set(0, *settings, 0)?;
+            }
+            MapOp::SetInsertBudget { budget } => {
+                use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
+                let mut m: Array<_, lb_common::FlowTableConfig> =
+                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
+                let mut config = flow_table_config(&m)?;
+                config.insert_budget = *budget;
+                set_flow_table_config(&mut m, config)?;
+            }
             MapOp::PutBackend {
                 id,
                 address,
                 generation,
                 live,
                 service_id,
+                next_hop,
             } => self.write_backend(
                 *id,
-                WrittenBackend {
-                    address: *address,
-                    generation: *generation,
-                    live: *live,
-                    service_id: *service_id,
-                },
+                backend_entry(*address, *generation, *live, *service_id, *next_hop),
             )?,
             MapOp::RetireBackend {
                 id,
                 address,
                 generation,
+                next_hop,
             } => self.write_backend(
                 *id,
-                WrittenBackend {
-                    address: *address,
-                    generation: *generation,
-                    live: false,
-                    service_id: 0,
-                },
+                backend_entry(*address, *generation, false, 0, *next_hop),
             )?,
             MapOp::SetVipFilterWord { word, bits } => {
                 let mut m: Array<_, u64> =
@@ -674,6 +535,34 @@ impl Datapath {
         }
         Ok(())
     }
+}
+
+/// The BACKENDS entry of a backend: its address, generation, liveness,
+/// service and (when known) next hop.
+fn backend_entry(
+    address: std::net::IpAddr,
+    generation: u32,
+    live: bool,
+    service_id: u32,
+    next_hop: Option<NextHop>,
+) -> BackendEntry {
+    let (addr, family) = address_words(address);
+    let mut e = BackendEntry {
+        addr,
+        generation,
+        flags: if live { BACKEND_LIVE } else { 0 },
+        family,
+        service_id,
+        ..Default::default()
+    };
+    if let Some(nh) = next_hop {
+        e.flags |= BACKEND_HAS_NEXT_HOP;
+        e.next_hop_ifindex = nh.ifindex;
+        e.next_hop_mtu = nh.mtu;
+        e.next_hop_mac = nh.mac;
+        e.source_mac = nh.source_mac;
+    }
+    e
 }
 
 fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), DatapathError> {
