@@ -349,7 +349,9 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
                 address: r.address,
                 next_hop: r.next_hop,
             }),
-            _ = fast.tick() => shell.handle_logged(Event::FastRetryTick),
+            _ = fast.tick(), if shell.core.wants_fast_retry(Instant::now()) => {
+                shell.handle_logged(Event::FastRetryTick);
+            }
             Some(event) = health_events.recv() => {
                 let health = shell.monitor.health_snapshot();
                 shell.handle_logged(Event::HealthChanged { event, health });

@@ -319,7 +319,7 @@ impl Datapath {
     }
 
     /// Writes SETTINGS for this interface and `encap` (see
-    /// [`crate::plan::settings`]): applies [`MapOp::PutSettings`]. The agent
+    /// [`crate::plan::settings()`]): applies [`MapOp::PutSettings`]. The agent
     /// writes them through its plans; tools and tests call this.
     pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
         let settings = crate::plan::settings(&self.iface.link(), encap);

@@ -122,7 +122,7 @@ pub struct TargetStatus {
     pub transitions: u64,
 }
 
-/// What [`HealthMonitor::update_targets`] did.
+/// What [`super::HealthMonitor::update_targets`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UpdateSummary {
     /// New targets (start Up, first probe within one interval).

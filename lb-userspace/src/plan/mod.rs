@@ -17,7 +17,7 @@
 //!
 //! Files: [`ops`] (the operations), [`keys`] (map keys), `ids` (id
 //! allocation), `service` (one service's backends and table), `table`
-//! (Maglev tables), [`next_hops`] and [`settings`] (the other entries a plan
+//! (Maglev tables), [`next_hops`] and [`mod@settings`] (the other entries a plan
 //! writes), [`repair`] (entries a failed rollback left unknown).
 
 mod ids;

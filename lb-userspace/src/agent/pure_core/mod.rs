@@ -153,6 +153,12 @@ impl AgentCore {
         self.wanted.is_some()
     }
 
+    /// Whether unknown next hops are retried at the fast pace at `now` (the
+    /// shell ticks [`Event::FastRetryTick`] only then).
+    pub fn wants_fast_retry(&self, now: Instant) -> bool {
+        self.fast_until.is_some_and(|until| now < until)
+    }
+
     /// Handles one event at `now`; returns what the shell must do, in order.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         if let Event::Applied(outcome) = event {
@@ -235,12 +241,10 @@ impl AgentCore {
                 }
                 effects
             }
-            Event::FastRetryTick => match self.fast_until {
-                Some(until) if now < until => {
-                    vec![Effect::ResolveNextHops(self.backend_addresses(true))]
-                }
-                _ => Vec::new(),
-            },
+            Event::FastRetryTick if self.wants_fast_retry(now) => {
+                vec![Effect::ResolveNextHops(self.backend_addresses(true))]
+            }
+            Event::FastRetryTick => Vec::new(),
             Event::DrainMarkerChanged => match &self.config {
                 Some(config) => vec![self.sync_announcements(config, "lb drain")],
                 None => Vec::new(),

@@ -461,6 +461,8 @@ fn an_uncertain_apply_is_repaired_before_the_next_plan() {
 fn unknown_next_hops_are_retried_quickly_only_after_an_apply() {
     let now = Instant::now();
     let mut c = applied_web(now);
+    assert!(c.wants_fast_retry(now + Duration::from_secs(1)));
+    assert!(!c.wants_fast_retry(now + FAST_NEIGHBOUR_WINDOW));
     let effects = c.handle(Event::FastRetryTick, now + Duration::from_secs(1));
     assert!(matches!(&effects[..], [Effect::ResolveNextHops(a)] if a.len() == 2));
     assert!(
