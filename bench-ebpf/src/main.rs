@@ -13,6 +13,7 @@
 //!   generator, forwarding ceiling and counting sink (see `rate.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_arch = "bpf")]
 mod rate;
@@ -181,7 +182,7 @@ mod progs {
             }
         }
         // SAFETY: TARGET holds an XDP program; on failure we fall through.
-        let _ = unsafe { TARGET.tail_call(&ctx, 0) };
+        unsafe { TARGET.tail_call(&ctx, 0) };
         xdp_action::XDP_ABORTED
     }
 

@@ -186,19 +186,13 @@ impl AgentHost {
     /// The agent's pin directory (maps), keyed by its network namespace.
     pub fn pin_dir(&self) -> PathBuf {
         let netns = lb_tests::netns::netns_id(&self.namespaces[0]);
-        lb::datapath::pin_dir(&self.pin_root(), netns, IFACE)
+        lb::kernel::pin_dir(&self.pin_root(), netns, IFACE)
     }
 }
 
 /// The VIPS key of TCP service `vip:port`.
 pub fn vip_key(vip: Ipv4Addr, port: u16) -> VipKey {
-    let (addr, family) = lb::plan::address_words(IpAddr::V4(vip));
-    VipKey {
-        addr,
-        port: port.to_be(),
-        protocol: PROTO_TCP,
-        family,
-    }
+    VipKey::new(IpAddr::V4(vip), port, PROTO_TCP)
 }
 
 impl Drop for AgentHost {

@@ -2,8 +2,8 @@
 //! (BPF_F_TEST_XDP_LIVE_FRAMES) on `bench_gen`, in the generator namespace,
 //! one thread pinned to one CPU. Each frame the program returns XDP_TX for is
 //! really transmitted out of the ingress interface given in the context.
-//! The syscall is issued directly (aya's test run needs the program object,
-//! which cannot leave its `Ebpf`; a program fd can).
+//! The syscall is issued through `lb::kernel::sys` (aya's test run needs the
+//! program object, which cannot leave its `Ebpf`; a program fd can).
 //!
 //! Every test-run call with repeat > 1 costs tens of milliseconds of fixed
 //! time asleep (the kernel swaps the XDP dispatcher in and out), so one call
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use aya::programs::ProgramFd;
+use lb::kernel::sys::{self, TestRunAttr};
 use lb_tests::lab::netns::NetNs;
 
 /// Frames per test-run call: an upper bound (minutes at the rates seen
@@ -43,87 +44,10 @@ pub fn xdp_md(len: u32, ifindex: u32) -> [u8; 24] {
     out
 }
 
-/// `BPF_PROG_TEST_RUN`.
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-/// `BPF_F_TEST_XDP_LIVE_FRAMES`.
-const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-
-/// The `test` member of `union bpf_attr` (include/uapi/linux/bpf.h).
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct TestRunAttr {
-    /// Program fd.
-    pub prog_fd: u32,
-    /// Out: the last return value.
-    pub retval: u32,
-    /// Length of `data_in`.
-    pub data_size_in: u32,
-    /// Length of `data_out` (none with live frames).
-    pub data_size_out: u32,
-    /// Frame pointer.
-    pub data_in: u64,
-    /// Output buffer pointer (none with live frames).
-    pub data_out: u64,
-    /// Number of runs.
-    pub repeat: u32,
-    /// Out: mean duration per run, ns.
-    pub duration: u32,
-    /// Length of `ctx_in`.
-    pub ctx_size_in: u32,
-    /// Length of `ctx_out` (none with live frames).
-    pub ctx_size_out: u32,
-    /// Context pointer (`struct xdp_md`).
-    pub ctx_in: u64,
-    /// Context output pointer (none with live frames).
-    pub ctx_out: u64,
-    /// `BPF_F_TEST_*` flags.
-    pub flags: u32,
-    /// CPU (unused here).
-    pub cpu: u32,
-    /// Frames per kernel batch (live frames).
-    pub batch_size: u32,
-    /// Zero (the struct's alignment padding).
-    pub pad: u32,
-}
-
-/// The attribute of a live-frames run of `prog_fd` over `frame` with context
-/// `ctx`, `repeat` frames in batches of `batch`. The pointers borrow `frame`
-/// and `ctx`: use the result while both live.
-pub fn live_attr(prog_fd: u32, frame: &[u8], ctx: &[u8], repeat: u32, batch: u32) -> TestRunAttr {
-    TestRunAttr {
-        prog_fd,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat,
-        ctx_size_in: ctx.len() as u32,
-        ctx_in: ctx.as_ptr() as u64,
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-        batch_size: batch,
-        ..TestRunAttr::default()
-    }
-}
-
-/// One `bpf(BPF_PROG_TEST_RUN)` call; `Ok(false)` when a signal ended it.
-fn test_run(attr: &mut TestRunAttr) -> Result<bool> {
-    // SAFETY: attr is a valid, fully initialised bpf_attr prefix whose
-    // pointers (frame, context) outlive the call; the kernel reads at most
-    // `size` bytes and writes only retval and duration.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            attr as *mut TestRunAttr,
-            std::mem::size_of::<TestRunAttr>() as u32,
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EINTR) {
-            return Ok(false);
-        }
-        bail!("bpf(BPF_PROG_TEST_RUN, live frames): {e}");
-    }
-    Ok(true)
+/// One live-frames test run of `prog_fd`; `Ok(false)` when a signal ended it.
+fn test_run(prog_fd: u32, frame: &[u8], ctx: &[u8]) -> Result<bool> {
+    let mut attr = TestRunAttr::live(prog_fd, frame, ctx, FRAMES_PER_CALL, BATCH);
+    sys::prog_test_run(&mut attr).map_err(|e| anyhow!("bpf(BPF_PROG_TEST_RUN, live frames): {e}"))
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
@@ -189,8 +113,7 @@ impl Generator {
             // Bounded in calls and time; each call in frames (and by the signal).
             let mut calls = 0;
             while !s.load(Ordering::Relaxed) && started.elapsed() < limit && calls < 100 {
-                let fd = prog.as_fd().as_raw_fd() as u32;
-                test_run(&mut live_attr(fd, &frame, &ctx, FRAMES_PER_CALL, BATCH))?;
+                test_run(prog.as_fd().as_raw_fd() as u32, &frame, &ctx)?;
                 calls += 1;
             }
             Ok(())
@@ -240,23 +163,7 @@ impl Drop for Generator {
 
 #[cfg(test)]
 mod tests {
-    use super::{TestRunAttr, live_attr, xdp_md};
-
-    #[test]
-    fn attr_matches_the_uapi_layout() {
-        assert_eq!(std::mem::size_of::<TestRunAttr>(), 80);
-        assert_eq!(std::mem::offset_of!(TestRunAttr, data_in), 16);
-        assert_eq!(std::mem::offset_of!(TestRunAttr, repeat), 32);
-        assert_eq!(std::mem::offset_of!(TestRunAttr, ctx_in), 48);
-        assert_eq!(std::mem::offset_of!(TestRunAttr, flags), 64);
-        assert_eq!(std::mem::offset_of!(TestRunAttr, batch_size), 72);
-        let frame = [0u8; 64];
-        let ctx = xdp_md(64, 3);
-        let a = live_attr(5, &frame, &ctx, 100, 256);
-        assert_eq!((a.prog_fd, a.data_size_in, a.ctx_size_in), (5, 64, 24));
-        assert_eq!((a.flags, a.batch_size, a.repeat), (2, 256, 100));
-        assert_eq!((a.data_out, a.ctx_out, a.data_size_out), (0, 0, 0));
-    }
+    use super::xdp_md;
 
     #[test]
     fn context_carries_length_and_ingress() {

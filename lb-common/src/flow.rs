@@ -7,15 +7,7 @@
 //! connection table places flows with its own keyed hash
 //! ([`crate::flow_table::flow_place`]).
 
-/// Address family tag stored in keys: IPv4.
-pub const FAMILY_V4: u8 = 4;
-/// Address family tag stored in keys: IPv6.
-pub const FAMILY_V6: u8 = 6;
-
-/// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
+pub use crate::net::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP};
 
 /// A flow's 5-tuple as seen from the client: the connection-table key.
 ///

@@ -44,9 +44,9 @@ pub const HINT_KIND_PREVIOUS_OWNER: u8 = 1;
 pub const HINT_HEAD_LEN: usize = 4;
 
 /// Inner protocol value of the GUE header for an IPv4 payload.
-pub const GUE_PROTO_IPV4: u8 = 4;
+pub const GUE_PROTO_IPV4: u8 = crate::net::PROTO_IPIP;
 /// Inner protocol value of the GUE header for an IPv6 payload.
-pub const GUE_PROTO_IPV6: u8 = 41;
+pub const GUE_PROTO_IPV6: u8 = crate::net::PROTO_IPV6;
 
 /// The first GUE word; fields as on the wire.
 #[repr(C)]
@@ -232,8 +232,16 @@ mod tests {
         let bytes = [1, 4, 0, 0, 0xde, 0xad, 0xbe, 0xef];
         let parsed = parse_gue(&bytes).unwrap();
         assert_eq!((parsed.header_len, parsed.hint), (8, None));
-        assert_eq!(parse_gue(&[0x40, 4, 0, 0]), None, "version 1 is not variant 0");
-        assert_eq!(parse_gue(&[0x20, 4, 0, 0]), None, "control messages are not data");
+        assert_eq!(
+            parse_gue(&[0x40, 4, 0, 0]),
+            None,
+            "version 1 is not variant 0"
+        );
+        assert_eq!(
+            parse_gue(&[0x20, 4, 0, 0]),
+            None,
+            "control messages are not data"
+        );
     }
 
     #[test]

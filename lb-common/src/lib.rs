@@ -13,6 +13,8 @@ pub mod counters;
 pub mod flow;
 pub mod flow_table;
 pub mod gue;
+pub mod keys;
+mod layout;
 pub mod maps;
 pub mod net;
 pub mod vip_filter;
@@ -23,6 +25,9 @@ pub use flow_table::{
     FLOW_WAYS, FlowBucket, FlowHashKey, FlowPlace, FlowSlot, bucket_pair, find_pin, flow_buckets,
     flow_place, slot_for_pin, slot_tag,
 };
+#[cfg(feature = "user")]
+pub use keys::vip_filter_words;
+pub use keys::{address_words, words_address};
 pub use maps::*;
 pub use net::MacAddr;
 pub use vip_filter::{

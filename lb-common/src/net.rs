@@ -1,5 +1,37 @@
-//! Network constants and the MAC address type that both the datapath and the
-//! agent use, defined once.
+//! Network constants (address families, IP protocol numbers) and the MAC
+//! address type that both the datapath and the agent use, defined once.
+
+/// Address family tag stored in map keys and values: IPv4.
+pub const FAMILY_V4: u8 = 4;
+/// Address family tag stored in map keys and values: IPv6.
+pub const FAMILY_V6: u8 = 6;
+
+/// IP protocol number of ICMP.
+pub const PROTO_ICMP: u8 = 1;
+/// IP protocol number of IPv4-in-IP encapsulation (IPIP).
+pub const PROTO_IPIP: u8 = 4;
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+/// IP protocol number (next header) of IPv6-in-IP encapsulation.
+pub const PROTO_IPV6: u8 = 41;
+/// IPv6 next header of the fragment extension header.
+pub const PROTO_IPV6_FRAGMENT: u8 = 44;
+/// IP protocol number of ICMPv6.
+pub const PROTO_ICMPV6: u8 = 58;
+
+// The datapath cannot use libc; the agent side checks the values against it.
+#[cfg(feature = "user")]
+const _: () = assert!(
+    PROTO_ICMP as i32 == libc::IPPROTO_ICMP
+        && PROTO_IPIP as i32 == libc::IPPROTO_IPIP
+        && PROTO_TCP as i32 == libc::IPPROTO_TCP
+        && PROTO_UDP as i32 == libc::IPPROTO_UDP
+        && PROTO_IPV6 as i32 == libc::IPPROTO_IPV6
+        && PROTO_IPV6_FRAGMENT as i32 == libc::IPPROTO_FRAGMENT
+        && PROTO_ICMPV6 as i32 == libc::IPPROTO_ICMPV6
+);
 
 /// `AF_INET`, the address family of `bpf_fib_lookup` parameters for IPv4.
 pub const AF_INET: u8 = 2;

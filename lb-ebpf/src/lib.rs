@@ -3,6 +3,7 @@
 //! The XDP programs in `main.rs` are thin: they call into this library, which
 //! host unit tests exercise on real byte arrays.
 #![no_std]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod checksum;
 pub mod keys;

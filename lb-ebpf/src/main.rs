@@ -1,6 +1,7 @@
 //! The XDP programs: `lb_xdp` (load balancer) and `lb_decap` (backend side).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_arch = "bpf")]
 mod maps;
@@ -14,7 +15,7 @@ mod xdp {
     /// The load balancer.
     #[xdp]
     pub fn lb_xdp(ctx: XdpContext) -> u32 {
-        crate::prog::balance::run(&ctx)
+        crate::prog::pipeline::run(&ctx)
     }
 
     /// Backend-side decapsulation.

@@ -1,10 +1,9 @@
 //! Classification of a frame: what the load balancer needs to decide its fate.
 //!
 //! [`parse`] reads Ethernet, IPv4 (any valid IHL) or IPv6, then TCP, UDP or
-//! ICMP, checking bounds before every access and every length field against
-//! the frame. It never reads outside `[start, end)`.
-
-use core::ptr::addr_of;
+//! ICMP through checked views ([`crate::wire::packet::View`]): each header's
+//! bounds are checked once, when its view is taken, and every length field
+//! against the frame. It never reads outside the frame.
 
 use lb_common::flow::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP};
 
@@ -13,7 +12,7 @@ use crate::wire::{
     icmp::{ICMP_LEN, IcmpHdr},
     ipv4::{IP_MF, IP_OFFSET, IPPROTO_ICMP, IPV4_LEN, Ipv4Hdr},
     ipv6::{IP6_OFFSET, IPPROTO_FRAGMENT, IPPROTO_ICMPV6, IPV6_LEN, Ipv6FragHdr, Ipv6Hdr},
-    packet::{Packet, load},
+    packet::Packet,
     tcp::{TCP_LEN, TcpHdr},
     udp::{UDP_LEN, UdpHdr},
 };
@@ -70,11 +69,10 @@ pub struct Parsed {
 #[inline(always)]
 pub fn parse(pkt: &Packet) -> Parsed {
     let mut out = Parsed::default();
-    let Some(eth) = pkt.ptr_at::<EthHdr>(0) else {
+    let Some(eth) = pkt.view::<EthHdr>(0) else {
         return out;
     };
-    // SAFETY: `eth` is in bounds.
-    let ether_type = u16::from_be(unsafe { load(addr_of!((*eth).ether_type)) });
+    let ether_type = u16::from_be(eth.ether_type());
     if ether_type == ETH_P_IP {
         parse_v4(pkt, &mut out);
     } else if ether_type == ETH_P_IPV6 {
@@ -85,20 +83,17 @@ pub fn parse(pkt: &Packet) -> Parsed {
 
 #[inline(always)]
 fn parse_v4(pkt: &Packet, out: &mut Parsed) {
-    let Some(ip) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
+    let Some(ip) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {
         return;
     };
-    // SAFETY: the fixed header is in bounds.
-    let (version_ihl, tot_len, frag_off, protocol, src, dst) = unsafe {
-        (
-            load(addr_of!((*ip).version_ihl)),
-            load(addr_of!((*ip).tot_len)),
-            load(addr_of!((*ip).frag_off)),
-            load(addr_of!((*ip).protocol)),
-            load(addr_of!((*ip).src)),
-            load(addr_of!((*ip).dst)),
-        )
-    };
+    let (version_ihl, tot_len, frag_off, protocol, src, dst) = (
+        ip.version_ihl(),
+        ip.tot_len(),
+        ip.frag_off(),
+        ip.protocol(),
+        ip.src(),
+        ip.dst(),
+    );
     out.family = FAMILY_V4;
     out.protocol = protocol;
     out.src[0] = src;
@@ -128,19 +123,16 @@ fn parse_v4(pkt: &Packet, out: &mut Parsed) {
 
 #[inline(always)]
 fn parse_v6(pkt: &Packet, out: &mut Parsed) {
-    let Some(ip) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
+    let Some(ip) = pkt.view::<Ipv6Hdr>(ETH_LEN) else {
         return;
     };
-    // SAFETY: the header is in bounds.
-    let (version, payload_len, next_hdr, src, dst) = unsafe {
-        (
-            load(addr_of!((*ip).version_tc_flow)),
-            load(addr_of!((*ip).payload_len)),
-            load(addr_of!((*ip).next_hdr)),
-            load(addr_of!((*ip).src)),
-            load(addr_of!((*ip).dst)),
-        )
-    };
+    let (version, payload_len, next_hdr, src, dst) = (
+        ip.version_tc_flow(),
+        ip.payload_len(),
+        ip.next_hdr(),
+        ip.src(),
+        ip.dst(),
+    );
     out.family = FAMILY_V6;
     out.protocol = next_hdr;
     out.src = src;
@@ -159,19 +151,13 @@ fn parse_v6(pkt: &Packet, out: &mut Parsed) {
     let l4_off = ETH_LEN + IPV6_LEN;
     out.l4_off = l4_off;
     if next_hdr == IPPROTO_FRAGMENT {
-        let Some(fh) = pkt.ptr_at::<Ipv6FragHdr>(l4_off) else {
+        let Some(fh) = pkt.view::<Ipv6FragHdr>(l4_off) else {
             return;
         };
         if payload_len < 8 {
             return;
         }
-        // SAFETY: the fragment header is in bounds.
-        let (nh, off) = unsafe {
-            (
-                load(addr_of!((*fh).next_hdr)),
-                load(addr_of!((*fh).frag_off)),
-            )
-        };
+        let (nh, off) = (fh.next_hdr(), fh.frag_off());
         out.kind = Kind::Fragment;
         out.protocol = nh;
         if u16::from_be(off) & IP6_OFFSET == 0 {
@@ -187,10 +173,9 @@ fn parse_v6(pkt: &Packet, out: &mut Parsed) {
 fn read_ports(pkt: &Packet, out: &mut Parsed, off: usize, len: usize) {
     if (out.protocol == PROTO_TCP || out.protocol == PROTO_UDP)
         && len >= 4
-        && let Some(ports) = pkt.ptr_at::<[u16; 2]>(off)
+        && let Some(ports) = pkt.view::<[u16; 2]>(off)
     {
-        // SAFETY: in bounds.
-        let ports = unsafe { load(ports) };
+        let ports = ports.get();
         out.src_port = ports[0];
         out.dst_port = ports[1];
     }
@@ -200,18 +185,11 @@ fn read_ports(pkt: &Packet, out: &mut Parsed, off: usize, len: usize) {
 fn parse_l4(pkt: &Packet, out: &mut Parsed, off: usize, len: usize, icmp_proto: u8) {
     let protocol = out.protocol;
     if protocol == PROTO_TCP {
-        let Some(tcp) = pkt.ptr_at::<TcpHdr>(off) else {
+        let Some(tcp) = pkt.view::<TcpHdr>(off) else {
             return;
         };
-        // SAFETY: in bounds.
-        let (src_port, dst_port, data_off, flags) = unsafe {
-            (
-                load(addr_of!((*tcp).src_port)),
-                load(addr_of!((*tcp).dst_port)),
-                load(addr_of!((*tcp).data_off)),
-                load(addr_of!((*tcp).flags)),
-            )
-        };
+        let (src_port, dst_port, data_off, flags) =
+            (tcp.src_port(), tcp.dst_port(), tcp.data_off(), tcp.flags());
         let doff = ((data_off >> 4) as usize) * 4;
         if len < TCP_LEN || doff < TCP_LEN || doff > len {
             return;
@@ -221,17 +199,10 @@ fn parse_l4(pkt: &Packet, out: &mut Parsed, off: usize, len: usize, icmp_proto: 
         out.tcp_flags = flags;
         out.kind = Kind::Tcp;
     } else if protocol == PROTO_UDP {
-        let Some(udp) = pkt.ptr_at::<UdpHdr>(off) else {
+        let Some(udp) = pkt.view::<UdpHdr>(off) else {
             return;
         };
-        // SAFETY: in bounds.
-        let (src_port, dst_port, ulen) = unsafe {
-            (
-                load(addr_of!((*udp).src_port)),
-                load(addr_of!((*udp).dst_port)),
-                load(addr_of!((*udp).len)),
-            )
-        };
+        let (src_port, dst_port, ulen) = (udp.src_port(), udp.dst_port(), udp.len());
         let ulen = u16::from_be(ulen) as usize;
         if len < UDP_LEN || ulen < UDP_LEN || ulen > len {
             return;
@@ -240,7 +211,7 @@ fn parse_l4(pkt: &Packet, out: &mut Parsed, off: usize, len: usize, icmp_proto: 
         out.dst_port = dst_port;
         out.kind = Kind::Udp;
     } else if protocol == icmp_proto {
-        if pkt.ptr_at::<IcmpHdr>(off).is_none() || len < ICMP_LEN {
+        if pkt.view::<IcmpHdr>(off).is_none() || len < ICMP_LEN {
             return;
         }
         out.kind = Kind::Icmp;
@@ -271,23 +242,13 @@ pub struct EmbeddedFlow {
 pub fn embedded_flow(pkt: &Packet, p: &Parsed) -> Option<EmbeddedFlow> {
     let off = p.l4_off + ICMP_LEN;
     if p.family == FAMILY_V4 {
-        let ip = pkt.ptr_at::<Ipv4Hdr>(off)?;
-        // SAFETY: in bounds.
-        let (vihl, protocol, src, dst) = unsafe {
-            (
-                load(addr_of!((*ip).version_ihl)),
-                load(addr_of!((*ip).protocol)),
-                load(addr_of!((*ip).src)),
-                load(addr_of!((*ip).dst)),
-            )
-        };
+        let ip = pkt.view::<Ipv4Hdr>(off)?;
+        let (vihl, protocol, src, dst) = (ip.version_ihl(), ip.protocol(), ip.src(), ip.dst());
         let ihl = ((vihl & 0x0f) as usize) * 4;
         if vihl >> 4 != 4 || ihl < IPV4_LEN || (protocol != PROTO_TCP && protocol != PROTO_UDP) {
             return None;
         }
-        let ports = pkt.ptr_at::<[u16; 2]>(off + ihl)?;
-        // SAFETY: in bounds.
-        let ports = unsafe { load(ports) };
+        let ports = pkt.view::<[u16; 2]>(off + ihl)?.get();
         Some(EmbeddedFlow {
             client: [dst, 0, 0, 0],
             vip: [src, 0, 0, 0],
@@ -296,21 +257,12 @@ pub fn embedded_flow(pkt: &Packet, p: &Parsed) -> Option<EmbeddedFlow> {
             protocol,
         })
     } else {
-        let ip = pkt.ptr_at::<Ipv6Hdr>(off)?;
-        // SAFETY: in bounds.
-        let (protocol, src, dst) = unsafe {
-            (
-                load(addr_of!((*ip).next_hdr)),
-                load(addr_of!((*ip).src)),
-                load(addr_of!((*ip).dst)),
-            )
-        };
+        let ip = pkt.view::<Ipv6Hdr>(off)?;
+        let (protocol, src, dst) = (ip.next_hdr(), ip.src(), ip.dst());
         if protocol != PROTO_TCP && protocol != PROTO_UDP {
             return None;
         }
-        let ports = pkt.ptr_at::<[u16; 2]>(off + IPV6_LEN)?;
-        // SAFETY: in bounds.
-        let ports = unsafe { load(ports) };
+        let ports = pkt.view::<[u16; 2]>(off + IPV6_LEN)?.get();
         Some(EmbeddedFlow {
             client: dst,
             vip: src,

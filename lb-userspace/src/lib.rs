@@ -13,8 +13,8 @@
 pub mod agent;
 pub mod announce;
 pub mod config;
-pub mod datapath;
 pub mod health;
+pub mod kernel;
 pub mod maglev;
 pub mod metrics;
 pub mod netns;

@@ -16,7 +16,7 @@ use lb::state::{AppliedBackend, AppliedService, AppliedState, BackendState, stat
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 const IFACE: &str = "lbstat0";
-const MAPS: [&str; lb::datapath::MAP_NAMES.len()] = lb::datapath::MAP_NAMES;
+const MAPS: [&str; lb::kernel::MAP_NAMES.len()] = lb::kernel::MAP_NAMES;
 
 /// A private bpffs under `/run/lb-test-<pid>-stats/`, unmounted and removed on drop.
 struct Scratch {
@@ -45,7 +45,7 @@ impl Scratch {
 
     /// Pins are keyed by network namespace: `<bpffs>/ns<inode>/<iface>`.
     fn pin_dir(&self) -> PathBuf {
-        lb::datapath::pin_dir(&self.bpffs, netns(), IFACE)
+        lb::kernel::pin_dir(&self.bpffs, netns(), IFACE)
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -361,7 +361,7 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert!(
         err.contains(&format!(
             "nothing attached to {missing}: no pinned maps under {}",
-            lb::datapath::pin_dir(&scratch.bpffs, netns(), &missing).display()
+            lb::kernel::pin_dir(&scratch.bpffs, netns(), &missing).display()
         )),
         "{err}"
     );

@@ -31,7 +31,7 @@ struct Setup {
 
 impl Setup {
     fn pin_dir(&self) -> PathBuf {
-        lb::datapath::pin_dir(&self.fs.root, self.net.lb_netns(), &self.net.lb_if)
+        lb::kernel::pin_dir(&self.fs.root, self.net.lb_netns(), &self.net.lb_if)
     }
 
     fn state_file(&self) -> PathBuf {
@@ -521,7 +521,7 @@ fn scale_events_invalid_config_and_restart() {
         },
     );
     drop(agent);
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
 }
 
 /// A TCP flow from a client to the `web` VIP 198.18.100.1:80.
@@ -625,7 +625,7 @@ fn decap_attaches_pins_and_detaches() {
         );
     };
     run(&["--address", "198.18.100.1"]);
-    let dir = lb::datapath::decap_pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
+    let dir = lb::kernel::decap_pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
     assert!(dir.join("link").exists());
     assert!(
         xdp_attached(&net),
@@ -711,7 +711,7 @@ fn health_checks_take_backends_out_and_back() {
         body
     });
     assert!(body.contains("service=\"hc\""), "metrics:\n{body}");
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
 }
 
 /// Under `ip netns exec` (a private mount namespace) the agent mounts the pin
@@ -738,7 +738,7 @@ fn pin_root_mounted_by_the_agent_outlives_it() {
     agent.kill9();
     // Seen from the test's (host) mount namespace, after the agent is gone.
     assert!(
-        lb::datapath::bpffs::is_bpffs(&setup.fs.root),
+        lb::kernel::bpffs::is_bpffs(&setup.fs.root),
         "pin root is not a bpffs here"
     );
     // Mounted private to root (mode=0700), not the bpffs default 1777.
@@ -752,5 +752,5 @@ fn pin_root_mounted_by_the_agent_outlives_it() {
     let dir = setup.pin_dir();
     check_maps(&dir, &st);
     assert!(xdp_attached(&setup.net));
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
 }

@@ -145,6 +145,6 @@ fn hostile_config_files_are_refused_and_the_agent_stays_responsive() {
         exited.is_some()
     });
     assert!(exited.unwrap().success(), "{exited:?}");
-    lb::datapath::detach_and_remove(&lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if))
+    lb::kernel::detach_and_remove(&lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if))
         .unwrap();
 }

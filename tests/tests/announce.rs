@@ -445,7 +445,7 @@ fn two_agents_in_one_namespace_keep_each_others_routes() {
 fn live_table(a: &AgentFiles, st: &AppliedState, name: &str) -> (Vec<u32>, Vec<std::net::IpAddr>) {
     use aya::maps::{Array, ArrayOfMaps, Map, MapData};
     let s = st.services.iter().find(|s| s.name == name).unwrap();
-    let dir = lb::datapath::pin_dir(&a.pin_root, a.netns(), &a.iface);
+    let dir = lb::kernel::pin_dir(&a.pin_root, a.netns(), &a.iface);
     let outer: ArrayOfMaps<MapData, Array<MapData, u32>> = ArrayOfMaps::try_from(Map::ArrayOfMaps(
         MapData::from_pin(dir.join(lb_common::MAP_MAGLEV_TABLES)).unwrap(),
     ))

@@ -15,7 +15,7 @@ use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
-use lb::datapath::{Datapath, DatapathError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
+use lb::kernel::{Datapath, DatapathError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
 use lb::plan::{AllUp, Previous, plan};
 use lb_common::{BackendEntry, MAX_VIP_ENTRIES, ServiceEntry, VipKey};
 use lb_tests::frames::{EGRESS_MAC, NEXT_HOP_MAC, Tcp, V4, tcp_v4};
@@ -171,7 +171,7 @@ fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
 fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
     let net = NetNsPair::new("rb");
     let fs = TestBpffs::new("rb");
-    let dir = lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
+    let dir = lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
     let opts = OpenOptions {
         pin_root: fs.root.clone(),
         netns: net.lb_netns(),
@@ -197,7 +197,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
             next_hops: &next_hops,
             ..Previous::default()
         };
-        let web_key = lb::plan::vip_key(WEB_VIP.into(), 80, 6);
+        let web_key = VipKey::new(WEB_VIP.into(), 80, lb_common::net::PROTO_TCP);
 
         // The last good config: web -> OLD.
         let good = config(vec![service("web", WEB_VIP, OLD)]);
@@ -245,6 +245,6 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         assert_eq!(probe.backend(WEB_VIP, 1003), NEW);
         let _unused: IpAddr = WEB_VIP.into();
     });
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
     drop(fs);
 }

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
-use lb::datapath::{Datapath, ModeChoice, OpenOptions};
-use lb::plan::{AllUp, Previous, plan, vip_key};
+use lb::kernel::{Datapath, ModeChoice, OpenOptions};
+use lb::plan::{AllUp, Previous, plan};
 use lb::state::AppliedState;
 use lb_common::{BACKEND_LIVE, BackendEntry, ServiceEntry, Settings, VipKey};
 use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
@@ -43,7 +43,7 @@ fn apply_plans_then_adopt_pins() {
     let fs = TestBpffs::new("dp");
     let root = fs.root.clone();
     let ifname = net.lb_if.clone();
-    let dir = lb::datapath::pin_dir(&root, net.lb_netns(), &ifname);
+    let dir = lb::kernel::pin_dir(&root, net.lb_netns(), &ifname);
     let opts = OpenOptions {
         pin_root: root.clone(),
         ifname: ifname.clone(),
@@ -125,7 +125,7 @@ fn apply_plans_then_adopt_pins() {
     let vips: HashMap<MapData, VipKey, ServiceEntry> =
         HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join("VIPS")).unwrap())).unwrap();
     let s = &state.services[0];
-    let e = vips.get(&vip_key(s.vip, 80, 6), 0).unwrap();
+    let e = vips.get(&VipKey::new(s.vip, 80, 6), 0).unwrap();
     assert_eq!((e.table_index, e.table_size), (1, 251));
     let outer: ArrayOfMaps<MapData, Array<MapData, u32>> = ArrayOfMaps::try_from(Map::ArrayOfMaps(
         MapData::from_pin(dir.join("MAGLEV_TABLES")).unwrap(),
@@ -159,7 +159,7 @@ fn apply_plans_then_adopt_pins() {
         adopted
     });
     assert_eq!(adopted.unwrap(), state);
-    assert_eq!(vips.get(&vip_key(s.vip, 80, 6), 0).unwrap(), e);
+    assert_eq!(vips.get(&VipKey::new(s.vip, 80, 6), 0).unwrap(), e);
     assert_eq!(backends.get(&id2, 0).unwrap(), b);
 
     // A state for another ifindex is not adopted: everything is cleared.
@@ -175,6 +175,6 @@ fn apply_plans_then_adopt_pins() {
     assert_eq!(fresh.keys().count(), 0, "stale state was adopted");
     let _unused: IpAddr = s.vip;
     // Clean up the attachment.
-    lb::datapath::detach_and_remove(&dir).unwrap();
+    lb::kernel::detach_and_remove(&dir).unwrap();
     drop(fs);
 }

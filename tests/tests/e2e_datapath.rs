@@ -10,30 +10,18 @@ use std::net::IpAddr;
 use aya::maps::{Array, ArrayOfMaps, HashMap, MapData};
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use lb_common::flow::{FAMILY_V4, FAMILY_V6};
+use lb_common::address_words as words;
+use lb_common::net::{PROTO_TCP, PROTO_UDP};
 use lb_common::{
     BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, DecapKey, MAGLEV_INNER_FLAGS,
     SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, Settings,
-    VIP_ADDRESS_MARKER_PROTOCOL, VipKey,
+    VipKey,
 };
 use lb_tests::lab::netns::NetNs;
 use lb_tests::lab::{Client, Lab, addr, cmd};
 
 /// Maglev table size of the hand-made tables (prime).
 const TABLE: u32 = 251;
-
-fn words(ip: IpAddr) -> ([u32; 4], u8) {
-    match ip {
-        IpAddr::V4(a) => ([u32::from_ne_bytes(a.octets()), 0, 0, 0], FAMILY_V4),
-        IpAddr::V6(a) => {
-            let mut w = [0u32; 4];
-            for (i, c) in a.octets().chunks_exact(4).enumerate() {
-                w[i] = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-            }
-            (w, FAMILY_V6)
-        }
-    }
-}
 
 /// (ifindex, MAC) of `iface` in `ns`.
 fn link_info(ns: &str, iface: &str) -> (u32, [u8; 6]) {
@@ -120,14 +108,8 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
         HashMap::try_from(ebpf.map_mut(lb_common::MAP_VIPS).unwrap()).unwrap();
     let mut id = 0;
     for v6 in [false, true] {
-        let (a, family) = words(addr::vip(v6));
-        for (port, protocol) in [(addr::TCP_PORT, 6u8), (addr::UDP_PORT, 17u8)] {
-            let key = VipKey {
-                addr: a,
-                port: port.to_be(),
-                protocol,
-                family,
-            };
+        for (port, protocol) in [(addr::TCP_PORT, PROTO_TCP), (addr::UDP_PORT, PROTO_UDP)] {
+            let key = VipKey::new(addr::vip(v6), port, protocol);
             let entry = ServiceEntry {
                 service_id: id,
                 table_index: u32::from(v6),
@@ -137,16 +119,11 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
             vips.insert(key, entry, 0).unwrap();
             id += 1;
         }
-        let marker = VipKey {
-            addr: a,
-            port: 0,
-            protocol: VIP_ADDRESS_MARKER_PROTOCOL,
-            family,
-        };
-        vips.insert(marker, ServiceEntry::default(), 0).unwrap();
+        vips.insert(VipKey::marker(addr::vip(v6)), ServiceEntry::default(), 0)
+            .unwrap();
     }
     for v6 in [false, true] {
-        for (port, protocol) in [(addr::TCP_PORT, 6u8), (addr::UDP_PORT, 17u8)] {
+        for (port, protocol) in [(addr::TCP_PORT, PROTO_TCP), (addr::UDP_PORT, PROTO_UDP)] {
             lb_tests::harness::mark_service(ebpf, addr::vip(v6), port, protocol);
         }
     }
@@ -156,17 +133,7 @@ fn fill_decap(ebpf: &mut Ebpf, own: &[IpAddr]) {
     let mut m: HashMap<_, DecapKey, u32> =
         HashMap::try_from(ebpf.map_mut(lb_common::MAP_DECAP_ADDRS).unwrap()).unwrap();
     for ip in own {
-        let (addr, family) = words(*ip);
-        m.insert(
-            DecapKey {
-                addr,
-                family,
-                pad: [0; 3],
-            },
-            0,
-            0,
-        )
-        .unwrap();
+        m.insert(DecapKey::from(*ip), 0, 0).unwrap();
     }
 }
 

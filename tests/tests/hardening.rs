@@ -77,7 +77,7 @@ fn links_and_directories_planted_by_another_user_are_refused_never_followed() {
     assert_eq!(mode(&fs.root), 0o1777);
     let state_dir = fs.base.join("state");
     let victim = victim(&fs.base);
-    let ns_dir = lb::datapath::netns_dir(&fs.root, net.lb_netns());
+    let ns_dir = lb::kernel::netns_dir(&fs.root, net.lb_netns());
     // The unprivileged user plants links where the pins of lb_if go: the
     // namespace's directory and the earlier releases' `<root>/<iface>`.
     for planted in [&ns_dir, &fs.root.join(&net.lb_if)] {
@@ -294,7 +294,7 @@ fn a_pin_root_is_an_argument_never_a_shell_command() {
     );
     let evil = PathBuf::from(evil);
     let out = lb_in(&net.lb, &["decap", "--iface", "no-such-if0"], &evil, None);
-    let mounted_bpffs = lb::datapath::bpffs::is_bpffs(&evil);
+    let mounted_bpffs = lb::kernel::bpffs::is_bpffs(&evil);
     let _ = Command::new("umount").arg("-l").arg(&evil).output();
     assert!(!pwned.exists(), "the pin root ran as a shell command");
     assert!(
@@ -435,7 +435,7 @@ fn same_named_interfaces_in_two_namespaces_keep_their_own_pins_and_agents() {
     let (ida, idb) = (netns_id(&a.ns), netns_id(&b.ns));
     assert_ne!(ida, idb);
     for id in [ida, idb] {
-        let dir = lb::datapath::decap_pin_dir(&fs.root, id, &name);
+        let dir = lb::kernel::decap_pin_dir(&fs.root, id, &name);
         assert!(dir.join("link").exists(), "{}", dir.display());
     }
     decap(&b, &["--detach"]);
@@ -509,7 +509,7 @@ fn pins_of_the_earlier_layout_on_this_interface_are_retired_on_upgrade() {
             .try_into()
             .unwrap();
         prog.load().unwrap();
-        let iface = lb::datapath::Interface::read(&ifname).unwrap();
+        let iface = lb::kernel::Interface::read(&ifname).unwrap();
         let id = prog
             .attach_to_if_index(iface.ifindex, XdpMode::Skb)
             .unwrap();
@@ -534,7 +534,7 @@ fn pins_of_the_earlier_layout_on_this_interface_are_retired_on_upgrade() {
     );
     assert_eq!(
         applied.pin_dir,
-        lb::datapath::pin_dir(&fs.root, net.lb_netns(), &net.lb_if)
+        lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if)
     );
     let log = std::fs::read_to_string(state_dir.with_extension(format!("{}.log", net.lb_if)))
         .unwrap_or_default();

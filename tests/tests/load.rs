@@ -10,7 +10,7 @@ fn object_loads_and_verifies() {
     let mut ebpf = loader
         .load(lb::object::EBPF_OBJECT)
         .expect("load eBPF object");
-    for name in lb::datapath::MAP_NAMES {
+    for name in lb::kernel::MAP_NAMES {
         assert!(ebpf.map(name).is_some(), "map {name} missing");
     }
     for name in [lb_common::PROG_LB, lb_common::PROG_DECAP] {

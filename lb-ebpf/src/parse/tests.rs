@@ -52,7 +52,8 @@ fn udp(len: u16) -> Vec<u8> {
 }
 
 fn run(frame: &[u8]) -> Parsed {
-    parse(&Packet::from_slice(frame))
+    let mut frame = frame.to_vec();
+    parse(&Packet::from_slice(&mut frame))
 }
 
 /// A copy of a frame in its own mapping, ending exactly where an inaccessible
@@ -61,7 +62,7 @@ fn run(frame: &[u8]) -> Parsed {
 struct GuardedFrame {
     map: *mut libc::c_void,
     map_len: usize,
-    frame: *const u8,
+    frame: *mut u8,
     len: usize,
 }
 
@@ -101,9 +102,15 @@ impl GuardedFrame {
         }
     }
 
-    fn packet(&self) -> Packet {
-        let start = self.frame as usize;
-        Packet::new(start, start + self.len)
+    fn packet(&mut self) -> Packet<'_> {
+        // SAFETY: `len` bytes at `frame` lie in our read-write mapping, which
+        // lives as long as `self`, borrowed mutably here.
+        Packet::from_slice(unsafe { core::slice::from_raw_parts_mut(self.frame, self.len) })
+    }
+
+    /// One past the frame's last byte: the first byte of the guard page.
+    fn end(&self) -> usize {
+        self.frame as usize + self.len
     }
 }
 
@@ -122,12 +129,10 @@ fn run_guarded(frame: &[u8]) -> Parsed {
 #[test]
 fn guarded_frame_faults_one_byte_past_its_end() {
     let g = GuardedFrame::new(&[1, 2, 3]);
-    let p = g.packet();
+    let end = g.end();
     // SAFETY: the frame's last byte lies in our readable mapping.
-    assert_eq!(
-        unsafe { core::ptr::read_volatile((p.end - 1) as *const u8) },
-        3
-    );
+    let last = unsafe { core::ptr::read_volatile((end - 1) as *const u8) };
+    assert_eq!(last, 3);
     // A child process reads the first byte past the frame: it must die of SIGSEGV.
     // SAFETY: the child only performs one load and exits, touching no locks.
     let pid = unsafe { libc::fork() };
@@ -135,7 +140,7 @@ fn guarded_frame_faults_one_byte_past_its_end() {
     if pid == 0 {
         // SAFETY: deliberately reads the guard page; this faults, which is the point.
         unsafe {
-            core::ptr::read_volatile(p.end as *const u8);
+            core::ptr::read_volatile(end as *const u8);
             libc::_exit(0);
         }
     }
@@ -326,7 +331,8 @@ fn icmp_error_yields_the_client_to_vip_flow() {
     let mut icmp = std::vec![3, 4, 0, 0, 0, 0, 5, 0xdc];
     icmp.extend_from_slice(&emb);
     let f = eth(0x0800, &ipv4(1, &[], 0, &icmp));
-    let pkt = Packet::from_slice(&f);
+    let mut whole = f.clone();
+    let pkt = Packet::from_slice(&mut whole);
     let p = parse(&pkt);
     assert_eq!(p.kind, Kind::Icmp);
     let flow = embedded_flow(&pkt, &p).unwrap();
@@ -341,6 +347,6 @@ fn icmp_error_yields_the_client_to_vip_flow() {
         (12345, 80, 6)
     );
     // Cut inside the embedded ports: no flow.
-    let cut = GuardedFrame::new(&f[..f.len() - 6]);
+    let mut cut = GuardedFrame::new(&f[..f.len() - 6]);
     assert!(embedded_flow(&cut.packet(), &p).is_none());
 }

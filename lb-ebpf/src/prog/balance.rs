@@ -1,6 +1,7 @@
-//! `lb_xdp`: classify, find the service and the flow's backend, encapsulate.
+//! Stage 3, select a backend: the connection table for established flows,
+//! else the service's Maglev pick (recorded for new flows, never for ICMP
+//! errors).
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
     BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, FlowPlace, GlobalCounter,
     ServiceEntry, flow_hash,
@@ -8,79 +9,38 @@ use lb_common::{
 use lb_ebpf::{
     Kind, Packet, Parsed,
     keys::flow_key,
-    parse,
     wire::tcp::{TCP_ACK, TCP_SYN},
 };
 
 use crate::{
     maps::{BACKEND_STATS, BACKENDS, MAGLEV_TABLES, SERVICE_STATS},
     prog::{
+        classify::Target,
         counters::count,
-        encap, flows, icmp,
-        vip::{is_vip_address, maybe_service, maybe_vip, service},
+        flows,
+        verdict::{Step, Verdict},
+        vip::service,
     },
 };
 
-/// Entry point of `lb_xdp`.
+/// The backend the frame `p` of `target` goes to.
 #[inline(always)]
-pub fn run(ctx: &XdpContext) -> u32 {
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let p = parse(&pkt);
-    match p.kind {
-        Kind::Tcp | Kind::Udp => forward(ctx, &pkt, &p),
-        Kind::Icmp => icmp::handle(ctx, &pkt, &p),
-        Kind::NotIp => pass_not_vip(),
-        Kind::Malformed => {
-            if is_vip_address(p.dst, p.family) {
-                drop(GlobalCounter::DropMalformed)
-            } else {
-                pass_not_vip()
-            }
-        }
-        Kind::Fragment => {
-            if maybe_vip(&p.dst, p.family)
-                && (service(p.dst, p.dst_port, p.protocol, p.family).is_some()
-                    || is_vip_address(p.dst, p.family))
-            {
-                drop(GlobalCounter::DropFragment)
-            } else {
-                pass_not_vip()
-            }
-        }
-        Kind::Other => {
-            if is_vip_address(p.dst, p.family) {
-                count(GlobalCounter::PassUnsupported);
-                xdp_action::XDP_PASS
-            } else {
-                pass_not_vip()
-            }
-        }
+pub fn select(
+    pkt: &Packet,
+    p: &Parsed,
+    target: &Target,
+) -> Step<(BackendId, &'static BackendEntry)> {
+    match target {
+        Target::Flow => forward(pkt, p),
+        Target::IcmpError(e) => pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped()),
     }
 }
 
-/// Counts `PassNotVip` and passes the frame unchanged.
+/// TCP/UDP (to a port the VIP filter says a service may serve): established
+/// flows first (the connection table, one bucket read), then the service and
+/// a Maglev pick for new flows and misses.
 #[inline(always)]
-pub fn pass_not_vip() -> u32 {
-    count(GlobalCounter::PassNotVip);
-    xdp_action::XDP_PASS
-}
-
-/// Counts `c` and drops the frame.
-#[inline(always)]
-pub fn drop(c: GlobalCounter) -> u32 {
-    count(c);
-    xdp_action::XDP_DROP
-}
-
-/// TCP/UDP: packets no service can serve pass after the VIP filter (its
-/// service bits: no hash lookup at all); then established flows (the
-/// connection table, one bucket read), then the service and a Maglev pick for
-/// new flows and misses.
-#[inline(always)]
-fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
-    if !maybe_service(&p.dst, p.dst_port, p.protocol, p.family) {
-        return pass_not_vip();
-    }
+fn forward(pkt: &Packet, p: &Parsed) -> Step<(BackendId, &'static BackendEntry)> {
     let frame_len = pkt.len() as u64;
     let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
@@ -92,19 +52,16 @@ fn forward(ctx: &XdpContext, pkt: &Packet, p: &Parsed) -> u32 {
         // service is the backend's, no VIPS lookup needed.
         count(GlobalCounter::ConntrackHit);
         count_service(backend.service_id, frame_len);
-        return encap::send(ctx, pkt, p, id, backend);
+        return Ok((id, backend));
     }
     let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
-        return pass_not_vip();
+        return Err(Verdict::pass_not_vip());
     };
     count_service(svc.service_id, frame_len);
     if !syn {
         count_miss(tcp);
     }
-    let Some((id, backend)) = pick_new(&key, &place, &svc, true) else {
-        return xdp_action::XDP_DROP;
-    };
-    encap::send(ctx, pkt, p, id, backend)
+    pick_new(&key, &place, &svc, true).ok_or(Verdict::dropped())
 }
 
 /// Adds a packet of `len` bytes to service `service_id`'s counters.
@@ -146,10 +103,7 @@ fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry)> {
 /// Hits and misses are counted (`NonSynMiss` is for TCP segments only); `None`
 /// (counted) when the service has no backend for a new flow.
 #[inline(always)]
-pub fn pick_for_error(
-    key: &FlowKey,
-    svc: &ServiceEntry,
-) -> Option<(BackendId, &'static BackendEntry)> {
+fn pick_for_error(key: &FlowKey, svc: &ServiceEntry) -> Option<(BackendId, &'static BackendEntry)> {
     let place = flows::place(key);
     if let Some(found) = pinned(&place) {
         count(GlobalCounter::ConntrackHit);

@@ -1,8 +1,6 @@
 //! `lb_decap`: strips the outer IPv4/IPv6 header of IPv4-in-IPv4 / IPv6-in-IPv6
 //! packets addressed to this host and passes the inner packet up the stack.
 
-use core::ptr::addr_of;
-
 use aya_ebpf::{
     bindings::xdp_action, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
 };
@@ -16,34 +14,28 @@ use lb_ebpf::{
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ipv4::{IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
-        packet::{load, store},
     },
 };
 
-use crate::{maps::DECAP_ADDRS, prog::counters::count_decap};
+use crate::{
+    maps::DECAP_ADDRS,
+    prog::{counters::count_decap, frame::frame},
+};
 
 /// Entry point of `lb_decap`.
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let Some(eth) = pkt.ptr_at::<EthHdr>(0) else {
+    let pkt = frame(ctx);
+    let Some(eth) = pkt.view::<EthHdr>(0) else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: in bounds.
-    let e = unsafe { load(eth) };
+    let e = eth.get();
     let ether_type = u16::from_be(e.ether_type);
     if ether_type == ETH_P_IP {
-        let Some(ip) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
+        let Some(ip) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {
             return xdp_action::XDP_PASS;
         };
-        // SAFETY: in bounds.
-        let (vihl, protocol, dst) = unsafe {
-            (
-                load(addr_of!((*ip).version_ihl)),
-                load(addr_of!((*ip).protocol)),
-                load(addr_of!((*ip).dst)),
-            )
-        };
+        let (vihl, protocol, dst) = (ip.version_ihl(), ip.protocol(), ip.dst());
         if protocol != IPPROTO_IPIP {
             return xdp_action::XDP_PASS;
         }
@@ -56,19 +48,17 @@ pub fn run(ctx: &XdpContext) -> u32 {
         if DECAP_ADDRS.get_ptr(key).is_none()
             || vihl >> 4 != 4
             || ihl < IPV4_LEN
-            || pkt.ptr_at::<Ipv4Hdr>(ETH_LEN + ihl).is_none()
+            || pkt.view::<Ipv4Hdr>(ETH_LEN + ihl).is_none()
         {
             count_decap(DecapCounter::Passed);
             return xdp_action::XDP_PASS;
         }
         strip(ctx, &pkt, &e, ihl, ETH_P_IP, DecapCounter::DecapV4)
     } else if ether_type == ETH_P_IPV6 {
-        let Some(ip) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
+        let Some(ip) = pkt.view::<Ipv6Hdr>(ETH_LEN) else {
             return xdp_action::XDP_PASS;
         };
-        // SAFETY: in bounds.
-        let (next_hdr, dst) =
-            unsafe { (load(addr_of!((*ip).next_hdr)), load(addr_of!((*ip).dst))) };
+        let (next_hdr, dst) = (ip.next_hdr(), ip.dst());
         if next_hdr != IPPROTO_IPV6 {
             return xdp_action::XDP_PASS;
         }
@@ -77,8 +67,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
             family: FAMILY_V6,
             pad: [0; 3],
         };
-        if DECAP_ADDRS.get_ptr(key).is_none() || pkt.ptr_at::<Ipv6Hdr>(ETH_LEN + IPV6_LEN).is_none()
-        {
+        if DECAP_ADDRS.get_ptr(key).is_none() || pkt.view::<Ipv6Hdr>(ETH_LEN + IPV6_LEN).is_none() {
             count_decap(DecapCounter::Passed);
             return xdp_action::XDP_PASS;
         }
@@ -99,22 +88,16 @@ fn strip(
     inner_type: u16,
     counter: DecapCounter,
 ) -> u32 {
-    let Some(new_eth) = pkt.ptr_mut_at::<EthHdr>(outer_len) else {
+    let Some(new_eth) = pkt.view::<EthHdr>(outer_len) else {
         count_decap(DecapCounter::Passed);
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: in bounds.
-    unsafe {
-        store(
-            new_eth,
-            EthHdr {
-                dst: e.dst,
-                src: e.src,
-                ether_type: inner_type.to_be(),
-            },
-        )
-    };
-    // SAFETY: plain helper call.
+    new_eth.set(EthHdr {
+        dst: e.dst,
+        src: e.src,
+        ether_type: inner_type.to_be(),
+    });
+    // SAFETY: plain helper call; no packet view is used afterwards.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, outer_len as i32) } != 0 {
         return xdp_action::XDP_DROP;
     }

@@ -6,15 +6,12 @@
 //! packet is never fragmented by us: too-big packets are answered instead);
 //! IPv6 outer version/traffic class/flow label word copied from the inner one.
 
-use core::{
-    mem::size_of,
-    ptr::{addr_of, addr_of_mut},
-};
+use core::mem::size_of;
 
 use aya_ebpf::{
     EbpfContext,
     bindings::{bpf_fib_lookup, xdp_action},
-    helpers::generated::{bpf_fib_lookup as fib_lookup_helper, bpf_redirect, bpf_xdp_adjust_head},
+    helpers::generated::{bpf_fib_lookup as fib_lookup_helper, bpf_redirect},
     programs::XdpContext,
 };
 use lb_common::{
@@ -27,17 +24,33 @@ use lb_ebpf::{
     Packet, Parsed,
     checksum::fold,
     wire::{
-        ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6},
         ipv4::{IP_DF, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
-        packet::{load, store},
     },
 };
 
 use crate::{
     maps::{BACKEND_STATS, SETTINGS},
-    prog::{balance::drop, counters::count, icmp},
+    prog::{
+        counters::count,
+        frame::{Grown, grow_head},
+        verdict::{Step, Verdict},
+    },
 };
+
+/// How encapsulation ended (its failures are `Err` drops).
+pub enum Encapsulated {
+    /// Encapsulated and sent: `Tx` or `Redirect`.
+    Sent(Verdict),
+    /// Too big for the egress (`DropTooBig` counted): the caller answers the
+    /// client with a packet-too-big of MTU `mtu` (the egress MTU less the
+    /// outer header).
+    TooBig {
+        /// The MTU to announce.
+        mtu: u32,
+    },
+}
 
 /// Output lookup, as for a locally generated packet (ip_forward need not be on).
 const BPF_FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
@@ -61,15 +74,22 @@ struct NextHop {
 /// + `interface_mac` are adjacent and 4-byte aligned in their map values.
 #[inline(always)]
 fn mac_pair(dst_then_src: &[u8; 6]) -> [u32; 3] {
-    // SAFETY: the 12 bytes lie inside the same map value (see above).
-    unsafe { load(dst_then_src as *const [u8; 6] as *const [u32; 3]) }
+    // SAFETY: the 12 bytes lie inside the same map value (see above), 4-byte
+    // aligned; any bits are valid words.
+    unsafe { (dst_then_src as *const [u8; 6] as *const [u32; 3]).read() }
 }
 
 /// Encapsulates the packet `p` toward backend `b` (id `id`) and sends it.
 #[inline(always)]
-pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &BackendEntry) -> u32 {
+pub fn send(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    p: &Parsed,
+    id: BackendId,
+    b: &BackendEntry,
+) -> Step<Encapsulated> {
     let Some(settings) = SETTINGS.get(0) else {
-        return drop(GlobalCounter::DropInternal);
+        return Err(Verdict::drop(GlobalCounter::DropInternal));
     };
     let v4 = p.family == FAMILY_V4;
     let source_flag = if v4 {
@@ -78,7 +98,7 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
         SETTINGS_HAS_SOURCE_V6
     };
     if settings.flags & source_flag == 0 {
-        return drop(GlobalCounter::DropNoSource);
+        return Err(Verdict::drop(GlobalCounter::DropNoSource));
     }
     let overhead = if v4 { IPV4_LEN } else { IPV6_LEN };
     let nh = if b.flags & BACKEND_HAS_NEXT_HOP != 0 {
@@ -100,11 +120,13 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
             mtu: settings.mtu,
         }
     } else {
-        return drop(GlobalCounter::DropNoRoute);
+        return Err(Verdict::drop(GlobalCounter::DropNoRoute));
     };
     if nh.mtu != 0 && p.ip_len + overhead > nh.mtu as usize {
         count(GlobalCounter::DropTooBig);
-        return icmp::too_big(ctx, pkt, p, nh.mtu - overhead as u32);
+        return Ok(Encapsulated::TooBig {
+            mtu: nh.mtu - overhead as u32,
+        });
     }
     if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
         // SAFETY: this CPU's slot.
@@ -119,7 +141,7 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
         push_v6(ctx, pkt, p, &settings.source_v6, &b.addr, &nh)
     };
     if !ok {
-        return drop(GlobalCounter::DropInternal);
+        return Err(Verdict::drop(GlobalCounter::DropInternal));
     }
     // The interface the program is attached to, from the settings already in
     // cache: ctx->rxq->dev->ifindex is a pointer chase that misses the cache.
@@ -129,16 +151,14 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, id: BackendId, b: &Backe
         ctx.ingress_ifindex() as u32
     };
     if nh.ifindex == 0 || nh.ifindex == ingress {
-        count(GlobalCounter::Tx);
-        xdp_action::XDP_TX
+        Ok(Encapsulated::Sent(Verdict::tx(GlobalCounter::Tx)))
     } else {
         // SAFETY: plain helper call.
         let rc = unsafe { bpf_redirect(nh.ifindex, 0) };
         if rc as u32 == xdp_action::XDP_REDIRECT {
-            count(GlobalCounter::Redirect);
-            xdp_action::XDP_REDIRECT
+            Ok(Encapsulated::Sent(Verdict::redirect()))
         } else {
-            drop(GlobalCounter::DropInternal)
+            Err(Verdict::drop(GlobalCounter::DropInternal))
         }
     }
 }
@@ -204,25 +224,11 @@ fn fib(
 
 #[inline(always)]
 fn push_v4(ctx: &XdpContext, pkt: &Packet, p: &Parsed, src: u32, dst: u32, nh: &NextHop) -> bool {
-    let Some(inner) = pkt.ptr_at::<Ipv4Hdr>(ETH_LEN) else {
+    let Some(inner) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {
         return false;
     };
-    // SAFETY: in bounds.
-    let (tos, frag_off) = unsafe {
-        (
-            load(addr_of!((*inner).tos)),
-            load(addr_of!((*inner).frag_off)),
-        )
-    };
-    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(IPV4_LEN as i32)) } != 0 {
-        return false;
-    }
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
-        return false;
-    };
-    let Some(ip) = pkt.ptr_mut_at::<Ipv4Hdr>(ETH_LEN) else {
+    let (tos, frag_off) = (inner.tos(), inner.frag_off());
+    let Some(Grown::<Ipv4Hdr> { eth, ip, .. }) = grow_head(ctx, IPV4_LEN) else {
         return false;
     };
     let tot_len = ((p.ip_len + IPV4_LEN) as u16).to_be();
@@ -249,12 +255,9 @@ fn push_v4(ctx: &XdpContext, pkt: &Packet, p: &Parsed, src: u32, dst: u32, nh: &
         src,
         dst,
     };
-    // SAFETY: both headers are in bounds.
-    unsafe {
-        store(eth as *mut [u32; 3], nh.macs);
-        store(addr_of_mut!((*eth).ether_type), ETH_P_IP.to_be());
-        store(ip, hdr);
-    }
+    eth.set_macs(nh.macs);
+    eth.set_ether_type(ETH_P_IP.to_be());
+    ip.set(hdr);
     true
 }
 
@@ -267,20 +270,11 @@ fn push_v6(
     dst: &[u32; 4],
     nh: &NextHop,
 ) -> bool {
-    let Some(inner) = pkt.ptr_at::<Ipv6Hdr>(ETH_LEN) else {
+    let Some(inner) = pkt.view::<Ipv6Hdr>(ETH_LEN) else {
         return false;
     };
-    // SAFETY: in bounds.
-    let first = unsafe { load(addr_of!((*inner).version_tc_flow)) };
-    // SAFETY: plain helper call; packet pointers are re-derived afterwards.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(IPV6_LEN as i32)) } != 0 {
-        return false;
-    }
-    let pkt = Packet::new(ctx.data(), ctx.data_end());
-    let Some(eth) = pkt.ptr_mut_at::<EthHdr>(0) else {
-        return false;
-    };
-    let Some(ip) = pkt.ptr_mut_at::<Ipv6Hdr>(ETH_LEN) else {
+    let first = inner.version_tc_flow();
+    let Some(Grown::<Ipv6Hdr> { eth, ip, .. }) = grow_head(ctx, IPV6_LEN) else {
         return false;
     };
     let hdr = Ipv6Hdr {
@@ -291,11 +285,8 @@ fn push_v6(
         src: *src,
         dst: *dst,
     };
-    // SAFETY: both headers are in bounds.
-    unsafe {
-        store(eth as *mut [u32; 3], nh.macs);
-        store(addr_of_mut!((*eth).ether_type), ETH_P_IPV6.to_be());
-        store(ip, hdr);
-    }
+    eth.set_macs(nh.macs);
+    eth.set_ether_type(ETH_P_IPV6.to_be());
+    ip.set(hdr);
     true
 }

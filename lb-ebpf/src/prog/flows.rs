@@ -1,6 +1,12 @@
 //! The connection table (`lb_common::flow_table`): a flow's pin, and recording
 //! a pick within the insert budget. Lock-free: a slot torn by concurrent
 //! writers fails its check and reads as empty.
+//!
+//! Other CPUs write the buckets at any time, so they are never borrowed as
+//! Rust references: every slot is read with a volatile read into a local
+//! copy ([`read_slot`]) and written with a volatile write.
+
+use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use lb_common::{
@@ -43,6 +49,36 @@ fn buckets(hash: u64) -> Option<[*mut FlowBucket; 2]> {
     Some([CONNTRACK.get_ptr_mut(a)?, CONNTRACK.get_ptr_mut(b)?])
 }
 
+/// Slot `way` of the bucket at `bucket`, as one read of the shared memory.
+#[inline(always)]
+fn read_slot(bucket: *const FlowBucket, way: usize) -> FlowSlot {
+    // SAFETY: `bucket` is a CONNTRACK value pointer (valid for the program's
+    // run) and `way < FLOW_WAYS` (callers loop below it); volatile because
+    // other CPUs write the slot concurrently: a torn copy fails its tag check.
+    unsafe { read_volatile(addr_of!((*bucket).slots[way])) }
+}
+
+/// A copy of the bucket at `bucket`, slot by slot (see [`read_slot`]).
+#[inline(always)]
+fn read_bucket(bucket: *const FlowBucket) -> FlowBucket {
+    let mut copy = FlowBucket::default();
+    for way in 0..FLOW_WAYS {
+        copy.slots[way] = read_slot(bucket, way);
+    }
+    copy
+}
+
+/// The way of the bucket at `bucket` holding the flow of `fingerprint`, and its pin.
+#[inline(always)]
+fn find(bucket: *const FlowBucket, fingerprint: u64) -> Option<(usize, FlowEntry)> {
+    for way in 0..FLOW_WAYS {
+        if let Some(pin) = read_slot(bucket, way).pin_of(fingerprint) {
+            return Some((way, pin));
+        }
+    }
+    None
+}
+
 /// Now, in jiffies (low 32 bits; the verifier inlines the helper as a load).
 #[inline(always)]
 fn now() -> u32 {
@@ -56,21 +92,21 @@ fn now() -> u32 {
 pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
     let [a, b] = bucket_indices(place.hash);
     let mut bucket = CONNTRACK.get_ptr_mut(a)?;
-    // SAFETY: a map value pointer; racy reads are validated by the tag check.
-    let mut found = unsafe { &*bucket }.find(place.fingerprint);
+    let mut found = find(bucket, place.fingerprint);
     if found.is_none() {
         bucket = CONNTRACK.get_ptr_mut(b)?;
-        // SAFETY: as above.
-        found = unsafe { &*bucket }.find(place.fingerprint);
+        found = find(bucket, place.fingerprint);
     }
     let (way, pin) = found?;
     if way < FLOW_WAYS {
         let t = now();
-        // SAFETY: in bounds; a plain store of one word.
+        // SAFETY: `bucket` is a CONNTRACK value pointer and `way` one of its
+        // slots; one word, read and written volatile (other CPUs race on it:
+        // `seen` is a hint, any of the racing values will do).
         unsafe {
-            let seen = core::ptr::addr_of_mut!((*bucket).slots[way].seen);
-            if *seen != t {
-                *seen = t;
+            let seen = addr_of_mut!((*bucket).slots[way].seen);
+            if read_volatile(seen) != t {
+                write_volatile(seen, t);
             }
         }
     }
@@ -90,12 +126,13 @@ pub fn record(place: &FlowPlace, entry: FlowEntry) {
         return;
     };
     let t = now();
-    // SAFETY: map value pointers.
-    let (i, way) = slot_for_pin(unsafe { [&*pair[0], &*pair[1]] }, place.fingerprint, t);
+    let copies = [read_bucket(pair[0]), read_bucket(pair[1])];
+    let (i, way) = slot_for_pin([&copies[0], &copies[1]], place.fingerprint, t);
     if i < 2 && way < FLOW_WAYS {
         let slot = FlowSlot::new(place.fingerprint, entry, t);
-        // SAFETY: in bounds.
-        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*pair[i]).slots[way]), slot) };
+        // SAFETY: `pair[i]` is a CONNTRACK value pointer and `way` one of its
+        // slots; volatile: other CPUs read and write it concurrently.
+        unsafe { write_volatile(addr_of_mut!((*pair[i]).slots[way]), slot) };
     }
 }
 

@@ -1,6 +1,14 @@
 //! The XDP programs' logic: map lookups and packet rewrites around the
 //! `lb_ebpf` packet library.
 //!
+//! `lb_xdp` is a pipeline of stages that never call back into an earlier one
+//! ([`pipeline`]): parse (the library) -> [`classify`] (with [`icmp`] as a
+//! leaf that answers echo requests and returns what to do with errors) ->
+//! select a backend ([`balance`], over [`flows`] and [`vip`]) -> encapsulate
+//! ([`encap`], or answer "too big": [`too_big`]) -> verdict ([`verdict`]).
+//! Every stage returns a `Step`, whose `Err` is the frame's verdict. The
+//! frame is made from the context, and its head grown, only in [`frame`].
+//!
 //! Decisions worth knowing (the fixture suite in `tests/tests/fixtures.rs`
 //! checks each of them):
 //!
@@ -44,9 +52,14 @@
 //!   sent to it; backend `new_flows` on every fresh pick.
 
 pub mod balance;
+pub mod classify;
 pub mod counters;
 pub mod decap;
 pub mod encap;
 pub mod flows;
+pub mod frame;
 pub mod icmp;
+pub mod pipeline;
+pub mod too_big;
+pub mod verdict;
 pub mod vip;

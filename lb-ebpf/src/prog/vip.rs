@@ -38,12 +38,12 @@ pub fn maybe_service(addr: &[u32; 4], port: u16, protocol: u8, family: u8) -> bo
 /// The service of (addr, port, protocol), else the port-0 wildcard of the address.
 #[inline(always)]
 pub fn service(addr: [u32; 4], port: u16, protocol: u8, family: u8) -> Option<ServiceEntry> {
-    if let Some(s) = VIPS.get_ptr(&vip_key(&addr, port, protocol, family)) {
+    if let Some(s) = VIPS.get_ptr(vip_key(&addr, port, protocol, family)) {
         // SAFETY: a map value pointer; the entry is replaced, never written in place.
         return Some(unsafe { *s });
     }
     // SAFETY: as above.
-    VIPS.get_ptr(&vip_key(&addr, 0, protocol, family))
+    VIPS.get_ptr(vip_key(&addr, 0, protocol, family))
         .map(|s| unsafe { *s })
 }
 
@@ -54,12 +54,8 @@ pub fn is_vip_address(addr: [u32; 4], family: u8) -> bool {
     if !maybe_vip(&addr, family) {
         return false;
     }
-    VIPS.get_ptr(&vip_key(&addr, 0, VIP_ADDRESS_MARKER_PROTOCOL, family))
+    VIPS.get_ptr(vip_key(&addr, 0, VIP_ADDRESS_MARKER_PROTOCOL, family))
         .is_some()
-        || VIPS
-            .get_ptr(&vip_key(&addr, 0, PROTO_TCP, family))
-            .is_some()
-        || VIPS
-            .get_ptr(&vip_key(&addr, 0, PROTO_UDP, family))
-            .is_some()
+        || VIPS.get_ptr(vip_key(&addr, 0, PROTO_TCP, family)).is_some()
+        || VIPS.get_ptr(vip_key(&addr, 0, PROTO_UDP, family)).is_some()
 }

@@ -8,10 +8,10 @@ pub const IP_DF: u16 = 0x4000;
 pub const IP_MF: u16 = 0x2000;
 /// `frag_off` mask (host order) of the fragment offset.
 pub const IP_OFFSET: u16 = 0x1fff;
-/// Protocol number of IPv4-in-IPv4.
-pub const IPPROTO_IPIP: u8 = 4;
+/// Protocol number of IPv4-in-IPv4 (defined once in [`lb_common::net`]).
+pub const IPPROTO_IPIP: u8 = lb_common::net::PROTO_IPIP;
 /// Protocol number of ICMP.
-pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_ICMP: u8 = lb_common::net::PROTO_ICMP;
 
 /// An IPv4 header (fixed part); multi-byte fields in network order.
 #[repr(C)]

@@ -2,12 +2,12 @@
 
 /// Length of the IPv6 header.
 pub const IPV6_LEN: usize = 40;
-/// Next header of IPv6-in-IPv6.
-pub const IPPROTO_IPV6: u8 = 41;
+/// Next header of IPv6-in-IPv6 (defined once in [`lb_common::net`]).
+pub const IPPROTO_IPV6: u8 = lb_common::net::PROTO_IPV6;
 /// Next header of the fragment extension header.
-pub const IPPROTO_FRAGMENT: u8 = 44;
+pub const IPPROTO_FRAGMENT: u8 = lb_common::net::PROTO_IPV6_FRAGMENT;
 /// Next header of ICMPv6.
-pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_ICMPV6: u8 = lb_common::net::PROTO_ICMPV6;
 /// Fragment header `frag_off` mask (host order) of the offset.
 pub const IP6_OFFSET: u16 = 0xfff8;
 

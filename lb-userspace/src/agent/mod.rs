@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::ConfigError;
-use crate::datapath::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::health::{HealthMonitor, MonitorConfig};
+use crate::kernel::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::netns::NetnsId;
 use crate::plan::PlanError;
 use crate::state::{AppliedState, StateError, ensure_state_dirs, lock_path, state_path};
@@ -281,7 +281,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let applied = adopted.unwrap_or_else(|| AppliedState {
         ifname: iface.name.clone(),
         ifindex: iface.ifindex,
-        pin_dir: crate::datapath::pin_dir(&opts.pin_root, opts.netns, &opts.ifname),
+        pin_dir: crate::kernel::pin_dir(&opts.pin_root, opts.netns, &opts.ifname),
         config_path: opts.config_path.clone(),
         applied_at_unix_ms: 0,
         last_apply_seconds: 0.0,

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::datapath::NextHop;
-use crate::datapath::iface::parse_mac;
+use crate::kernel::NextHop;
+use crate::kernel::iface::parse_mac;
 
 /// The outcome for one backend address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use lb_common::MAX_BACKENDS;
 use tokio::sync::mpsc;
 
 use super::neighbours;
-use crate::datapath::NextHop;
+use crate::kernel::NextHop;
 
 /// Most addresses waiting for a lookup: every backend id of the datapath plus
 /// every backend of a new config. Addresses asked beyond it are dropped (the

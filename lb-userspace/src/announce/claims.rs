@@ -72,7 +72,7 @@ pub fn netns_id() -> Option<u64> {
 pub fn is_live_claim(state: &AppliedState, netns: u64, protocol: u8) -> bool {
     state.announce.netns == Some(netns)
         && state.announce.protocol == protocol
-        && crate::datapath::iface::ifindex(&state.ifname) == Some(state.ifindex)
+        && crate::kernel::iface::ifindex(&state.ifname) == Some(state.ifindex)
 }
 
 /// VIPs announced by other agents of this namespace with `protocol`: every

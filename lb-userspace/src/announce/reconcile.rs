@@ -36,7 +36,7 @@ pub fn sync(
     config: &AnnounceConfig,
     write_unchanged: bool,
 ) -> Result<(), StateError> {
-    let attached = paths.pin_dir.join(crate::datapath::LINK_PIN).exists();
+    let attached = paths.pin_dir.join(crate::kernel::LINK_PIN).exists();
     let (drain_asked, drain_token) = drain::read(paths.state_file);
     let drain = if !config.enabled {
         Some(DrainCause::Config)

@@ -9,9 +9,8 @@ use aya::EbpfLoader;
 use aya::maps::HashMap as BpfHashMap;
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode};
-use lb::datapath::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
+use lb::kernel::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
 use lb::netns::NetnsId;
-use lb::plan::address_words;
 use lb::state::DEFAULT_PIN_ROOT;
 use lb_common::DecapKey;
 
@@ -41,9 +40,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let netns = NetnsId::current().context("which network namespace this is")?;
     let root = if args.detach {
-        lb::datapath::bpffs::secure_root(&args.pin_root)?
+        lb::kernel::bpffs::secure_root(&args.pin_root)?
     } else {
-        lb::datapath::bpffs::ensure_bpffs(&args.pin_root)?
+        lb::kernel::bpffs::ensure_bpffs(&args.pin_root)?
     };
     let dir = decap_pin_dir(&root, netns, &args.iface);
     if args.detach {
@@ -81,16 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut all = iface.addresses.clone();
         all.extend(&args.addresses);
         for a in &all {
-            let (addr, family) = address_words(*a);
-            m.insert(
-                DecapKey {
-                    addr,
-                    family,
-                    pad: [0; 3],
-                },
-                0,
-                0,
-            )?;
+            m.insert(DecapKey::from(*a), 0, 0)?;
         }
         eprintln!(
             "{}: accepting {} local address(es): {all:?}",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use lb::agent::{AgentOptions, run as run_agent};
-use lb::datapath::ModeChoice;
+use lb::kernel::ModeChoice;
 use lb::netns::NetnsId;
 
 /// Arguments of `lb run`.
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = args.metrics.map(|addr| {
         (
             addr,
-            lb::datapath::pin_dir(&args.pins.pin_root, netns, &args.iface),
+            lb::kernel::pin_dir(&args.pins.pin_root, netns, &args.iface),
             lb::state::state_path(&state_dir, netns, &args.iface),
         )
     });

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use lb::agent::lock::held_by;
 use lb::announce::reconcile::withdraw_all;
-use lb::datapath::{check_pin_dir, detach_and_remove, pin_dir};
+use lb::kernel::{check_pin_dir, detach_and_remove, pin_dir};
 use lb::netns::NetnsId;
 use lb::private_dir;
 use lb::state::{AppliedState, lock_path, netns_state_dir, state_path};
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.iface
         );
     }
-    let root = lb::datapath::bpffs::secure_root(&args.pins.pin_root)?;
+    let root = lb::kernel::bpffs::secure_root(&args.pins.pin_root)?;
     let dir = pin_dir(&root, netns, &args.iface);
     let existed = check_pin_dir(&dir, false)?;
     let detached = detach_and_remove(&dir)?;

@@ -327,6 +327,15 @@ impl Protocol {
             Protocol::Udp => "udp",
         }
     }
+
+    /// The IP protocol number ([`lb_common::net::PROTO_TCP`] or
+    /// [`lb_common::net::PROTO_UDP`]).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => lb_common::net::PROTO_TCP,
+            Protocol::Udp => lb_common::net::PROTO_UDP,
+        }
+    }
 }
 
 /// Reads (a regular file within [`input::MAX_CONFIG_BYTES`]), parses and

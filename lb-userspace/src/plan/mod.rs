@@ -34,12 +34,9 @@ mod table;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use lb_common::{MAX_BACKENDS, MAX_SERVICES};
+use lb_common::{MAX_BACKENDS, MAX_SERVICES, VipKey, vip_filter_words};
 
-pub use keys::{
-    address_words, applied_filter_entry, marker_key, protocol_name, protocol_number,
-    vip_filter_words, vip_key,
-};
+pub use keys::{applied_protocol_number, applied_service_key, protocol_name, protocol_number};
 pub use next_hops::{NO_NEXT_HOPS, NextHop, NextHops, next_hop_ops};
 pub use ops::MapOp;
 pub use repair::repair_ops;
@@ -213,12 +210,12 @@ pub fn plan(
 
     // The VIP filter: bits of new VIPs are set before anything points at them,
     // bits no VIP uses any more are cleared last (a stale bit only costs time).
-    let old_filter = vip_filter_words(prev.services.iter().map(applied_filter_entry));
+    let old_filter = vip_filter_words(prev.services.iter().map(applied_service_key));
     let new_filter = vip_filter_words(
         config
             .services
             .iter()
-            .map(|s| (s.vip, s.port, protocol_number(s.protocol))),
+            .map(|s| VipKey::new(s.vip, s.port, protocol_number(s.protocol))),
     );
     let mut union = old_filter.clone();
     for (&word, &bits) in &new_filter {
@@ -278,7 +275,7 @@ fn plan_removals(
         .collect();
     for s in &removed {
         phases.removals.push(MapOp::DeleteService {
-            key: vip_key(s.vip, s.port, keys::applied_protocol_number(s)),
+            key: applied_service_key(s),
         });
         for b in &s.backends {
             phases.late.push(MapOp::RetireBackend {

@@ -6,13 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use lb_common::{
-    ServiceEntry, Settings, VipKey, service_filter_bit, vip_filter_bit, vip_filter_slot,
-};
+use lb_common::{ServiceEntry, Settings, VipKey, vip_filter_slot, vip_filter_words};
 
-use super::keys::{
-    address_words, applied_filter_entry, applied_protocol_number, vip_filter_words, vip_key,
-};
+use super::keys::applied_service_key;
 use super::next_hops::{NextHop, NextHops};
 use super::ops::MapOp;
 use crate::health::Candidate;
@@ -139,14 +135,11 @@ impl MapsModel {
     /// zeroed before it was first given out (as was the service's id).
     pub fn check(&self) -> Result<(), String> {
         for (key, entry) in &self.services {
-            let vip = key_address(key);
+            let vip = key.address();
             if !self.markers.contains(&vip) {
                 return Err(format!("VIPS entry {key:?} without the marker of {vip}"));
             }
-            for bit in [
-                vip_filter_bit(&key.addr, key.family),
-                service_filter_bit(&key.addr, key.port, key.protocol, key.family),
-            ] {
+            for bit in key.filter_bits() {
                 let (word, mask) = vip_filter_slot(bit);
                 if self.filter.get(&word).copied().unwrap_or(0) & mask == 0 {
                     return Err(format!("VIPS entry {key:?}: filter bit missing"));
@@ -202,7 +195,7 @@ impl MapsModel {
         let mut want_services = HashMap::new();
         let mut want_tables = BTreeSet::new();
         for s in services {
-            let key = vip_key(s.vip, s.port, applied_protocol_number(s));
+            let key = applied_service_key(s);
             let index = 2 * s.service_id + s.table_parity;
             want_services.insert(
                 key,
@@ -256,7 +249,7 @@ impl MapsModel {
         if self.markers != markers {
             diffs.push(format!("markers {:?} != {markers:?}", self.markers));
         }
-        let filter = vip_filter_words(services.iter().map(applied_filter_entry));
+        let filter = vip_filter_words(services.iter().map(applied_service_key));
         if self.filter != filter {
             diffs.push(format!("filter {:?} != {filter:?}", self.filter));
         }
@@ -266,27 +259,5 @@ impl MapsModel {
             }
         }
         diffs
-    }
-}
-
-/// The address of a VIPS key.
-fn key_address(key: &VipKey) -> IpAddr {
-    if key.family == lb_common::flow::FAMILY_V6 {
-        let mut o = [0u8; 16];
-        for (chunk, w) in o.chunks_exact_mut(4).zip(key.addr) {
-            chunk.copy_from_slice(&w.to_ne_bytes());
-        }
-        IpAddr::from(o)
-    } else {
-        IpAddr::from(key.addr[0].to_ne_bytes())
-    }
-}
-
-#[test]
-fn key_addresses_round_trip() {
-    for a in ["198.18.100.1", "2001:2::1"] {
-        let ip: IpAddr = a.parse().unwrap();
-        assert_eq!(key_address(&vip_key(ip, 80, 6)), ip);
-        assert_eq!(address_words(ip).1, vip_key(ip, 80, 6).family);
     }
 }

@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use lb_common::flow::FAMILY_V6;
 use lb_common::{ServiceEntry, Settings, VipKey};
 
 use super::next_hops::NextHop;
@@ -107,17 +106,9 @@ impl MapOp {
     /// A short description for error messages: `PutService 198.18.100.1:80/6`.
     pub fn describe(&self) -> String {
         let endpoint = |key: &VipKey| {
-            let addr = if key.family == FAMILY_V6 {
-                let mut o = [0u8; 16];
-                for (chunk, w) in o.chunks_exact_mut(4).zip(key.addr) {
-                    chunk.copy_from_slice(&w.to_ne_bytes());
-                }
-                IpAddr::from(o)
-            } else {
-                IpAddr::from(key.addr[0].to_ne_bytes())
-            };
             format!(
-                "{addr} port {} protocol {}",
+                "{} port {} protocol {}",
+                key.address(),
                 u16::from_be(key.port),
                 key.protocol
             )

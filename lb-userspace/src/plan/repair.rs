@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use lb_common::ServiceEntry;
 
 use super::Previous;
-use super::keys::{applied_filter_entry, applied_protocol_number, vip_filter_words, vip_key};
+use lb_common::vip_filter_words;
+
+use super::keys::applied_service_key;
 use super::ops::MapOp;
 use super::table::{build_table, members};
 use crate::health::Candidate;
@@ -59,7 +61,7 @@ pub fn repair_ops(prev: &Previous<'_>, touched: &[MapOp]) -> Vec<MapOp> {
     // Filter bits: the view's and every bit the failed ops wrote first (a
     // VIPS entry they left keeps its bits until it is deleted), the view's
     // alone last.
-    let filter = vip_filter_words(prev.services.iter().map(applied_filter_entry));
+    let filter = vip_filter_words(prev.services.iter().map(applied_service_key));
     let viewed = |word: &u32| filter.get(word).copied().unwrap_or(0);
     let mut written: BTreeMap<u32, u64> = BTreeMap::new();
     for op in touched {
@@ -142,10 +144,7 @@ pub fn repair_ops(prev: &Previous<'_>, touched: &[MapOp]) -> Vec<MapOp> {
     }
     let mut service_removals = Vec::new();
     for key in keys {
-        let applied = prev
-            .services
-            .iter()
-            .find(|s| vip_key(s.vip, s.port, applied_protocol_number(s)) == key);
+        let applied = prev.services.iter().find(|s| applied_service_key(s) == key);
         match applied {
             Some(s) => ops.push(MapOp::PutService {
                 key,

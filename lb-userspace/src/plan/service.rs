@@ -5,10 +5,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use lb_common::ServiceEntry;
+use lb_common::{ServiceEntry, VipKey};
 
 use super::ids::Ids;
-use super::keys::{protocol_name, protocol_number, vip_key};
+use super::keys::{protocol_name, protocol_number};
 use super::ops::MapOp;
 use super::table::{Member, build_table, members, moved_slots, slot_addresses, table_fingerprint};
 use super::{HealthView, PlanError, Previous, ServiceChange};
@@ -305,7 +305,7 @@ fn plan_table(
         None => 0,
     };
     phases.flips.push(MapOp::PutService {
-        key: vip_key(svc.vip, svc.port, protocol_number(svc.protocol)),
+        key: VipKey::new(svc.vip, svc.port, protocol_number(svc.protocol)),
         entry: ServiceEntry {
             service_id,
             table_index: index,

@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use lb_common::{SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, Settings};
 
-use super::keys::address_words;
 use crate::config::EncapConfig;
+use lb_common::address_words;
 
 /// What SETTINGS needs to know about the interface the program is attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

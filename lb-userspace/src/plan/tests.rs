@@ -88,7 +88,7 @@ fn table(members: &[(&str, u32, u32)]) -> Vec<u32> {
 
 fn put_service(vip: &str, port: u16, id: u32, index: u32, size: u32) -> MapOp {
     MapOp::PutService {
-        key: vip_key(ip(vip), port, 6),
+        key: VipKey::new(ip(vip), port, 6),
         entry: ServiceEntry {
             service_id: id,
             table_index: index,
@@ -123,7 +123,7 @@ fn without_filter(ops: &[MapOp]) -> Vec<MapOp> {
 
 /// The filter words of service `vip`:80/tcp (its address bit and its own).
 fn filter_words(vip: &str) -> BTreeMap<u32, u64> {
-    vip_filter_words([(ip(vip), 80, 6)])
+    vip_filter_words([VipKey::new(ip(vip), 80, 6)])
 }
 
 fn web(backends: Vec<BackendConfig>) -> Config {
@@ -387,7 +387,7 @@ fn adding_and_removing_a_service() {
         without_filter(&p2.ops),
         vec![
             MapOp::DeleteService {
-                key: vip_key(ip("198.18.100.1"), 80, 6),
+                key: VipKey::new(ip("198.18.100.1"), 80, 6),
             },
             MapOp::DeleteVipMarker {
                 vip: ip("198.18.100.1")
@@ -705,7 +705,7 @@ fn the_filter_has_a_bit_per_service_port() {
         let (w, m) = lb_common::vip_filter_slot(bit);
         set.get(&w).is_some_and(|b| b & m != 0)
     };
-    let (addr, family) = crate::plan::address_words(ip("198.18.100.1"));
+    let (addr, family) = lb_common::address_words(ip("198.18.100.1"));
     assert!(has(lb_common::vip_filter_bit(&addr, family)));
     for (port, protocol) in [(80u16, 6u8), (53, 6)] {
         assert!(has(lb_common::service_filter_bit(
@@ -828,7 +828,7 @@ fn an_empty_table_has_the_same_fingerprint_everywhere() {
 
 #[test]
 fn map_ops_describe_themselves_for_error_messages() {
-    let key = vip_key("198.18.100.1".parse().unwrap(), 80, 6);
+    let key = VipKey::new("198.18.100.1".parse().unwrap(), 80, 6);
     let put = MapOp::PutService {
         key,
         entry: ServiceEntry::default(),
@@ -838,7 +838,7 @@ fn map_ops_describe_themselves_for_error_messages() {
         "write VIPS entry 198.18.100.1 port 80 protocol 6"
     );
     let v6 = MapOp::DeleteService {
-        key: vip_key("2001:2::1".parse().unwrap(), 53, 17),
+        key: VipKey::new("2001:2::1".parse().unwrap(), 53, 17),
     };
     assert_eq!(
         v6.describe(),

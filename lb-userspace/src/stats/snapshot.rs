@@ -4,15 +4,14 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{MapData, PerCpuArray};
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 use super::StatsError;
 use crate::announce::VipAnnouncement;
 use crate::state::{AppliedState, BackendState};
 
-/// Name of the XDP link pin inside an interface's pin directory.
-pub const LINK_PIN: &str = "link";
+pub use crate::kernel::LINK_PIN;
 
 /// Counters of one service, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -196,9 +195,7 @@ fn open<V: aya::Pod>(pin_dir: &Path, name: &str) -> Result<PerCpuArray<MapData, 
         path: path.clone(),
         source,
     };
-    let data = MapData::from_pin(&path).map_err(open_err)?;
-    let map = Map::from_map_data(data).map_err(open_err)?;
-    PerCpuArray::try_from(map).map_err(open_err)
+    crate::kernel::pinned::per_cpu_array(&path).map_err(open_err)
 }
 
 /// Sums one entry over CPUs.

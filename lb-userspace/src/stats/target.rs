@@ -24,7 +24,7 @@ impl Target {
     pub fn new(pin_root: &Path, state_dir: &Path, netns: NetnsId, iface: &str) -> Self {
         Self {
             iface: iface.to_string(),
-            pin_dir: crate::datapath::pin_dir(pin_root, netns, iface),
+            pin_dir: crate::kernel::pin_dir(pin_root, netns, iface),
             state_path: state_path(state_dir, netns, iface),
         }
     }
@@ -65,7 +65,7 @@ fn private(dir: &Path) -> Result<bool, StatsError> {
 /// Interfaces of network namespace `netns` with pinned maps under `pin_root`,
 /// sorted (none when there is no such directory).
 pub fn pinned_interfaces(pin_root: &Path, netns: NetnsId) -> Result<Vec<String>, StatsError> {
-    let dir = crate::datapath::netns_dir(pin_root, netns);
+    let dir = crate::kernel::netns_dir(pin_root, netns);
     if !private(&dir)? {
         return Ok(Vec::new());
     }
@@ -101,7 +101,7 @@ pub fn resolve_target(
     let mut ifaces = pinned_interfaces(pin_root, netns)?;
     match ifaces.len() {
         0 => Err(StatsError::NothingPinned {
-            pin_root: crate::datapath::netns_dir(pin_root, netns),
+            pin_root: crate::kernel::netns_dir(pin_root, netns),
         }),
         1 => Ok(Target::new(pin_root, state_dir, netns, &ifaces.remove(0))),
         _ => Err(StatsError::Ambiguous { ifaces }),

@@ -126,7 +126,8 @@ fn mount_in_parent(ppid: u32, root: &Path) -> bool {
 }
 
 fn mount_here(root: &Path) -> Result<(), DatapathError> {
-    std::fs::create_dir_all(root).map_err(|e| DatapathError::io(root, e))?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| DatapathError::io(root, "creating the directory", e))?;
     let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| {
         DatapathError::NulInPath {
             path: root.display().to_string(),
@@ -143,7 +144,11 @@ fn mount_here(root: &Path) -> Result<(), DatapathError> {
         )
     };
     if r != 0 {
-        return Err(DatapathError::io(root, std::io::Error::last_os_error()));
+        return Err(DatapathError::io(
+            root,
+            "mounting bpffs",
+            std::io::Error::last_os_error(),
+        ));
     }
     tracing::info!(root = %root.display(), "mounted bpffs");
     Ok(())

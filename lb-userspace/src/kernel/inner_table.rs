@@ -7,60 +7,12 @@
 //! then handed to aya as [`MapData`] for `ArrayOfMaps::set`.
 
 use std::io;
-use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use aya::maps::MapData;
 use lb_common::MAGLEV_INNER_FLAGS;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-
-/// `union bpf_attr` for BPF_MAP_CREATE (the fields we set, zero-padded).
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
-    rest: [u32; 16],
-}
-
-/// `union bpf_attr`'s `batch` member.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a properly laid-out, zero-padded bpf_attr of its size.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T,
-            std::mem::size_of::<T>() as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
+use super::sys;
 
 /// A new inner table (array of `u32` with [`MAGLEV_INNER_FLAGS`]) holding `slots`.
 pub fn create_filled(slots: &[u32]) -> io::Result<MapData> {
@@ -70,20 +22,7 @@ pub fn create_filled(slots: &[u32]) -> io::Result<MapData> {
             "empty Maglev table",
         ));
     }
-    let mut name = [0u8; 16];
-    name[..9].copy_from_slice(b"lb_maglev");
-    let mut create = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_ARRAY,
-        key_size: 4,
-        value_size: 4,
-        max_entries: slots.len() as u32,
-        map_flags: MAGLEV_INNER_FLAGS,
-        map_name: name,
-        ..Default::default()
-    };
-    let fd = bpf(BPF_MAP_CREATE, &mut create)?;
-    // SAFETY: BPF_MAP_CREATE returned a new file descriptor that we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = sys::create_u32_array("lb_maglev", slots.len() as u32, MAGLEV_INNER_FLAGS)?;
     fill_through_mmap(&fd, slots)?;
     MapData::from_fd(fd).map_err(io::Error::other)
 }
@@ -145,18 +84,10 @@ pub fn put_all(outer_fd: std::os::fd::BorrowedFd<'_>, tables: &[(u32, MapData)])
         .iter()
         .map(|(_, t)| t.fd().as_fd().as_raw_fd() as u32)
         .collect();
-    let mut batch = BatchAttr {
-        keys: keys.as_ptr() as u64,
-        values: fds.as_ptr() as u64,
-        count: keys.len() as u32,
-        map_fd: outer_fd.as_raw_fd() as u32,
-        ..Default::default()
-    };
-    bpf(BPF_MAP_UPDATE_BATCH, &mut batch)?;
-    if batch.count as usize != keys.len() {
+    let stored = sys::update_batch_u32(outer_fd, &keys, &fds)?;
+    if stored != keys.len() {
         return Err(io::Error::other(format!(
-            "batch update stored {} of {} tables",
-            batch.count,
+            "batch update stored {stored} of {} tables",
             keys.len()
         )));
     }

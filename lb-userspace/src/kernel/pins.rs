@@ -120,7 +120,7 @@ pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
     if let Ok(fd) = sys::obj_get(&link)
         && sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0
     {
-        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, e))?;
+        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, "detaching the XDP link", e))?;
         detached = true;
     }
     bpffs::remove_pin_dir(dir)?;

@@ -9,16 +9,13 @@
 //! (no packet can reach an id before a table refers to it, and the counters of
 //! an unused id are meaningless).
 
-use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, OwnedFd};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{BackendEntry, FlowTableConfig, ServiceEntry, Settings, VipKey};
 
-use super::{Datapath, DatapathError, delete_elem, inner_table};
-use crate::plan::{MapOp, marker_key};
-
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+use super::{Datapath, DatapathError, inner_table, sys};
+use crate::plan::MapOp;
 
 /// What one map entry held before the apply wrote it.
 #[derive(Debug)]
@@ -80,13 +77,13 @@ impl Datapath {
                 journal.push(Undo::Vip { key: *key, entry });
             }
             MapOp::PutVipMarker { vip } | MapOp::DeleteVipMarker { vip } => {
-                let key = marker_key(*vip);
+                let key = VipKey::marker(*vip);
                 let entry = self.vip_entry(&key)?;
                 journal.push(Undo::Vip { key, entry });
             }
             MapOp::PutTable { index, .. } | MapOp::DeleteTable { index } => {
                 let previous =
-                    inner_table_at(self.tables_fd.as_raw_fd(), *index).map_err(|source| {
+                    inner_table_at(self.tables_fd.as_fd(), *index).map_err(|source| {
                         DatapathError::MapCall {
                             map: lb_common::MAP_MAGLEV_TABLES,
                             op: "lookup",
@@ -152,7 +149,7 @@ impl Datapath {
                     BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
                 match entry {
                     Some(entry) => m.insert(key, entry, 0)?,
-                    None => super::ignore_missing(m.remove(&key))?,
+                    None => super::writer::ignore_missing(m.remove(&key))?,
                 }
             }
             Undo::FilterWord { word, bits } => {
@@ -171,77 +168,22 @@ impl Datapath {
                         },
                     )?;
                 }
-                None => delete_elem(self.tables_fd.as_raw_fd(), &index)?,
+                None => self.delete_table(index)?,
             },
         }
         Ok(())
     }
 }
 
-/// The inner map at `index` of the array-of-maps `outer_fd`, opened (the
+/// The inner map at `index` of the array-of-maps `outer`, opened (the
 /// kernel returns its id; the id gives a file descriptor), or `None` when the
-/// slot is empty.
-fn inner_table_at(outer_fd: std::os::fd::RawFd, index: u32) -> std::io::Result<Option<OwnedFd>> {
-    #[repr(C)]
-    struct LookupAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
+/// slot is empty (or its map was freed between the two calls).
+fn inner_table_at(
+    outer: std::os::fd::BorrowedFd<'_>,
+    index: u32,
+) -> std::io::Result<Option<OwnedFd>> {
+    match sys::lookup_u32(outer, index)? {
+        Some(id) => sys::map_fd_by_id(id),
+        None => Ok(None),
     }
-    #[repr(C)]
-    struct GetFdAttr {
-        map_id: u32,
-        next_id: u32,
-        open_flags: u32,
-    }
-    let mut id: u32 = 0;
-    let lookup = LookupAttr {
-        map_fd: outer_fd as u32,
-        _pad: 0,
-        key: &index as *const u32 as u64,
-        value: &mut id as *mut u32 as u64,
-        flags: 0,
-    };
-    // SAFETY: a valid bpf_attr prefix; key and value point to live u32s.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_ELEM,
-            &lookup as *const LookupAttr,
-            size_of::<LookupAttr>() as u32,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOENT) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    let get = GetFdAttr {
-        map_id: id,
-        next_id: 0,
-        open_flags: 0,
-    };
-    // SAFETY: a valid bpf_attr prefix of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_GET_FD_BY_ID,
-            &get as *const GetFdAttr,
-            size_of::<GetFdAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        // Freed between the lookup and now: nothing to keep.
-        return match e.raw_os_error() {
-            Some(libc::ENOENT) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: the kernel returned a fresh file descriptor we now own.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }

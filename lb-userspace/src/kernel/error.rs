@@ -1,16 +1,18 @@
-//! [`DatapathError`]: the errors of the aya layer, each naming what failed
-//! (the map, program, interface, path or operation).
+//! [`DatapathError`]: the errors of the kernel layer, each naming what
+//! failed (the map, program, interface or path, and the operation).
 
 use std::path::Path;
 
 /// Errors of the datapath layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
-    /// A file-system call on `path` failed.
-    #[error("{path}: {source}")]
+    /// A system or file-system call on `path` failed.
+    #[error("{path}: {op}: {source}")]
     Io {
-        /// What was being accessed.
+        /// The file, directory or pin.
         path: String,
+        /// The operation (`creating the directory`, `mounting bpffs`, ...).
+        op: &'static str,
         /// The error.
         source: std::io::Error,
     },
@@ -125,10 +127,11 @@ pub enum DatapathError {
 }
 
 impl DatapathError {
-    /// An I/O error on `path`.
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+    /// Operation `op` on `path` failed.
+    pub fn io(path: impl AsRef<Path>, op: &'static str, source: std::io::Error) -> Self {
         Self::Io {
             path: path.as_ref().display().to_string(),
+            op,
             source,
         }
     }
@@ -167,6 +170,14 @@ mod tests {
                     source: std::io::Error::from_raw_os_error(libc::EPERM),
                 },
                 "MAGLEV_TABLES delete: Operation not permitted",
+            ),
+            (
+                DatapathError::io(
+                    "/sys/fs/bpf/lb/ns1/eth1/link",
+                    "detaching the XDP link",
+                    std::io::Error::from_raw_os_error(libc::EPERM),
+                ),
+                "/sys/fs/bpf/lb/ns1/eth1/link: detaching the XDP link: Operation not permitted",
             ),
             (
                 DatapathError::NoInterface {
