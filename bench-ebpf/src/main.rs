@@ -9,12 +9,16 @@
 //!   the second pass on. This wrapper undoes any growth of the frame, rewrites
 //!   the template frame (optionally with a per-pass flow), then tail-calls the
 //!   program under test in `TARGET[0]`.
+//! - `bench_restore_decap` (`decap.rs`): the same for `lb_decap`, which
+//!   shrinks frames.
 //! - `bench_gen`, `bench_forward`, `bench_sink`: the packet-rate benchmark's
 //!   generator, forwarding ceiling and counting sink (see `rate.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(target_arch = "bpf")]
+mod decap;
 #[cfg(target_arch = "bpf")]
 mod rate;
 

@@ -11,6 +11,7 @@ mod control_plane;
 mod generator;
 mod memory;
 mod per_packet;
+mod per_packet_decap;
 mod rate;
 mod rate_frame;
 mod rate_topology;

@@ -25,7 +25,9 @@ use lb_tests::{
 
 use crate::report::{Report, Row, Target};
 
-static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
+/// The baselines and wrappers (`bench-ebpf`).
+pub(crate) static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const NOT_A_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 50, 50);
@@ -62,9 +64,13 @@ struct Template {
 // SAFETY: repr(C), integers and bytes only, no padding (64 + 4 + 4).
 unsafe impl aya::Pod for Template {}
 
-struct Sizes {
-    passes: u32,
-    runs: usize,
+/// How many passes and runs each figure takes.
+#[derive(Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Passes per BPF_PROG_TEST_RUN.
+    pub(crate) passes: u32,
+    /// Runs per figure (the median is kept).
+    pub(crate) runs: usize,
     cold_flows: u32,
 }
 
@@ -205,11 +211,27 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         &sizes,
         XDP_PASS,
     )?);
-    let unserved_port = net(wrapped(&mut bench, lb_fd, &unserved, 0, &sizes, XDP_PASS)?);
+    let unserved_port = net(wrapped(
+        &mut bench,
+        lb_fd.try_clone()?,
+        &unserved,
+        0,
+        &sizes,
+        XDP_PASS,
+    )?);
     // lb leaves these two frames as they are, so they also run bare, exactly
     // like the empty program: no wrapper cost to subtract, no added noise.
     let not_vip_bare = bare(&lb.ebpf, lb_common::PROG_LB, &other, &sizes, XDP_PASS)?;
     let unserved_bare = bare(&lb.ebpf, lb_common::PROG_LB, &unserved, &sizes, XDP_PASS)?;
+    // The hot established flow again, its service now encapsulating in GUE
+    // (outer IPv4 + UDP from a per-flow port + GUE header: 32 bytes, one
+    // flow hash more) instead of IPIP.
+    for id in 1..=BACKENDS {
+        let mut entry = lb.backend(id);
+        entry.flags |= lb_common::BACKEND_ENCAP_GUE;
+        lb.set_backend(id, entry);
+    }
+    let hot_gue = net(wrapped(&mut bench, lb_fd, &ack, 0, &sizes, XDP_TX)?);
 
     let row = |name: &str, value: f64, target: Option<Target>, versus: String| Row {
         section: "per-packet",
@@ -298,6 +320,13 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         Some(x_pass(NOT_SERVED_MAX_X_PASS)),
         vs(unserved_bare),
     ));
+    report.push(row(
+        "lb: established flow, hot, GUE instead of IPIP (1 flow)",
+        hot_gue,
+        None,
+        format!("{}, {:.2}x lb hot IPIP", vs(hot_gue), hot_gue / hot),
+    ));
+    crate::per_packet_decap::run(report, &sizes, pass)?;
     report.note(format!(
         "per-packet cold: each lookup reads the flow's first bucket, one 64-byte cache line of the \
          {} KiB table, and the second (another line) only for the few flows placed there (about 3 % \
@@ -370,7 +399,8 @@ fn wrapped(
     result
 }
 
-fn median(sizes: &Sizes, mut one: impl FnMut() -> Result<f64>) -> Result<f64> {
+/// The median of `sizes.runs` results of `one`.
+pub(crate) fn median(sizes: &Sizes, mut one: impl FnMut() -> Result<f64>) -> Result<f64> {
     let mut v = (0..sizes.runs).map(|_| one()).collect::<Result<Vec<_>>>()?;
     v.sort_by(f64::total_cmp);
     Ok(v[v.len() / 2])

@@ -329,6 +329,7 @@ fn datapath(net: &RateNet, flows: u32) -> Result<Lb> {
         mtu: 1500,
         gateway_mac: [0; 6],
         interface_mac: net.dut_in.mac,
+        ..Default::default()
     });
     for id in 1..=BACKENDS {
         let mut b = backend_entry(

@@ -83,10 +83,19 @@ global_counters! {
     /// A new flow was forwarded but not recorded: this CPU had used its
     /// connection-table insert budget for the current second.
     ConntrackInsertSkipped = 17 => "conntrack_insert_skipped",
+    /// Second chance: a TCP flow that missed the connection table was sent to
+    /// the live table's pick with the previous table's pick as GUE hint (once
+    /// per flow: when the hint is first chosen and pinned).
+    SecondChanceFlows = 18 => "second_chance_flows",
+    /// Packets sent with a second-chance hint (the first one of a flow and
+    /// every later one of that flow on this node).
+    SecondChancePackets = 19 => "second_chance_packets",
+    /// Packets encapsulated in GUE (hint or not).
+    GueEncapsulated = 20 => "gue_encapsulated",
 }
 
 /// Number of [`GlobalCounter`] entries (the size of the global stats map).
-pub const GLOBAL_COUNTER_COUNT: u32 = 18;
+pub const GLOBAL_COUNTER_COUNT: u32 = 21;
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,36 @@ pub const FINGERPRINT_MASK: u64 = (1 << FINGERPRINT_BITS) - 1;
 // A slot stores the backend id in the 16 bits above the fingerprint.
 const _: () = assert!(crate::MAX_BACKENDS <= 1 << (64 - FINGERPRINT_BITS));
 
+/// Bits of a slot's `pin` word that hold the backend generation; the bits
+/// above hold the second-chance hint (0 = none, else the hinted backend id
+/// + 1). Generations are compared modulo 2^15.
+pub const PIN_GENERATION_BITS: u32 = 15;
+/// Mask of [`PIN_GENERATION_BITS`].
+pub const PIN_GENERATION_MASK: u32 = (1 << PIN_GENERATION_BITS) - 1;
+
+// The hint field (17 bits) holds every backend id + 1.
+const _: () = assert!((crate::MAX_BACKENDS as u64) < 1 << (32 - PIN_GENERATION_BITS));
+
+/// The `pin` word of a slot: the generation (low [`PIN_GENERATION_BITS`]) and
+/// the second-chance hint (`hint` id + 1 above, 0 for none).
+#[inline(always)]
+pub const fn pin_word(generation: u32, hint: Option<BackendId>) -> u32 {
+    let hint = match hint {
+        Some(id) => id + 1,
+        None => 0,
+    };
+    (generation & PIN_GENERATION_MASK) | (hint << PIN_GENERATION_BITS)
+}
+
+/// The hinted backend of a slot's `pin` word.
+#[inline(always)]
+pub const fn pin_hint(word: u32) -> Option<BackendId> {
+    match word >> PIN_GENERATION_BITS {
+        0 => None,
+        h => Some(h - 1),
+    }
+}
+
 /// One connection-table slot: a flow's fingerprint and the backend it is
 /// pinned to. 16 bytes; an all-zero slot is empty.
 #[repr(C)]
@@ -46,7 +76,8 @@ pub struct FlowSlot {
     /// [`slot_tag`]: the checked fingerprint (low 48 bits, never 0 in a used
     /// slot) and the backend id (high 16 bits).
     pub tag: u64,
-    /// The backend's generation when the flow was pinned.
+    /// [`pin_word`]: the backend's generation when the flow was pinned
+    /// (modulo 2^15) and the second-chance hint, if any.
     pub generation: u32,
     /// When the flow was last seen, in jiffies (low 32 bits).
     pub seen: u32,
@@ -101,26 +132,44 @@ impl FlowSlot {
     /// A slot pinning the flow of fingerprint `fingerprint` to `entry`, seen at `now`.
     #[inline(always)]
     pub fn new(fingerprint: u64, entry: FlowEntry, now: u32) -> Self {
+        Self::hinted(fingerprint, entry, None, now)
+    }
+
+    /// A slot pinning the flow of fingerprint `fingerprint` to `entry` with
+    /// the second-chance hint `hint` (the backend that owned the flow under
+    /// the previous Maglev table), seen at `now`. The hint is covered by the
+    /// tag check like the pin.
+    #[inline(always)]
+    pub fn hinted(fingerprint: u64, entry: FlowEntry, hint: Option<BackendId>, now: u32) -> Self {
+        let word = pin_word(entry.generation, hint);
         Self {
-            tag: slot_tag(fingerprint, entry.backend_id, entry.generation),
-            generation: entry.generation,
+            tag: slot_tag(fingerprint, entry.backend_id, word),
+            generation: word,
             seen: now,
         }
     }
 
-    /// The slot's pin when it holds the flow of fingerprint `fingerprint` and
-    /// is intact.
+    /// The slot's pin (generation modulo 2^15) when it holds the flow of
+    /// fingerprint `fingerprint` and is intact.
     #[inline(always)]
     pub fn pin_of(&self, fingerprint: u64) -> Option<FlowEntry> {
-        let (tag, generation) = (self.tag, self.generation);
+        self.hinted_pin_of(fingerprint).map(|(pin, _)| pin)
+    }
+
+    /// The slot's pin and second-chance hint when it holds the flow of
+    /// fingerprint `fingerprint` and is intact.
+    #[inline(always)]
+    pub fn hinted_pin_of(&self, fingerprint: u64) -> Option<(FlowEntry, Option<BackendId>)> {
+        let (tag, word) = (self.tag, self.generation);
         let backend_id = (tag >> FINGERPRINT_BITS) as BackendId;
-        if tag != slot_tag(fingerprint, backend_id, generation) {
+        if tag != slot_tag(fingerprint, backend_id, word) {
             return None;
         }
-        Some(FlowEntry {
+        let pin = FlowEntry {
             backend_id,
-            generation,
-        })
+            generation: word & PIN_GENERATION_MASK,
+        };
+        Some((pin, pin_hint(word)))
     }
 }
 
@@ -128,9 +177,17 @@ impl FlowBucket {
     /// The way holding the flow of fingerprint `fingerprint` and its pin.
     #[inline(always)]
     pub fn find(&self, fingerprint: u64) -> Option<(usize, FlowEntry)> {
+        self.find_hinted(fingerprint)
+            .map(|(way, pin, _)| (way, pin))
+    }
+
+    /// The way holding the flow of fingerprint `fingerprint`, its pin and its
+    /// second-chance hint.
+    #[inline(always)]
+    pub fn find_hinted(&self, fingerprint: u64) -> Option<(usize, FlowEntry, Option<BackendId>)> {
         for way in 0..FLOW_WAYS {
-            if let Some(pin) = self.slots[way].pin_of(fingerprint) {
-                return Some((way, pin));
+            if let Some((pin, hint)) = self.slots[way].hinted_pin_of(fingerprint) {
+                return Some((way, pin, hint));
             }
         }
         None

@@ -105,6 +105,15 @@ pub const fn gue_header(inner_protocol: u8, hlen: u8) -> GueHeader {
     }
 }
 
+/// Bytes GUE adds in front of the inner packet for outer family `family`
+/// (20-byte IPv4 or 40-byte IPv6 header, 8-byte UDP header, the GUE header)
+/// with or without a hint (whose address is of the same family).
+pub const fn gue_overhead(family: u8, with_hint: bool) -> usize {
+    let ip = if family == FAMILY_V4 { 20 } else { 40 };
+    let hint = if with_hint { gue_hlen(Some(family)) } else { 0 };
+    ip + 8 + gue_header_len(hint)
+}
+
 /// The outer UDP source port (host order) of a flow with hash `flow_hash`:
 /// flows to one backend spread over 16,384 ports, so the backend NIC's RSS and
 /// the routers' ECMP spread them too.
@@ -188,6 +197,10 @@ const _: () = assert!(core::mem::size_of::<GueHeader>() == GUE_BASE_LEN);
 const _: () = assert!(core::mem::size_of::<HintHeader>() == HINT_HEAD_LEN);
 const _: () = assert!(gue_header_len(gue_hlen(Some(FAMILY_V4))) == 12);
 const _: () = assert!(gue_header_len(gue_hlen(Some(FAMILY_V6))) == 24);
+const _: () = assert!(gue_overhead(FAMILY_V4, false) == 32);
+const _: () = assert!(gue_overhead(FAMILY_V4, true) == 40);
+const _: () = assert!(gue_overhead(FAMILY_V6, false) == 52);
+const _: () = assert!(gue_overhead(FAMILY_V6, true) == 72);
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,15 @@ macro_rules! layout {
 }
 
 layout!(VipKey, 20, { addr: 0, port: 16, protocol: 18, family: 19 });
-layout!(ServiceEntry, 16, { service_id: 0, table_index: 4, table_size: 8, flags: 12 });
+layout!(ServiceEntry, 32, {
+    service_id: 0,
+    table_index: 4,
+    table_size: 8,
+    flags: 12,
+    previous_table_index: 16,
+    previous_table_size: 20,
+    previous_until_ns: 24,
+});
 layout!(BackendEntry, 52, {
     addr: 0,
     generation: 16,
@@ -40,7 +48,7 @@ layout!(FlowEntry, 8, { backend_id: 0, generation: 4 });
 layout!(FlowHashKey, 56, { words: 0, finish: 40 });
 layout!(FlowTableConfig, 64, { key: 0, insert_budget: 56, pad: 60 });
 layout!(FlowInsertWindow, 16, { window: 0, inserts: 8 });
-layout!(Settings, 44, {
+layout!(Settings, 56, {
     source_v4: 0,
     source_v6: 4,
     flags: 20,
@@ -48,6 +56,10 @@ layout!(Settings, 44, {
     mtu: 28,
     gateway_mac: 32,
     interface_mac: 38,
+    gue_port: 44,
+    pad: 46,
+    source_host_mask_v4: 48,
+    source_host_mask_v6: 52,
 });
 layout!(DecapKey, 20, { addr: 0, family: 16, pad: 17 });
 layout!(FlowKey, 40, {

@@ -22,7 +22,10 @@
 //! agent fills a fresh inner array, stores it at the service's *spare* table
 //! index (`2 * service_id + (1 - current parity)`), then replaces the service's
 //! [`ServiceEntry`] in [`MAP_VIPS`] (a hash-map update is an atomic pointer swap
-//! for readers), flipping `table_index` and `table_size` together.
+//! for readers), flipping `table_index` and `table_size` together. For
+//! second chance (GUE services) the entry then also names the old table as
+//! the previous one, with a deadline; before the next refill of the spare
+//! the agent rewrites the entry without it (see [`ServiceEntry`]).
 
 /// A backend's stable id: the index into [`MAP_BACKENDS`] and [`MAP_BACKEND_STATS`].
 pub type BackendId = u32;
@@ -121,7 +124,16 @@ pub struct VipKey {
 /// wildcard services of the address.
 pub const VIP_ADDRESS_MARKER_PROTOCOL: u8 = 0;
 
-/// Value of [`MAP_VIPS`]: which service this is and which Maglev table is live.
+/// Value of [`MAP_VIPS`]: which service this is, which Maglev table is live
+/// and, for second chance, which table was live before the last change.
+///
+/// Second chance (GUE services only): after a table change the agent keeps
+/// the previous table (the other buffer of the service's pair) named here
+/// until `previous_until_ns` (`CLOCK_MONOTONIC`, the clock of
+/// `bpf_ktime_get_ns`). A TCP packet that is not a SYN and misses the
+/// connection table, whose flow the previous table gives to another (live)
+/// backend of the service than the live table, goes to the live table's pick
+/// with the previous pick's address as the GUE hint ([`crate::gue`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceEntry {
@@ -132,14 +144,25 @@ pub struct ServiceEntry {
     /// Number of slots of the live table (the Maglev `M`), or 0 when the service
     /// has no backend that takes new flows (new flows are dropped and counted).
     pub table_size: u32,
-    /// `SERVICE_*` flags.
+    /// `SERVICE_*` flags (none defined yet; zero).
     pub flags: u32,
+    /// Index of the previous table in [`MAP_MAGLEV_TABLES`] (second chance).
+    pub previous_table_index: u32,
+    /// Slots of the previous table; 0 = no previous table.
+    pub previous_table_size: u32,
+    /// Until when (`CLOCK_MONOTONIC` nanoseconds) the previous table is used.
+    pub previous_until_ns: u64,
 }
 
 /// [`BackendEntry::flags`]: the id is in use; flows pinned to it keep going to it.
 pub const BACKEND_LIVE: u32 = 1;
 /// [`BackendEntry::flags`]: `next_hop_*` fields are filled (resolved by the agent).
 pub const BACKEND_HAS_NEXT_HOP: u32 = 2;
+/// [`BackendEntry::flags`]: the backend's service encapsulates in GUE
+/// ([`crate::gue`]) instead of IPv4-in-IPv4 / IPv6-in-IPv6. On the backend
+/// entry (not only the service entry) because connection-table hits never
+/// read the service entry.
+pub const BACKEND_ENCAP_GUE: u32 = 4;
 
 /// Value of [`MAP_BACKENDS`].
 #[repr(C)]
@@ -218,6 +241,12 @@ pub const SETTINGS_HAS_SOURCE_V4: u32 = 1;
 pub const SETTINGS_HAS_SOURCE_V6: u32 = 2;
 /// [`Settings::flags`]: `gateway_mac` is a usable fallback next hop.
 pub const SETTINGS_HAS_GATEWAY: u32 = 4;
+/// [`Settings::flags`]: IPv4 outer sources are per flow:
+/// `source_v4 | (flow hash & source_host_mask_v4)`.
+pub const SETTINGS_SOURCE_PREFIX_V4: u32 = 8;
+/// [`Settings::flags`]: IPv6 outer sources are per flow: the last word of
+/// `source_v6` ORed with `flow hash & source_host_mask_v6`.
+pub const SETTINGS_SOURCE_PREFIX_V6: u32 = 16;
 
 /// Value of [`MAP_SETTINGS`] (one entry, index 0): per-interface settings.
 #[repr(C)]
@@ -237,6 +266,38 @@ pub struct Settings {
     pub gateway_mac: [u8; 6],
     /// MAC of the interface the program is attached to.
     pub interface_mac: [u8; 6],
+    /// UDP destination port of GUE packets, network order (0 = the default,
+    /// [`crate::gue::DEFAULT_GUE_PORT`]).
+    pub gue_port: u16,
+    /// Zero.
+    pub pad: u16,
+    /// Host bits of the per-flow IPv4 source ([`SETTINGS_SOURCE_PREFIX_V4`]),
+    /// host order: `!0 >> prefix length`.
+    pub source_host_mask_v4: u32,
+    /// Host bits of the last word of the per-flow IPv6 source
+    /// ([`SETTINGS_SOURCE_PREFIX_V6`]), host order; at most 32 bits vary.
+    pub source_host_mask_v6: u32,
+}
+
+/// The outer IPv4 source (network order) of a flow of hash `flow_hash` under
+/// prefix `prefix` (network order, host bits zero) with host bits
+/// `host_mask` (host order): `prefix | (flow_hash & host_mask)`.
+#[inline(always)]
+pub const fn per_flow_source_v4(prefix: u32, host_mask: u32, flow_hash: u32) -> u32 {
+    prefix | (flow_hash & host_mask).to_be()
+}
+
+/// The outer IPv6 source (network-order words) of a flow of hash `flow_hash`
+/// under prefix `prefix` with host bits `host_mask` (host order) of the
+/// last word.
+#[inline(always)]
+pub const fn per_flow_source_v6(prefix: &[u32; 4], host_mask: u32, flow_hash: u32) -> [u32; 4] {
+    [
+        prefix[0],
+        prefix[1],
+        prefix[2],
+        prefix[3] | (flow_hash & host_mask).to_be(),
+    ]
 }
 
 /// Key of [`MAP_DECAP_ADDRS`]: an address of this backend host.
@@ -259,12 +320,78 @@ pub enum DecapCounter {
     DecapV4 = 0,
     /// IPv6-in-IPv6 packets decapsulated.
     DecapV6 = 1,
-    /// Encapsulated packets not addressed to this host, or malformed: passed unchanged.
+    /// Encapsulated packets (IPIP, IPv6-in-IPv6, UDP to a GUE port) not
+    /// addressed to this host, or too short to strip: passed unchanged.
     Passed = 2,
+    /// GUE packets over IPv4 decapsulated and passed up (hinted ones included).
+    GueV4 = 3,
+    /// GUE packets over IPv6 decapsulated and passed up (hinted ones included).
+    GueV6 = 4,
+    /// GUE packets to this host that cannot be decapsulated (outer fragment,
+    /// version other than 0, control message, flags, Hlen or UDP length beyond
+    /// the packet, inner protocol other than IPv4/IPv6 or not matching the
+    /// inner header): dropped.
+    GueMalformed = 5,
+    /// Second chance: hinted TCP non-SYN packets without a local connection,
+    /// re-encapsulated (GUE without hint) to the previous owner.
+    SecondChanceForwarded = 6,
+    /// Hinted packets passed up: a local connection exists (established,
+    /// request or TIME_WAIT socket), the packet is a SYN or not TCP, or the
+    /// hint names this host.
+    HintPassedLocal = 7,
+    /// Hinted packets that should have been forwarded but could not be (no
+    /// route or neighbour to the previous owner, route MTU too small, hint
+    /// family other than the outer family): passed up.
+    HintForwardFailed = 8,
+}
+
+impl DecapCounter {
+    /// Every counter, in index order.
+    pub const ALL: &'static [DecapCounter] = &[
+        DecapCounter::DecapV4,
+        DecapCounter::DecapV6,
+        DecapCounter::Passed,
+        DecapCounter::GueV4,
+        DecapCounter::GueV6,
+        DecapCounter::GueMalformed,
+        DecapCounter::SecondChanceForwarded,
+        DecapCounter::HintPassedLocal,
+        DecapCounter::HintForwardFailed,
+    ];
+
+    /// The counter's name in `lb decap --stats` (snake case).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecapCounter::DecapV4 => "decap_v4",
+            DecapCounter::DecapV6 => "decap_v6",
+            DecapCounter::Passed => "passed",
+            DecapCounter::GueV4 => "gue_v4",
+            DecapCounter::GueV6 => "gue_v6",
+            DecapCounter::GueMalformed => "gue_malformed",
+            DecapCounter::SecondChanceForwarded => "second_chance_forwarded",
+            DecapCounter::HintPassedLocal => "hint_passed_local",
+            DecapCounter::HintForwardFailed => "hint_forward_failed",
+        }
+    }
 }
 
 /// Number of [`DecapCounter`] entries.
-pub const DECAP_COUNTER_COUNT: u32 = 3;
+pub const DECAP_COUNTER_COUNT: u32 = 9;
+
+/// The decapsulator's global holding the UDP destination ports (network
+/// order, 0 = unused slot) it accepts GUE on; `lb decap --gue-port` sets it.
+pub const GLOBAL_DECAP_GUE_PORTS: &str = "DECAP_GUE_PORTS";
+/// Most GUE ports one `lb_decap` accepts.
+pub const MAX_DECAP_GUE_PORTS: usize = 4;
+/// [`GLOBAL_DECAP_GUE_PORTS`] of a decapsulator that accepts `ports` (host
+/// order; at most [`MAX_DECAP_GUE_PORTS`], extra ones ignored).
+pub fn decap_gue_ports(ports: &[u16]) -> [u16; MAX_DECAP_GUE_PORTS] {
+    let mut out = [0u16; MAX_DECAP_GUE_PORTS];
+    for (slot, port) in out.iter_mut().zip(ports) {
+        *slot = port.to_be();
+    }
+    out
+}
 
 #[cfg(feature = "user")]
 mod pod {
@@ -284,4 +411,21 @@ mod pod {
     unsafe impl aya::Pod for crate::FlowKey {}
     unsafe impl aya::Pod for crate::BackendStats {}
     unsafe impl aya::Pod for crate::ServiceStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decap_counters_are_listed_in_index_order() {
+        assert_eq!(DecapCounter::ALL.len() as u32, DECAP_COUNTER_COUNT);
+        for (i, c) in DecapCounter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+        assert_eq!(
+            decap_gue_ports(&[6080, 7000]),
+            [6080u16.to_be(), 7000u16.to_be(), 0, 0]
+        );
+    }
 }

@@ -8,8 +8,8 @@ use aya_ebpf::{
 use lb_common::{
     BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
     DecapKey, FlowBucket, FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
-    MAX_DECAP_ADDRS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES, ServiceEntry, ServiceStats,
-    Settings, VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
+    MAX_DECAP_ADDRS, MAX_DECAP_GUE_PORTS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES,
+    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
 };
 
 /// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
@@ -82,3 +82,10 @@ pub static DECAP_ADDRS: HashMap<DecapKey, u32, { MAX_DECAP_ADDRS as usize }> = H
 /// Decapsulator counters, indexed by `DecapCounter`.
 #[btf_map]
 pub static DECAP_STATS: PerCpuArray<u64, { DECAP_COUNTER_COUNT as usize }> = PerCpuArray::new();
+
+/// UDP destination ports (network order, 0 = unused) on which `lb_decap`
+/// accepts GUE; set by the loader (`lb decap --gue-port`), default
+/// [`lb_common::gue::DEFAULT_GUE_PORT`].
+#[unsafe(no_mangle)]
+pub static DECAP_GUE_PORTS: [u16; MAX_DECAP_GUE_PORTS] =
+    [lb_common::gue::DEFAULT_GUE_PORT.to_be(), 0, 0, 0];

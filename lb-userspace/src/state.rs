@@ -88,6 +88,10 @@ pub struct AppliedService {
     /// `None` in a state written before fingerprints existed.
     #[serde(default)]
     pub fingerprint: Option<u32>,
+    /// Encapsulation of the service's backends (`ipip` in a state written
+    /// before GUE existed).
+    #[serde(default)]
+    pub encap: crate::config::Encapsulation,
 }
 
 /// A backend id no longer in the config but kept (LIVE cleared) so that its
@@ -269,6 +273,7 @@ mod tests {
                     slots: 65537,
                 }],
                 fingerprint: Some(0x1234_abcd),
+                encap: Default::default(),
             }],
             retired_backends: vec![RetiredBackend {
                 id: 4,

@@ -101,7 +101,7 @@ services:
         lines,
         [
             "line 1: maglev_table_size: maglev_table_size 65536 is not prime (e.g. 65537, 131071, 1000003)",
-            "line 7: services[web]: unknown key \"colour\" (expected one of: name, vip, port, protocol, backends, health_check, panic_threshold)",
+            "line 7: services[web]: unknown key \"colour\" (expected one of: name, vip, port, protocol, backends, health_check, panic_threshold, encap, second_chance_s)",
             "line 10: services[web].backends[198.18.3.x]: invalid address \"198.18.3.x\"",
             "line 11: services[web].backends[198.18.3.2]: duplicate backend 198.18.3.2 (also backend #1 of this service)",
             "line 16: services[dns].backends: service has no backends",

@@ -144,6 +144,7 @@ fn state(pin_dir: &Path) -> AppliedState {
                     backend("198.18.3.4", 9, 1, BackendState::Down, 4),
                 ],
                 fingerprint: Some(0x0bad_cafe),
+                encap: Default::default(),
             },
             AppliedService {
                 name: "dns6".into(),
@@ -156,6 +157,7 @@ fn state(pin_dir: &Path) -> AppliedState {
                 panic: false,
                 backends: vec![backend("2001:2::3:2", 12, 1, BackendState::Active, 13)],
                 fingerprint: Some(0x0000_00ff),
+                encap: Default::default(),
             },
         ],
         retired_backends: vec![],

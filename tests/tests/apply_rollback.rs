@@ -42,6 +42,8 @@ fn service(name: &str, vip: Ipv4Addr, backend: Ipv4Addr) -> ServiceConfig {
         }],
         health_check: None,
         panic_threshold: 0.5,
+        encap: lb::config::Encapsulation::Ipip,
+        second_chance_s: lb::config::DEFAULT_SECOND_CHANCE_S,
     }
 }
 

@@ -32,6 +32,8 @@ fn cfg(backends: &[&str]) -> Config {
                 .collect(),
             health_check: None,
             panic_threshold: 0.5,
+            encap: lb::config::Encapsulation::Ipip,
+            second_chance_s: lb::config::DEFAULT_SECOND_CHANCE_S,
         }],
         announce: Default::default(),
     }

@@ -67,6 +67,7 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
                 mtu: 1600,
                 gateway_mac: r_lb_mac,
                 interface_mac: l0.1,
+                ..Default::default()
             },
             0,
         )
@@ -115,6 +116,7 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
                 table_index: u32::from(v6),
                 table_size: TABLE,
                 flags: 0,
+                ..Default::default()
             };
             vips.insert(key, entry, 0).unwrap();
             id += 1;

@@ -910,6 +910,7 @@ fn service_without_backends_drops_new_flows_and_counts() {
         table_index: 14,
         table_size: 0,
         flags: 0,
+        ..Default::default()
     };
     lb.set_vip(VIP4.into(), 8080, PROTO_TCP, entry);
     let frame = tcp_v4(CLIENT4, 40019, VIP4, 8080, Tcp::Syn, &[], &V4::default());

@@ -269,3 +269,29 @@ fn two_choices_keep_a_half_full_table_from_thrashing() {
         "two choices: {two} misses of {flows}"
     );
 }
+
+#[test]
+fn a_slot_carries_a_second_chance_hint_covered_by_its_check() {
+    let k = key(1);
+    for hint in [None, Some(0), Some(17), Some(crate::MAX_BACKENDS - 1)] {
+        let slot = FlowSlot::hinted(fp(&k), pin(3), hint, 5);
+        assert_eq!(slot.hinted_pin_of(fp(&k)), Some((pin(3), hint)));
+        assert_eq!(slot.pin_of(fp(&k)), Some(pin(3)));
+    }
+    // A plain slot reads as "no hint"; generations compare modulo 2^15.
+    let plain = FlowSlot::new(fp(&k), pin(3), 5);
+    assert_eq!(plain.hinted_pin_of(fp(&k)), Some((pin(3), None)));
+    let wide = FlowEntry {
+        backend_id: 3,
+        generation: PIN_GENERATION_MASK + 8,
+    };
+    let slot = FlowSlot::new(fp(&k), wide, 5);
+    assert_eq!(slot.pin_of(fp(&k)).unwrap().generation, 7);
+    // A torn hint fails the check like a torn pin.
+    let mut torn = FlowSlot::hinted(fp(&k), pin(3), Some(9), 5);
+    torn.generation = pin_word(7, Some(10));
+    assert_eq!(torn.hinted_pin_of(fp(&k)), None);
+    let mut bucket = FlowBucket::default();
+    bucket.slots[2] = FlowSlot::hinted(fp(&k), pin(3), Some(9), 5);
+    assert_eq!(bucket.find_hinted(fp(&k)), Some((2, pin(3), Some(9))));
+}

@@ -1,10 +1,10 @@
 //! Stage 3, select a backend: the connection table for established flows,
 //! else the service's Maglev pick (recorded for new flows, never for ICMP
-//! errors).
+//! errors), with the flow's second-chance hint ([`previous_owner`]).
 
 use lb_common::{
     BACKEND_LIVE, BackendEntry, BackendId, FlowEntry, FlowKey, FlowPlace, GlobalCounter,
-    ServiceEntry, flow_hash,
+    ServiceEntry, flow_hash, flow_table::PIN_GENERATION_MASK,
 };
 use lb_ebpf::{
     Kind, Packet, Parsed,
@@ -17,22 +17,39 @@ use crate::{
     prog::{
         classify::Target,
         counters::count,
-        flows,
+        flows, previous_owner,
         verdict::{Step, Verdict},
         vip::service,
     },
 };
 
+/// The backend a frame goes to, and what its encapsulation needs.
+pub struct Selected {
+    /// The backend's id.
+    pub id: BackendId,
+    /// Its entry.
+    pub backend: &'static BackendEntry,
+    /// The flow's previous owner (second chance), named in the GUE header.
+    pub hint: Option<&'static BackendEntry>,
+    /// The flow (the ICMP error's quoted flow for errors): its unkeyed
+    /// [`flow_hash`] gives GUE's source port and a per-flow outer source.
+    pub key: FlowKey,
+}
+
 /// The backend the frame `p` of `target` goes to.
 #[inline(always)]
-pub fn select(
-    pkt: &Packet,
-    p: &Parsed,
-    target: &Target,
-) -> Step<(BackendId, &'static BackendEntry)> {
+pub fn select(pkt: &Packet, p: &Parsed, target: &Target) -> Step<Selected> {
     match target {
         Target::Flow => forward(pkt, p),
-        Target::IcmpError(e) => pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped()),
+        Target::IcmpError(e) => {
+            let (id, backend) = pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped())?;
+            Ok(Selected {
+                id,
+                backend,
+                hint: None,
+                key: e.key,
+            })
+        }
     }
 }
 
@@ -40,19 +57,25 @@ pub fn select(
 /// flows first (the connection table, one bucket read), then the service and
 /// a Maglev pick for new flows and misses.
 #[inline(always)]
-fn forward(pkt: &Packet, p: &Parsed) -> Step<(BackendId, &'static BackendEntry)> {
+fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
     let frame_len = pkt.len() as u64;
     let key = flow_key(&p.src, &p.dst, p.src_port, p.dst_port, p.protocol, p.family);
     let tcp = p.kind == Kind::Tcp;
     let syn = tcp && p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let place = flows::place(&key);
-    if !syn && let Some((id, backend)) = pinned(&place) {
+    if !syn && let Some((id, backend, hint)) = pinned(&place) {
         // Only VIP flows are ever pinned, and a backend id belongs to one
         // service until it is retired (which makes the entry stale): the flow's
         // service is the backend's, no VIPS lookup needed.
         count(GlobalCounter::ConntrackHit);
         count_service(backend.service_id, frame_len);
-        return Ok((id, backend));
+        let hint = hint.and_then(|h| previous_owner::hinted_backend(h, backend));
+        return Ok(Selected {
+            id,
+            backend,
+            hint,
+            key,
+        });
     }
     let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
         return Err(Verdict::pass_not_vip());
@@ -61,7 +84,14 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<(BackendId, &'static BackendEntry)>
     if !syn {
         count_miss(tcp);
     }
-    pick_new(&key, &place, &svc, true).ok_or(Verdict::dropped())
+    let (id, backend, hint) =
+        pick_new(&key, &place, &svc, true, tcp && !syn).ok_or(Verdict::dropped())?;
+    Ok(Selected {
+        id,
+        backend,
+        hint,
+        key,
+    })
 }
 
 /// Adds a packet of `len` bytes to service `service_id`'s counters.
@@ -86,13 +116,14 @@ fn count_miss(tcp: bool) {
 }
 
 /// The backend flow `key` is pinned to, when its entry is still valid (the
-/// backend LIVE and of the generation the flow was pinned with).
+/// backend LIVE and of the generation the flow was pinned with), and the
+/// flow's second-chance hint (a backend id), if it has one.
 #[inline(always)]
-fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry)> {
-    let pin = flows::lookup(place)?;
+fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry, Option<BackendId>)> {
+    let (pin, hint) = flows::lookup(place)?;
     let b = BACKENDS.get(pin.backend_id)?;
-    if b.flags & BACKEND_LIVE != 0 && b.generation == pin.generation {
-        Some((pin.backend_id, b))
+    if b.flags & BACKEND_LIVE != 0 && b.generation & PIN_GENERATION_MASK == pin.generation {
+        Some((pin.backend_id, b, hint))
     } else {
         None
     }
@@ -105,31 +136,43 @@ fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry)> {
 #[inline(always)]
 fn pick_for_error(key: &FlowKey, svc: &ServiceEntry) -> Option<(BackendId, &'static BackendEntry)> {
     let place = flows::place(key);
-    if let Some(found) = pinned(&place) {
+    if let Some((id, b, _)) = pinned(&place) {
         count(GlobalCounter::ConntrackHit);
-        return Some(found);
+        return Some((id, b));
     }
     count_miss(false);
-    pick_new(key, &place, svc, false)
+    pick_new(key, &place, svc, false, false).map(|(id, b, _)| (id, b))
 }
 
 /// A Maglev pick for flow `key` (at `place` in the connection table) of
-/// service `svc`, recorded in the connection table when `insert` (within the
-/// insert budget); counts the backend's new flow. `None` (counted) when the
+/// service `svc`; counts the backend's new flow. `None` (counted) when the
 /// service has no backend for a new flow. The pick uses the unkeyed
 /// [`flow_hash`]: every node picks the same backend for a flow.
+///
+/// The pick is recorded in the connection table when `insert` (within the
+/// insert budget). `moved` (a TCP segment without SYN: a connection that may
+/// have started elsewhere) asks for second chance: the previous owner, when
+/// the service still has a previous table that gives the flow to another
+/// backend ([`previous_owner::previous_owner`]), is returned as the hint and
+/// recorded with the pin, so the flow keeps naming it for its life here.
 #[inline(always)]
 fn pick_new(
     key: &FlowKey,
     place: &FlowPlace,
     svc: &ServiceEntry,
     insert: bool,
-) -> Option<(BackendId, &'static BackendEntry)> {
+    moved: bool,
+) -> Option<(
+    BackendId,
+    &'static BackendEntry,
+    Option<&'static BackendEntry>,
+)> {
     let size = svc.table_size;
     if size == 0 {
         return no_backend(svc);
     }
-    let slot = flow_hash(key) % size;
+    let hash = flow_hash(key);
+    let slot = hash % size;
     let Some(&id) = MAGLEV_TABLES.get_value(svc.table_index, &slot) else {
         return no_backend(svc);
     };
@@ -139,22 +182,27 @@ fn pick_new(
     if b.flags & BACKEND_LIVE == 0 {
         return no_backend(svc);
     }
+    let hint = if moved {
+        previous_owner::previous_owner(svc, hash, id, b)
+    } else {
+        None
+    };
     if insert {
         let pin = FlowEntry {
             backend_id: id,
             generation: b.generation,
         };
-        flows::record(place, pin);
+        flows::record(place, pin, hint.map(|(hint_id, _)| hint_id));
     }
     if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
         // SAFETY: this CPU's slot.
         unsafe { (*s).new_flows += 1 };
     }
-    Some((id, b))
+    Some((id, b, hint.map(|(_, h)| h)))
 }
 
 #[inline(always)]
-fn no_backend(svc: &ServiceEntry) -> Option<(BackendId, &'static BackendEntry)> {
+fn no_backend<T>(svc: &ServiceEntry) -> Option<T> {
     count(GlobalCounter::DropNoBackend);
     if let Some(s) = SERVICE_STATS.get_ptr_mut(svc.service_id) {
         // SAFETY: this CPU's slot.

@@ -1,25 +1,30 @@
 //! `lb_decap`: strips the outer IPv4/IPv6 header of IPv4-in-IPv4 / IPv6-in-IPv6
-//! packets addressed to this host and passes the inner packet up the stack.
+//! packets addressed to this host and passes the inner packet up the stack;
+//! UDP packets go to the GUE stage (`decap_gue`).
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
 };
 use lb_common::{
     DecapCounter, DecapKey,
-    flow::{FAMILY_V4, FAMILY_V6},
+    flow::{FAMILY_V4, FAMILY_V6, PROTO_UDP},
 };
 use lb_ebpf::{
     Packet,
     wire::{
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
-        ipv4::{IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
+        ipv4::{IP_DF, IP_MF, IP_OFFSET, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
     },
 };
 
 use crate::{
     maps::DECAP_ADDRS,
-    prog::{counters::count_decap, frame::frame},
+    prog::{
+        counters::count_decap,
+        decap_gue::{self, OuterIp},
+        frame::frame,
+    },
 };
 
 /// Entry point of `lb_decap`.
@@ -36,6 +41,23 @@ pub fn run(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_PASS;
         };
         let (vihl, protocol, dst) = (ip.version_ihl(), ip.protocol(), ip.dst());
+        if protocol == PROTO_UDP {
+            let ihl = ((vihl & 0x0f) as usize) * 4;
+            if vihl >> 4 != 4 || ihl < IPV4_LEN {
+                return xdp_action::XDP_PASS;
+            }
+            let frag_off = ip.frag_off();
+            let outer = OuterIp {
+                family: FAMILY_V4,
+                header_len: ihl,
+                local: [dst, 0, 0, 0],
+                tos: ip.tos(),
+                df: frag_off & IP_DF.to_be(),
+                first_word: 0,
+                fragment: frag_off & (IP_MF | IP_OFFSET).to_be() != 0,
+            };
+            return decap_gue::run(ctx, &pkt, &e, &outer);
+        }
         if protocol != IPPROTO_IPIP {
             return xdp_action::XDP_PASS;
         }
@@ -59,6 +81,18 @@ pub fn run(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_PASS;
         };
         let (next_hdr, dst) = (ip.next_hdr(), ip.dst());
+        if next_hdr == PROTO_UDP {
+            let outer = OuterIp {
+                family: FAMILY_V6,
+                header_len: IPV6_LEN,
+                local: dst,
+                tos: 0,
+                df: 0,
+                first_word: ip.version_tc_flow(),
+                fragment: false,
+            };
+            return decap_gue::run(ctx, &pkt, &e, &outer);
+        }
         if next_hdr != IPPROTO_IPV6 {
             return xdp_action::XDP_PASS;
         }
@@ -80,7 +114,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 /// Writes the Ethernet header just before the inner packet (`outer_len` bytes
 /// in) and moves the frame start there.
 #[inline(always)]
-fn strip(
+pub fn strip(
     ctx: &XdpContext,
     pkt: &Packet,
     e: &EthHdr,

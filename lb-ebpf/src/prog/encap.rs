@@ -1,5 +1,11 @@
-//! Direct-server-return encapsulation: IPv4-in-IPv4 / IPv6-in-IPv6 toward the
-//! backend, with the next hop's MACs, out XDP_TX or XDP_REDIRECT.
+//! Stage 4, direct-server-return encapsulation toward the backend, with the
+//! next hop's MACs, out XDP_TX or XDP_REDIRECT: IPv4-in-IPv4 / IPv6-in-IPv6,
+//! or GUE (outer IP + UDP from a per-flow source port to the GUE port + GUE
+//! header, with the second-chance hint when there is one; `lb_common::gue`)
+//! for services configured with `encap: gue`. With a per-flow source prefix
+//! in the settings, the outer source address varies per flow too. The outer
+//! IPv4 header is written by `lb_ebpf::wire::emit_ipv4`, UDP and GUE by
+//! `lb_ebpf::wire::emit_gue`.
 //!
 //! Outer header choices: TTL / hop limit 64; DSCP+ECN (IPv4 `tos`) copied from
 //! the inner header; IPv4 id 0 with DF copied from the inner header (the outer
@@ -15,18 +21,24 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BackendEntry, BackendId, GlobalCounter, SETTINGS_HAS_GATEWAY,
-    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, Settings,
-    flow::FAMILY_V4,
+    BACKEND_ENCAP_GUE, BACKEND_HAS_NEXT_HOP, BackendEntry, BackendId, FlowKey, GlobalCounter,
+    SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6,
+    SETTINGS_SOURCE_PREFIX_V4, SETTINGS_SOURCE_PREFIX_V6, Settings,
+    flow::{FAMILY_V4, PROTO_UDP},
+    flow_hash,
+    gue::{DEFAULT_GUE_PORT, GUE_PROTO_IPV4, GUE_PROTO_IPV6, gue_source_port},
     net::{AF_INET, AF_INET6},
+    per_flow_source_v4, per_flow_source_v6,
 };
 use lb_ebpf::{
     Packet, Parsed,
-    checksum::fold,
     wire::{
+        emit_gue::{Hint, emit_gue, emit_udp},
+        emit_ipv4::{Ipv4Fields, emit_ipv4},
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6},
         ipv4::{IP_DF, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
         ipv6::{IPPROTO_IPV6, IPV6_LEN, Ipv6Hdr},
+        udp::UDP_LEN,
     },
 };
 
@@ -79,28 +91,93 @@ fn mac_pair(dst_then_src: &[u8; 6]) -> [u32; 3] {
     unsafe { (dst_then_src as *const [u8; 6] as *const [u32; 3]).read() }
 }
 
-/// Encapsulates the packet `p` toward backend `b` (id `id`) and sends it.
+/// How a packet is encapsulated: the bytes added in front of the inner
+/// packet and, for GUE, the UDP ports and the hint.
+struct Tunnel {
+    /// Bytes added: outer IP header (+ UDP + GUE header for GUE).
+    overhead: usize,
+    /// GUE fields; `None` for IPv4-in-IPv4 / IPv6-in-IPv6.
+    gue: Option<Gue>,
+}
+
+/// The GUE fields of a [`Tunnel`].
+struct Gue {
+    /// UDP source port (host order), from the flow hash.
+    src_port: u16,
+    /// UDP destination port, network order.
+    dst_port: u16,
+    /// The previous owner, when second chance names one.
+    hint: Hint,
+}
+
+/// The tunnel toward backend `b` for a packet of family `v4` (flow hash
+/// `hash`), naming `hint` (the previous owner) when the backend's service
+/// uses GUE.
+#[inline(always)]
+fn tunnel(
+    b: &BackendEntry,
+    v4: bool,
+    hash: u32,
+    hint: Option<&BackendEntry>,
+    settings: &Settings,
+) -> Tunnel {
+    let ip = if v4 { IPV4_LEN } else { IPV6_LEN };
+    if b.flags & BACKEND_ENCAP_GUE == 0 {
+        return Tunnel {
+            overhead: ip,
+            gue: None,
+        };
+    }
+    let hint = match hint {
+        None => Hint::None,
+        Some(h) if v4 => Hint::V4(h.addr[0]),
+        Some(h) => Hint::V6(h.addr),
+    };
+    let dst_port = if settings.gue_port != 0 {
+        settings.gue_port
+    } else {
+        DEFAULT_GUE_PORT.to_be()
+    };
+    Tunnel {
+        overhead: ip + UDP_LEN + hint.gue_len(),
+        gue: Some(Gue {
+            src_port: gue_source_port(hash),
+            dst_port,
+            hint,
+        }),
+    }
+}
+
+/// Encapsulates the packet `p` (flow `key`) toward backend `b` (id `id`)
+/// and sends it: IPv4-in-IPv4 / IPv6-in-IPv6, or GUE when the backend's
+/// service uses it, then naming `hint` (the flow's previous owner, second
+/// chance) in the GUE header.
 #[inline(always)]
 pub fn send(
     ctx: &XdpContext,
     pkt: &Packet,
     p: &Parsed,
+    key: &FlowKey,
     id: BackendId,
     b: &BackendEntry,
+    hint: Option<&BackendEntry>,
 ) -> Step<Encapsulated> {
     let Some(settings) = SETTINGS.get(0) else {
         return Err(Verdict::drop(GlobalCounter::DropInternal));
     };
     let v4 = p.family == FAMILY_V4;
-    let source_flag = if v4 {
-        SETTINGS_HAS_SOURCE_V4
+    let (source_flag, prefix_flag) = if v4 {
+        (SETTINGS_HAS_SOURCE_V4, SETTINGS_SOURCE_PREFIX_V4)
     } else {
-        SETTINGS_HAS_SOURCE_V6
+        (SETTINGS_HAS_SOURCE_V6, SETTINGS_SOURCE_PREFIX_V6)
     };
     if settings.flags & source_flag == 0 {
         return Err(Verdict::drop(GlobalCounter::DropNoSource));
     }
-    let overhead = if v4 { IPV4_LEN } else { IPV6_LEN };
+    let per_flow = b.flags & BACKEND_ENCAP_GUE != 0 || settings.flags & prefix_flag != 0;
+    let hash = if per_flow { flow_hash(key) } else { 0 };
+    let t = tunnel(b, v4, hash, hint, settings);
+    let overhead = t.overhead;
     let nh = if b.flags & BACKEND_HAS_NEXT_HOP != 0 {
         NextHop {
             macs: mac_pair(&b.next_hop_mac),
@@ -136,12 +213,28 @@ pub fn send(
         }
     }
     let ok = if v4 {
-        push_v4(ctx, pkt, p, settings.source_v4, b.addr[0], &nh)
+        let src = if settings.flags & SETTINGS_SOURCE_PREFIX_V4 != 0 {
+            per_flow_source_v4(settings.source_v4, settings.source_host_mask_v4, hash)
+        } else {
+            settings.source_v4
+        };
+        push_v4(ctx, pkt, p, src, b.addr[0], &nh, &t)
     } else {
-        push_v6(ctx, pkt, p, &settings.source_v6, &b.addr, &nh)
+        let src = if settings.flags & SETTINGS_SOURCE_PREFIX_V6 != 0 {
+            per_flow_source_v6(&settings.source_v6, settings.source_host_mask_v6, hash)
+        } else {
+            settings.source_v6
+        };
+        push_v6(ctx, pkt, p, &src, &b.addr, &nh, &t)
     };
     if !ok {
         return Err(Verdict::drop(GlobalCounter::DropInternal));
+    }
+    if let Some(g) = &t.gue {
+        count(GlobalCounter::GueEncapsulated);
+        if g.hint != Hint::None {
+            count(GlobalCounter::SecondChancePackets);
+        }
     }
     // The interface the program is attached to, from the settings already in
     // cache: ctx->rxq->dev->ifindex is a pointer chase that misses the cache.
@@ -222,43 +315,51 @@ fn fib(
     }
 }
 
+/// Writes the UDP and GUE headers of `t` (when GUE) after an outer IP
+/// header ending at `off`, for an inner packet of `ip_len` bytes.
 #[inline(always)]
-fn push_v4(ctx: &XdpContext, pkt: &Packet, p: &Parsed, src: u32, dst: u32, nh: &NextHop) -> bool {
+fn push_gue(pkt: &Packet, off: usize, t: &Tunnel, ip_len: usize, inner_protocol: u8) -> bool {
+    let Some(g) = &t.gue else {
+        return true;
+    };
+    let udp_len = UDP_LEN + g.hint.gue_len() + ip_len;
+    emit_udp(pkt, off, g.src_port, g.dst_port, udp_len)
+        && emit_gue(pkt, off + UDP_LEN, inner_protocol, &g.hint)
+}
+
+#[inline(always)]
+fn push_v4(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    p: &Parsed,
+    src: u32,
+    dst: u32,
+    nh: &NextHop,
+    t: &Tunnel,
+) -> bool {
     let Some(inner) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {
         return false;
     };
     let (tos, frag_off) = (inner.tos(), inner.frag_off());
-    let Some(Grown::<Ipv4Hdr> { eth, ip, .. }) = grow_head(ctx, IPV4_LEN) else {
+    let Some(Grown::<Ipv4Hdr> { pkt, eth, ip }) = grow_head(ctx, t.overhead) else {
         return false;
     };
-    let tot_len = ((p.ip_len + IPV4_LEN) as u16).to_be();
-    let frag_off = frag_off & IP_DF.to_be();
-    let w0 = u16::from_ne_bytes([0x45, tos]);
-    let w4 = u16::from_ne_bytes([64, IPPROTO_IPIP]);
-    let sum = u64::from(w0)
-        + u64::from(tot_len)
-        + u64::from(frag_off)
-        + u64::from(w4)
-        + u64::from(src & 0xffff)
-        + u64::from(src >> 16)
-        + u64::from(dst & 0xffff)
-        + u64::from(dst >> 16);
-    let hdr = Ipv4Hdr {
-        version_ihl: 0x45,
+    let outer = Ipv4Fields {
         tos,
-        tot_len,
-        id: 0,
-        frag_off,
-        ttl: 64,
-        protocol: IPPROTO_IPIP,
-        check: !fold(sum),
+        payload_len: (p.ip_len + t.overhead - IPV4_LEN) as u16,
+        frag_off: frag_off & IP_DF.to_be(),
+        protocol: if t.gue.is_some() {
+            PROTO_UDP
+        } else {
+            IPPROTO_IPIP
+        },
         src,
         dst,
     };
     eth.set_macs(nh.macs);
     eth.set_ether_type(ETH_P_IP.to_be());
-    ip.set(hdr);
-    true
+    emit_ipv4(&ip, &outer);
+    push_gue(&pkt, ETH_LEN + IPV4_LEN, t, p.ip_len, GUE_PROTO_IPV4)
 }
 
 #[inline(always)]
@@ -269,18 +370,23 @@ fn push_v6(
     src: &[u32; 4],
     dst: &[u32; 4],
     nh: &NextHop,
+    t: &Tunnel,
 ) -> bool {
     let Some(inner) = pkt.view::<Ipv6Hdr>(ETH_LEN) else {
         return false;
     };
     let first = inner.version_tc_flow();
-    let Some(Grown::<Ipv6Hdr> { eth, ip, .. }) = grow_head(ctx, IPV6_LEN) else {
+    let Some(Grown::<Ipv6Hdr> { pkt, eth, ip }) = grow_head(ctx, t.overhead) else {
         return false;
     };
     let hdr = Ipv6Hdr {
         version_tc_flow: first,
-        payload_len: (p.ip_len as u16).to_be(),
-        next_hdr: IPPROTO_IPV6,
+        payload_len: ((p.ip_len + t.overhead - IPV6_LEN) as u16).to_be(),
+        next_hdr: if t.gue.is_some() {
+            PROTO_UDP
+        } else {
+            IPPROTO_IPV6
+        },
         hop_limit: 64,
         src: *src,
         dst: *dst,
@@ -288,5 +394,5 @@ fn push_v6(
     eth.set_macs(nh.macs);
     eth.set_ether_type(ETH_P_IPV6.to_be());
     ip.set(hdr);
-    true
+    push_gue(&pkt, ETH_LEN + IPV6_LEN, t, p.ip_len, GUE_PROTO_IPV6)
 }

@@ -10,8 +10,8 @@ use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use lb_common::{
-    FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot, GlobalCounter,
-    bucket_pair, flow_place, slot_for_pin,
+    BackendId, FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot,
+    GlobalCounter, bucket_pair, flow_place, slot_for_pin,
 };
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, FLOW_TABLE_CONFIG};
@@ -68,12 +68,16 @@ fn read_bucket(bucket: *const FlowBucket) -> FlowBucket {
     copy
 }
 
-/// The way of the bucket at `bucket` holding the flow of `fingerprint`, and its pin.
+/// The way of the bucket at `bucket` holding the flow of `fingerprint`, its
+/// pin and its second-chance hint.
 #[inline(always)]
-fn find(bucket: *const FlowBucket, fingerprint: u64) -> Option<(usize, FlowEntry)> {
+fn find(
+    bucket: *const FlowBucket,
+    fingerprint: u64,
+) -> Option<(usize, FlowEntry, Option<BackendId>)> {
     for way in 0..FLOW_WAYS {
-        if let Some(pin) = read_slot(bucket, way).pin_of(fingerprint) {
-            return Some((way, pin));
+        if let Some((pin, hint)) = read_slot(bucket, way).hinted_pin_of(fingerprint) {
+            return Some((way, pin, hint));
         }
     }
     None
@@ -86,10 +90,11 @@ fn now() -> u32 {
     unsafe { bpf_jiffies64() as u32 }
 }
 
-/// The pin of the flow at `place`, marking the flow seen now. The second
-/// bucket is only read when the first does not hold the flow.
+/// The pin of the flow at `place` and its second-chance hint, marking the
+/// flow seen now. The second bucket is only read when the first does not
+/// hold the flow.
 #[inline(always)]
-pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
+pub fn lookup(place: &FlowPlace) -> Option<(FlowEntry, Option<BackendId>)> {
     let [a, b] = bucket_indices(place.hash);
     let mut bucket = CONNTRACK.get_ptr_mut(a)?;
     let mut found = find(bucket, place.fingerprint);
@@ -97,7 +102,7 @@ pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
         bucket = CONNTRACK.get_ptr_mut(b)?;
         found = find(bucket, place.fingerprint);
     }
-    let (way, pin) = found?;
+    let (way, pin, hint) = found?;
     if way < FLOW_WAYS {
         let t = now();
         // SAFETY: `bucket` is a CONNTRACK value pointer and `way` one of its
@@ -110,14 +115,15 @@ pub fn lookup(place: &FlowPlace) -> Option<FlowEntry> {
             }
         }
     }
-    Some(pin)
+    Some((pin, hint))
 }
 
-/// Pins the flow at `place` to `entry` (its own slot, else an empty one, else
-/// the least recently seen one of its two buckets) when this CPU's insert
-/// budget allows; otherwise counts `ConntrackInsertSkipped` and records nothing.
+/// Pins the flow at `place` to `entry` with second-chance hint `hint` (its
+/// own slot, else an empty one, else the least recently seen one of its two
+/// buckets) when this CPU's insert budget allows; otherwise counts
+/// `ConntrackInsertSkipped` and records nothing.
 #[inline(always)]
-pub fn record(place: &FlowPlace, entry: FlowEntry) {
+pub fn record(place: &FlowPlace, entry: FlowEntry, hint: Option<BackendId>) {
     if !within_budget() {
         count(GlobalCounter::ConntrackInsertSkipped);
         return;
@@ -129,7 +135,7 @@ pub fn record(place: &FlowPlace, entry: FlowEntry) {
     let copies = [read_bucket(pair[0]), read_bucket(pair[1])];
     let (i, way) = slot_for_pin([&copies[0], &copies[1]], place.fingerprint, t);
     if i < 2 && way < FLOW_WAYS {
-        let slot = FlowSlot::new(place.fingerprint, entry, t);
+        let slot = FlowSlot::hinted(place.fingerprint, entry, hint, t);
         // SAFETY: `pair[i]` is a CONNTRACK value pointer and `way` one of its
         // slots; volatile: other CPUs read and write it concurrently.
         unsafe { write_volatile(addr_of_mut!((*pair[i]).slots[way]), slot) };

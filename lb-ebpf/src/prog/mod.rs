@@ -4,7 +4,8 @@
 //! `lb_xdp` is a pipeline of stages that never call back into an earlier one
 //! ([`pipeline`]): parse (the library) -> [`classify`] (with [`icmp`] as a
 //! leaf that answers echo requests and returns what to do with errors) ->
-//! select a backend ([`balance`], over [`flows`] and [`vip`]) -> encapsulate
+//! select a backend ([`balance`], over [`flows`], [`vip`] and
+//! [`previous_owner`]) -> encapsulate
 //! ([`encap`], or answer "too big": [`too_big`]) -> verdict ([`verdict`]).
 //! Every stage returns a `Step`, whose `Err` is the frame's verdict. The
 //! frame is made from the context, and its head grown, only in [`frame`].
@@ -42,9 +43,22 @@
 //!   `bpf_fib_lookup` (output lookup), else the settings' gateway MAC, else
 //!   `DropNoRoute`. `XDP_TX` (`Tx`) when the egress is the ingress (or 0), else
 //!   `bpf_redirect` (`Redirect`).
-//! - **Too big** (IP length + 20/40 > egress MTU, 0 = unchecked): `DropTooBig`;
+//! - **GUE** (backends flagged `BACKEND_ENCAP_GUE`, services with `encap: gue`):
+//!   outer IP (protocol / next header 17) + UDP from `gue_source_port(flow
+//!   hash)` to the settings' GUE port, checksum 0 + GUE header (`lb_common::gue`),
+//!   written by `lb_ebpf::wire::emit_gue`; `GueEncapsulated`. With a per-flow
+//!   source prefix in the settings the outer source is `prefix | (flow hash &
+//!   host bits)`, for IPIP and GUE alike.
+//! - **Second chance** ([`previous_owner`]): a TCP non-SYN that misses the
+//!   connection table, of a GUE service whose previous table is within its
+//!   deadline and gives the flow to another LIVE backend of the service, goes
+//!   to the live pick with the previous pick as GUE hint (`SecondChanceFlows`);
+//!   the hint is pinned with the flow and sent with every later packet while
+//!   that backend is LIVE (`SecondChancePackets`).
+//! - **Too big** (IP length + the encapsulation's overhead: 20/40 for IPIP,
+//!   32/52 for GUE, 40/72 with a hint; > egress MTU, 0 = unchecked): `DropTooBig`;
 //!   IPv4 with DF and IPv6 get an ICMP "fragmentation needed" / "packet too
-//!   big" from the VIP to the client with MTU - 20 / MTU - 40, quoting the
+//!   big" from the VIP to the client with MTU - overhead, quoting the
 //!   IPv4 header (options included) + 8 bytes, or the IPv6 header + 8 bytes
 //!   (`IcmpTooBigSent`, out `XDP_TX`). IPv4 without DF is only dropped.
 //! - **Counters**: service packets/bytes for every packet matched to a service;
@@ -55,11 +69,14 @@ pub mod balance;
 pub mod classify;
 pub mod counters;
 pub mod decap;
+pub mod decap_gue;
 pub mod encap;
 pub mod flows;
 pub mod frame;
 pub mod icmp;
 pub mod pipeline;
+pub mod previous_owner;
+pub mod second_chance;
 pub mod too_big;
 pub mod verdict;
 pub mod vip;

@@ -31,8 +31,8 @@ fn lb_xdp(ctx: &XdpContext) -> Step<Verdict> {
     let pkt = frame(ctx);
     let p = parse(&pkt);
     let target = classify(&pkt, &p)?;
-    let (id, backend) = balance::select(&pkt, &p, &target)?;
-    let verdict = match encap::send(ctx, &pkt, &p, id, backend)? {
+    let sel = balance::select(&pkt, &p, &target)?;
+    let verdict = match encap::send(ctx, &pkt, &p, &sel.key, sel.id, sel.backend, sel.hint)? {
         Encapsulated::Sent(v) => v,
         Encapsulated::TooBig { mtu } => too_big::reply(ctx, &pkt, &p, mtu),
     };

@@ -1,5 +1,5 @@
-//! IPv4 headers the datapath originates (the ICMP replies' header; the
-//! encapsulation's outer header is built in `prog/encap.rs`).
+//! IPv4 headers the datapath originates: the ICMP replies' header and the
+//! encapsulation's outer header (IPIP or, before UDP + GUE, `emit_gue`).
 
 use crate::{
     checksum::fold,

@@ -2,6 +2,7 @@
 //! [`packet::Packet`] frame with its checked header views, and the `emit`
 //! functions of the headers the datapath writes.
 
+pub mod emit_gue;
 pub mod emit_ipv4;
 pub mod ethernet;
 pub mod icmp;

@@ -123,10 +123,21 @@ unsafe impl Header for TcpHdr {}
 unsafe impl Header for UdpHdr {}
 // SAFETY: as above.
 unsafe impl Header for IcmpHdr {}
+// SAFETY: `#[repr(C)]` u8, u8, u16 (4 bytes, no padding; lb-common's GUE
+// tests check the wire size), valid for any bits.
+unsafe impl Header for lb_common::gue::GueHeader {}
+// SAFETY: `#[repr(C)]` u16, u8, u8 (4 bytes, no padding), valid for any bits.
+unsafe impl Header for lb_common::gue::HintHeader {}
+// SAFETY: as above: a 4-byte `HintHeader` then 4 or 16 address bytes.
+unsafe impl Header for super::emit_gue::HintV4 {}
+// SAFETY: as above.
+unsafe impl Header for super::emit_gue::HintV6 {}
 // SAFETY: arrays of integers have no padding and no invalid bit patterns.
 unsafe impl<const N: usize> Header for [u8; N] {}
 // SAFETY: as above.
 unsafe impl<const N: usize> Header for [u16; N] {}
+// SAFETY: as above.
+unsafe impl<const N: usize> Header for [u32; N] {}
 
 /// A `T` at a place of a frame checked to hold all of it.
 #[derive(Clone, Copy, Debug)]

@@ -124,6 +124,7 @@ fn service(vip: &str, table_size: u32, panic: bool, states: &[BackendState]) -> 
             })
             .collect(),
         fingerprint: None,
+        encap: Default::default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `lb decap`.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -12,7 +12,7 @@ use aya::programs::{Xdp, XdpMode};
 use lb::kernel::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
 use lb::netns::NetnsId;
 use lb::state::DEFAULT_PIN_ROOT;
-use lb_common::DecapKey;
+use lb_common::{DecapCounter, DecapKey};
 
 /// Arguments of `lb decap`.
 #[derive(clap::Args)]
@@ -23,9 +23,16 @@ pub struct Args {
     /// Extra local address accepted as outer destination (repeatable).
     #[arg(long = "address")]
     addresses: Vec<IpAddr>,
+    /// UDP destination port on which GUE is accepted (repeatable, at most 4).
+    #[arg(long = "gue-port", default_value = "6080",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    gue_ports: Vec<u16>,
     /// Detach and remove the pins instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stats")]
     detach: bool,
+    /// Print the decapsulator's counters (summed over CPUs) instead of attaching.
+    #[arg(long)]
+    stats: bool,
     /// Use generic (skb) mode instead of native.
     #[arg(long)]
     skb: bool,
@@ -39,12 +46,23 @@ pub struct Args {
 /// same interface name in another namespace is another interface).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let netns = NetnsId::current().context("which network namespace this is")?;
-    let root = if args.detach {
+    let root = if args.detach || args.stats {
         lb::kernel::bpffs::secure_root(&args.pin_root)?
     } else {
         lb::kernel::bpffs::ensure_bpffs(&args.pin_root)?
     };
     let dir = decap_pin_dir(&root, netns, &args.iface);
+    if args.stats {
+        print!("{}", stats_text(&dir)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.gue_ports.len() > lb_common::MAX_DECAP_GUE_PORTS {
+        anyhow::bail!(
+            "--gue-port given {} times: lb_decap accepts at most {} GUE ports",
+            args.gue_ports.len(),
+            lb_common::MAX_DECAP_GUE_PORTS
+        );
+    }
     if args.detach {
         let detached = detach_and_remove(&dir)?;
         eprintln!(
@@ -66,8 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stats_pin = dir.join(lb_common::MAP_DECAP_STATS);
     // The decapsulator never touches the connection table: one bucket.
     let mask = 0;
+    let gue_ports = lb_common::decap_gue_ports(&args.gue_ports);
     let mut loader = EbpfLoader::new();
     lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
+    loader.override_global(lb_common::GLOBAL_DECAP_GUE_PORTS, &gue_ports, true);
     let mut ebpf = loader
         .map_pin_path(lb_common::MAP_DECAP_ADDRS, addrs_pin.as_path())
         .map_pin_path(lb_common::MAP_DECAP_STATS, stats_pin.as_path())
@@ -83,11 +103,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             m.insert(DecapKey::from(*a), 0, 0)?;
         }
         eprintln!(
-            "{}: accepting {} local address(es): {all:?}",
+            "{}: accepting {} local address(es): {all:?}; GUE on UDP port(s) {:?}",
             args.iface,
-            all.len()
+            all.len(),
+            args.gue_ports
         );
     }
+    warn_if_not_forwarding(&args.iface);
     let prog: &mut Xdp = ebpf
         .program_mut(lb_common::PROG_DECAP)
         .context("no lb_decap program")?
@@ -109,4 +131,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.iface
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The counters of the decapsulator pinned in `dir`, one `name value` line
+/// each (summed over CPUs), in [`DecapCounter::ALL`] order.
+fn stats_text(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(lb_common::MAP_DECAP_STATS);
+    let map = lb::kernel::pinned::per_cpu_array::<u64>(&path).with_context(|| {
+        format!(
+            "open per-CPU array {} (is lb decap attached to this interface?)",
+            path.display()
+        )
+    })?;
+    let mut out = String::new();
+    for counter in DecapCounter::ALL {
+        let values = map
+            .get(&(*counter as u32), 0)
+            .with_context(|| format!("read {} index {}", path.display(), *counter as u32))?;
+        let sum = values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+        out.push_str(&format!("{} {sum}\n", counter.name()));
+    }
+    Ok(out)
+}
+
+/// Second chance forwards with `bpf_fib_lookup`, which answers "forwarding
+/// disabled" unless the receiving interface forwards: say so at attach time
+/// (hinted packets are then passed up, counted `hint_forward_failed`).
+fn warn_if_not_forwarding(iface: &str) {
+    for family in ["ipv4", "ipv6"] {
+        let path = format!("/proc/sys/net/{family}/conf/{iface}/forwarding");
+        if let Ok(value) = std::fs::read_to_string(&path)
+            && value.trim() == "0"
+        {
+            eprintln!(
+                "{iface}: {path} is 0: second chance cannot forward {family} packets to a \
+                 flow's previous owner (they are passed up, counted hint_forward_failed); \
+                 set it to 1 to enable it"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod input;
 mod lines;
 pub mod report;
 pub mod schema;
+mod source_prefix;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -26,6 +27,12 @@ pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65537;
 
 /// Default panic threshold of a service.
 pub const DEFAULT_PANIC_THRESHOLD: f64 = 0.5;
+
+/// Default second-chance grace period of a GUE service, in seconds.
+pub const DEFAULT_SECOND_CHANCE_S: u32 = 300;
+
+/// Longest second-chance grace period accepted, in seconds (one day).
+pub const MAX_SECOND_CHANCE_S: u32 = 86_400;
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, schemars::JsonSchema)]
@@ -72,6 +79,83 @@ pub struct EncapConfig {
     /// Fallback next-hop MAC when the FIB has none.
     #[schemars(with = "Option<String>", regex(pattern = schema::MAC_PATTERN))]
     pub gateway_mac: Option<[u8; 6]>,
+    /// UDP destination port of GUE packets (services with `encap: gue`);
+    /// default 6080 (`lb_common::gue::DEFAULT_GUE_PORT`).
+    #[schemars(range(min = 1))]
+    pub gue_port: Option<u16>,
+    /// Per-flow outer IPv4 source: `198.18.5.0/24` makes each flow's outer
+    /// source `prefix | (flow hash & host bits)`, so that backends' RSS and
+    /// routers' ECMP spread the flows. The prefix must route back to this node
+    /// (ICMP errors about encapsulated packets go to the outer source).
+    #[schemars(with = "Option<String>")]
+    pub source_prefix_v4: Option<SourcePrefix<Ipv4Addr>>,
+    /// Per-flow outer IPv6 source, as `source_prefix_v4`; at most the low 32
+    /// bits vary.
+    #[schemars(with = "Option<String>")]
+    pub source_prefix_v6: Option<SourcePrefix<Ipv6Addr>>,
+}
+
+/// An address prefix (`base/len`, host bits of `base` zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourcePrefix<A> {
+    /// The prefix's first address.
+    pub base: A,
+    /// Prefix length in bits.
+    pub len: u8,
+}
+
+impl SourcePrefix<Ipv4Addr> {
+    /// The host bits that vary per flow (host order): `!0 >> len`.
+    pub fn host_mask(&self) -> u32 {
+        u32::MAX.checked_shr(u32::from(self.len)).unwrap_or(0)
+    }
+}
+
+impl SourcePrefix<Ipv6Addr> {
+    /// The host bits of the last 32-bit word that vary per flow (host order):
+    /// `128 - len` bits, at most 32.
+    pub fn host_mask(&self) -> u32 {
+        let bits = 128u32.saturating_sub(u32::from(self.len));
+        if bits >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << bits) - 1
+        }
+    }
+}
+
+/// How a service's packets travel to its backends.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[schemars(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Encapsulation {
+    /// IPv4-in-IPv4 / IPv6-in-IPv6 by the VIP's family.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation (`lb_common::gue`): per-flow UDP source
+    /// port, and the second-chance hint.
+    Gue,
+}
+
+impl Encapsulation {
+    /// `ipip` or `gue`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encapsulation::Ipip => "ipip",
+            Encapsulation::Gue => "gue",
+        }
+    }
 }
 
 /// Transport protocol of a service.
@@ -110,6 +194,19 @@ pub struct ServiceConfig {
         range(min = 0.0, max = 1.0)
     )]
     pub panic_threshold: f64,
+    /// Encapsulation toward the backends: `ipip` (default; IPv4-in-IPv4 or
+    /// IPv6-in-IPv6 by family) or `gue` (UDP with a per-flow source port; the
+    /// only one that carries the second-chance hint).
+    #[schemars(default)]
+    pub encap: Encapsulation,
+    /// Second chance (`encap: gue` only): seconds the previous Maglev table is
+    /// kept after a table change, so that moved connections are sent with
+    /// their previous owner as hint; 0 = off. Default 300.
+    #[schemars(
+        default = "schema::default_second_chance_s",
+        range(max = MAX_SECOND_CHANCE_S)
+    )]
+    pub second_chance_s: u32,
 }
 
 /// One backend of a service.

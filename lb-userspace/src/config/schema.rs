@@ -45,6 +45,11 @@ pub(crate) fn default_conntrack_insert_budget() -> u32 {
     lb_common::maps::DEFAULT_INSERT_BUDGET
 }
 
+/// Default of a service's `second_chance_s`.
+pub(crate) fn default_second_chance_s() -> u32 {
+    super::DEFAULT_SECOND_CHANCE_S
+}
+
 /// Default of a service's `panic_threshold`.
 pub(crate) fn default_panic_threshold() -> f64 {
     DEFAULT_PANIC_THRESHOLD

@@ -299,6 +299,8 @@ mod tests {
                 fall: 3,
             }),
             panic_threshold: threshold,
+            encap: crate::config::Encapsulation::Ipip,
+            second_chance_s: crate::config::DEFAULT_SECOND_CHANCE_S,
         }
     }
 

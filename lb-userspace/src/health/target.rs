@@ -189,6 +189,8 @@ mod tests {
             backends: vec![backend(1, false), backend(2, true)],
             health_check: check,
             panic_threshold: 0.5,
+            encap: crate::config::Encapsulation::Ipip,
+            second_chance_s: crate::config::DEFAULT_SECOND_CHANCE_S,
         };
         let config = Config {
             maglev_table_size: 65537,

@@ -6,7 +6,8 @@
 //! at compile time against `include/uapi/linux/bpf.h`; the one `unsafe`
 //! system call is in `bpf`.
 //!
-//! Also the link facts only `/proc/self/fdinfo` tells (ifindex, program id).
+//! Also the link facts only `/proc/self/fdinfo` tells (ifindex, program id),
+//! and `CLOCK_MONOTONIC` (the clock of the datapath's deadlines).
 
 use std::ffi::CString;
 use std::io;
@@ -321,6 +322,20 @@ fn fdinfo_u32(fd: &OwnedFd, key: &str) -> io::Result<u32> {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0))
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of the datapath's
+/// `bpf_ktime_get_ns`, so that deadlines written into maps compare with it.
+pub fn monotonic_ns() -> io::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 #[cfg(test)]

@@ -72,7 +72,9 @@ impl Datapath {
                 let bits = m.get(word, 0)?;
                 journal.push(Undo::FilterWord { word: *word, bits });
             }
-            MapOp::PutService { key, .. } | MapOp::DeleteService { key } => {
+            MapOp::PutService { key, .. }
+            | MapOp::PutServiceWithPrevious { key, .. }
+            | MapOp::DeleteService { key } => {
                 let entry = self.vip_entry(key)?;
                 journal.push(Undo::Vip { key: *key, entry });
             }

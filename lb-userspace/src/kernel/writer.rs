@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
 use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, ServiceEntry, ServiceStats,
-    Settings, VipKey, address_words,
+    BACKEND_ENCAP_GUE, BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats,
+    ServiceEntry, ServiceStats, Settings, VipKey, address_words,
 };
 
 use super::{Datapath, DatapathError, NextHop, inner_table, sys};
@@ -200,9 +200,10 @@ impl Datapath {
                 live,
                 service_id,
                 next_hop,
+                gue,
             } => self.write_backend(
                 *id,
-                backend_entry(*address, *generation, *live, *service_id, *next_hop),
+                backend_entry(*address, *generation, *live, *service_id, *gue, *next_hop),
             )?,
             MapOp::RetireBackend {
                 id,
@@ -211,7 +212,7 @@ impl Datapath {
                 next_hop,
             } => self.write_backend(
                 *id,
-                backend_entry(*address, *generation, false, 0, *next_hop),
+                backend_entry(*address, *generation, false, 0, false, *next_hop),
             )?,
             MapOp::SetVipFilterWord { word, bits } => {
                 let mut m: Array<_, u64> =
@@ -221,6 +222,22 @@ impl Datapath {
             MapOp::PutTable { .. } => self.put_tables(std::slice::from_ref(op))?,
             MapOp::DeleteTable { index } => self.delete_table(*index)?,
             MapOp::PutService { key, entry } => {
+                let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
+                    BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
+                m.insert(key, entry, 0)?;
+            }
+            MapOp::PutServiceWithPrevious {
+                key,
+                entry,
+                grace_s,
+            } => {
+                let mut entry = *entry;
+                entry.previous_until_ns = sys::monotonic_ns()
+                    .map_err(|source| DatapathError::Syscall {
+                        call: "clock_gettime(CLOCK_MONOTONIC)",
+                        source,
+                    })?
+                    .saturating_add(u64::from(*grace_s) * 1_000_000_000);
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =
                     BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
                 m.insert(key, entry, 0)?;
@@ -246,19 +263,20 @@ impl Datapath {
 }
 
 /// The BACKENDS entry of a backend: its address, generation, liveness,
-/// service and (when known) next hop.
+/// service, encapsulation (GUE or IPIP) and (when known) next hop.
 fn backend_entry(
     address: IpAddr,
     generation: u32,
     live: bool,
     service_id: u32,
+    gue: bool,
     next_hop: Option<NextHop>,
 ) -> BackendEntry {
     let (addr, family) = address_words(address);
     let mut e = BackendEntry {
         addr,
         generation,
-        flags: if live { BACKEND_LIVE } else { 0 },
+        flags: if live { BACKEND_LIVE } else { 0 } | if gue { BACKEND_ENCAP_GUE } else { 0 },
         family,
         service_id,
         ..Default::default()

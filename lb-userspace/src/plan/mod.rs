@@ -7,7 +7,12 @@
 //! 2. removed services leave VIPS before any new service could reuse anything;
 //! 3. each changed service gets a fresh table at its *spare* index (all of
 //!    them first, in one run of `PutTable`s), then its VIPS entry flips to it
-//!    (the atomic swap described in `lb_common::maps`);
+//!    (the atomic swap described in `lb_common::maps`). A GUE service with
+//!    second chance keeps the old table as its *previous* one
+//!    (`PutServiceWithPrevious`); since the spare it refills may be the
+//!    previous table of its current entry, the entry of a service that is or
+//!    was GUE is first rewritten without a previous table (before the run of
+//!    `PutTable`s);
 //! 4. only then are removed backends retired and down backends made non-LIVE,
 //!    so no live table ever points to a retired id.
 //!
@@ -224,6 +229,7 @@ pub fn plan(
     let mut ops: Vec<MapOp> = changed_words(&old_filter, &union);
     ops.extend(phases.live_first);
     ops.extend(phases.removals);
+    ops.extend(phases.drop_previous);
     // Every new table before the first flip: they sit at indices nothing reads
     // yet, and consecutive table writes share one kernel grace period.
     ops.extend(phases.new_tables);
@@ -304,5 +310,7 @@ fn plan_removals(
     }
 }
 
+#[cfg(test)]
+mod gue_tests;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use lb_common::{ServiceEntry, Settings, VipKey, vip_filter_slot, vip_filter_word
 use super::keys::applied_service_key;
 use super::next_hops::{NextHop, NextHops};
 use super::ops::MapOp;
+use crate::config::Encapsulation;
 use crate::health::Candidate;
 use crate::state::AppliedService;
 
@@ -27,6 +28,8 @@ pub struct BackendModel {
     pub service_id: u32,
     /// Next hop.
     pub next_hop: Option<NextHop>,
+    /// `BACKEND_ENCAP_GUE`.
+    pub gue: bool,
 }
 
 /// The maps.
@@ -51,6 +54,9 @@ pub struct MapsModel {
     pub zeroed_backends: BTreeSet<u32>,
     /// Service ids whose counters were zeroed.
     pub zeroed_services: BTreeSet<u32>,
+    /// Tables rewritten or deleted while a VIPS entry of a GUE service named
+    /// them as its previous table (a packet could have read a wrong owner).
+    pub overwritten_previous: Vec<String>,
 }
 
 impl MapsModel {
@@ -72,6 +78,7 @@ impl MapsModel {
                 live,
                 service_id,
                 next_hop,
+                gue,
             } => {
                 self.backends.insert(
                     *id,
@@ -81,6 +88,7 @@ impl MapsModel {
                         live: *live,
                         service_id: *service_id,
                         next_hop: *next_hop,
+                        gue: *gue,
                     },
                 );
             }
@@ -98,17 +106,32 @@ impl MapsModel {
                         live: false,
                         service_id: 0,
                         next_hop: *next_hop,
+                        gue: false,
                     },
                 );
             }
             MapOp::PutTable { index, slots } => {
+                self.note_previous_overwritten(*index);
                 self.tables.insert(*index, slots.clone());
             }
             MapOp::DeleteTable { index } => {
+                self.note_previous_overwritten(*index);
                 self.tables.remove(index);
             }
             MapOp::PutService { key, entry } => {
                 self.services.insert(*key, *entry);
+            }
+            MapOp::PutServiceWithPrevious {
+                key,
+                entry,
+                grace_s,
+            } => {
+                // The kernel layer writes now + grace; the model keeps the grace.
+                let entry = ServiceEntry {
+                    previous_until_ns: u64::from(*grace_s),
+                    ..*entry
+                };
+                self.services.insert(*key, entry);
             }
             MapOp::DeleteService { key } => {
                 self.services.remove(key);
@@ -129,12 +152,50 @@ impl MapsModel {
         }
     }
 
+    /// True when the live table of `entry` holds a backend marked GUE: the
+    /// datapath then reads the entry's previous table (second chance).
+    fn reads_previous(&self, entry: &ServiceEntry) -> bool {
+        entry.previous_table_size > 0
+            && entry.table_size > 0
+            && self.tables.get(&entry.table_index).is_some_and(|slots| {
+                slots
+                    .iter()
+                    .any(|id| self.backends.get(id).is_some_and(|b| b.gue))
+            })
+    }
+
+    /// Records a write to table `index` while an entry reads it as its
+    /// previous table.
+    fn note_previous_overwritten(&mut self, index: u32) {
+        for (key, entry) in &self.services {
+            if entry.previous_table_index == index && self.reads_previous(entry) {
+                self.overwritten_previous.push(format!(
+                    "table {index} rewritten while {key:?} names it as previous"
+                ));
+            }
+        }
+    }
+
     /// What a packet arriving now could see, checked: every service entry
     /// has its VIP's marker and filter bits; a non-empty one points to a
     /// table of its size whose every slot is a LIVE backend of that service,
     /// zeroed before it was first given out (as was the service's id).
     pub fn check(&self) -> Result<(), String> {
+        if let Some(first) = self.overwritten_previous.first() {
+            return Err(first.clone());
+        }
         for (key, entry) in &self.services {
+            if self.reads_previous(entry) {
+                let size = self.tables.get(&entry.previous_table_index).map(Vec::len);
+                if entry.previous_table_index == entry.table_index
+                    || size != Some(entry.previous_table_size as usize)
+                {
+                    return Err(format!(
+                        "{key:?}: previous table {} of {} slots: {size:?}",
+                        entry.previous_table_index, entry.previous_table_size
+                    ));
+                }
+            }
             let vip = key.address();
             if !self.markers.contains(&vip) {
                 return Err(format!("VIPS entry {key:?} without the marker of {vip}"));
@@ -203,7 +264,7 @@ impl MapsModel {
                     service_id: s.service_id,
                     table_index: index,
                     table_size: s.table_size,
-                    flags: 0,
+                    ..ServiceEntry::default()
                 },
             );
             if s.table_size > 0 {
@@ -226,6 +287,7 @@ impl MapsModel {
                     live: Candidate::of_applied(b).is_live(s.panic),
                     service_id: s.service_id,
                     next_hop: next_hops.get(&b.address).copied(),
+                    gue: s.encap == Encapsulation::Gue,
                 };
                 if self.backends.get(&b.id) != Some(&want) {
                     diffs.push(format!(
@@ -236,7 +298,21 @@ impl MapsModel {
                 }
             }
         }
-        if self.services != want_services {
+        // The view does not record previous tables (second chance).
+        let entries: HashMap<VipKey, ServiceEntry> = self
+            .services
+            .iter()
+            .map(|(key, entry)| {
+                let entry = ServiceEntry {
+                    previous_table_index: 0,
+                    previous_table_size: 0,
+                    previous_until_ns: 0,
+                    ..*entry
+                };
+                (*key, entry)
+            })
+            .collect();
+        if entries != want_services {
             diffs.push(format!("VIPS {:?} != {want_services:?}", self.services));
         }
         // Only the live tables: a previous table stays at its service's spare

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use lb_common::MacAddr;
 
 use super::ops::MapOp;
+use crate::config::Encapsulation;
 use crate::health::Candidate;
 use crate::state::AppliedService;
 
@@ -65,6 +66,7 @@ pub fn next_hop_ops(
                     live: Candidate::of_applied(b).is_live(s.panic),
                     service_id: s.service_id,
                     next_hop,
+                    gue: s.encap == Encapsulation::Gue,
                 })
         })
         .collect()

@@ -42,6 +42,8 @@ pub enum MapOp {
         /// The next hop toward the address, when known (else the datapath
         /// asks its FIB).
         next_hop: Option<NextHop>,
+        /// Whether `BACKEND_ENCAP_GUE` is set (the service uses GUE).
+        gue: bool,
     },
     /// Zero a service id's per-CPU counters (before the id is given out).
     ZeroServiceStats {
@@ -61,6 +63,17 @@ pub enum MapOp {
         key: VipKey,
         /// New value.
         entry: ServiceEntry,
+    },
+    /// Insert or replace a VIPS entry that names the previous table (second
+    /// chance); the kernel layer sets `previous_until_ns` to now + `grace_s`
+    /// (`CLOCK_MONOTONIC`) as it writes.
+    PutServiceWithPrevious {
+        /// VIPS key.
+        key: VipKey,
+        /// New value (its `previous_until_ns` is replaced).
+        entry: ServiceEntry,
+        /// Seconds the previous table stays in use.
+        grace_s: u32,
     },
     /// Insert the address marker of a VIP (`VIP_ADDRESS_MARKER_PROTOCOL`).
     PutVipMarker {
@@ -125,6 +138,9 @@ impl MapOp {
                 format!("store Maglev table {index} ({} slots)", slots.len())
             }
             MapOp::PutService { key, .. } => format!("write VIPS entry {}", endpoint(key)),
+            MapOp::PutServiceWithPrevious { key, .. } => {
+                format!("write VIPS entry {} with its previous table", endpoint(key))
+            }
             MapOp::PutVipMarker { vip } => format!("write VIPS address marker of {vip}"),
             MapOp::DeleteService { key } => format!("delete VIPS entry {}", endpoint(key)),
             MapOp::DeleteVipMarker { vip } => format!("delete VIPS address marker of {vip}"),

@@ -2,20 +2,20 @@
 //! touched is rewritten to what the applied view says it holds (or deleted
 //! when the view has none), in the same safe order as a plan: filter bits
 //! set, LIVE backends, tables, VIPS entries, deletions, non-LIVE backends,
-//! filter bits cleared.
+//! filter bits cleared. A VIPS entry rewritten names no previous table (its
+//! service gives up second chance until its next table change).
 //! Settings and the insert budget are not map entries of the view; the agent's
 //! core rewrites those itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lb_common::ServiceEntry;
+use lb_common::{ServiceEntry, vip_filter_words};
 
 use super::Previous;
-use lb_common::vip_filter_words;
-
 use super::keys::applied_service_key;
 use super::ops::MapOp;
 use super::table::{build_table, members};
+use crate::config::Encapsulation;
 use crate::health::Candidate;
 
 /// The writes that put every entry `touched` wrote back to the view `prev`.
@@ -44,7 +44,9 @@ pub fn repair_ops(prev: &Previous<'_>, touched: &[MapOp]) -> Vec<MapOp> {
             MapOp::PutTable { index, .. } | MapOp::DeleteTable { index } => {
                 tables.insert(*index);
             }
-            MapOp::PutService { key, .. } | MapOp::DeleteService { key } => {
+            MapOp::PutService { key, .. }
+            | MapOp::PutServiceWithPrevious { key, .. }
+            | MapOp::DeleteService { key } => {
                 if !keys.contains(key) {
                     keys.push(*key);
                 }
@@ -56,6 +58,16 @@ pub fn repair_ops(prev: &Previous<'_>, touched: &[MapOp]) -> Vec<MapOp> {
             | MapOp::SetInsertBudget { .. }
             | MapOp::ZeroBackendStats { .. }
             | MapOp::ZeroServiceStats { .. } => {}
+        }
+    }
+    // An entry may name a touched table as its previous one (its spare):
+    // it is rewritten too, naming none, before that table is deleted.
+    for s in prev.services {
+        if tables.contains(&(2 * s.service_id + 1 - s.table_parity)) {
+            let key = applied_service_key(s);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
         }
     }
     // Filter bits: the view's and every bit the failed ops wrote first (a
@@ -101,6 +113,7 @@ pub fn repair_ops(prev: &Previous<'_>, touched: &[MapOp]) -> Vec<MapOp> {
                     live,
                     service_id: s.service_id,
                     next_hop: prev.next_hops.get(&b.address).copied(),
+                    gue: s.encap == Encapsulation::Gue,
                 };
                 if live { ops.push(op) } else { late.push(op) }
             }
@@ -152,7 +165,7 @@ pub fn repair_ops(prev: &Previous<'_>, touched: &[MapOp]) -> Vec<MapOp> {
                     service_id: s.service_id,
                     table_index: 2 * s.service_id + s.table_parity,
                     table_size: s.table_size,
-                    flags: 0,
+                    ..ServiceEntry::default()
                 },
             }),
             None => service_removals.push(MapOp::DeleteService { key }),

@@ -12,7 +12,7 @@ use super::keys::{protocol_name, protocol_number};
 use super::ops::MapOp;
 use super::table::{Member, build_table, members, moved_slots, slot_addresses, table_fingerprint};
 use super::{HealthView, PlanError, Previous, ServiceChange};
-use crate::config::ServiceConfig;
+use crate::config::{Encapsulation, ServiceConfig};
 use crate::health::{Candidate, candidates, select};
 use crate::state::{AppliedBackend, AppliedService};
 
@@ -24,6 +24,9 @@ pub(super) struct Phases {
     pub(super) live_first: Vec<MapOp>,
     /// Removed services' VIPS entries, markers, then their tables.
     pub(super) removals: Vec<MapOp>,
+    /// GUE services' entries rewritten without their previous table, before
+    /// the spare index it may be is refilled.
+    pub(super) drop_previous: Vec<MapOp>,
     /// Fresh tables at spare indices.
     pub(super) new_tables: Vec<MapOp>,
     /// New services' counters and markers, and the VIPS flips.
@@ -85,6 +88,15 @@ pub(super) fn plan_service(
         phases,
         &mut change_list,
     )?;
+    let gue = svc.encap == Encapsulation::Gue;
+    let encap_changed = old.is_some_and(|o| o.encap != svc.encap);
+    if let Some(o) = old.filter(|_| encap_changed) {
+        change_list.push(format!(
+            "encap {}->{}",
+            o.encap.as_str(),
+            svc.encap.as_str()
+        ));
+    }
     if let Some(o) = old {
         if o.panic != panic {
             change_list.push(if panic { "panic" } else { "panic over" }.into());
@@ -101,7 +113,13 @@ pub(super) fn plan_service(
             ids.retire(ob.id, ob.generation);
         }
     }
-    liveness_ops(cx, &backends, panic, service_id, old, &old_backends, phases);
+    let written = Written {
+        service_id,
+        panic,
+        gue,
+        encap_changed,
+    };
+    liveness_ops(cx, &backends, &written, old, &old_backends, phases);
 
     let table = plan_table(
         cx,
@@ -138,7 +156,17 @@ pub(super) fn plan_service(
         panic,
         backends,
         fingerprint: Some(table.fingerprint),
+        encap: svc.encap,
     })
+}
+
+/// What every backend entry of a service carries.
+struct Written {
+    service_id: u32,
+    panic: bool,
+    gue: bool,
+    /// The encapsulation changed: every kept backend is rewritten.
+    encap_changed: bool,
 }
 
 /// The service's backends in config order: kept ones keep their id and
@@ -196,25 +224,26 @@ fn backends_of(
 }
 
 /// New backends are written (LIVE or not); kept ones are rewritten when their
-/// liveness changes: early when they become LIVE, late when they stop.
+/// liveness (or the service's encapsulation) changes: early when they are
+/// LIVE, late when they stop being LIVE.
 fn liveness_ops(
     cx: &Context<'_>,
     backends: &[AppliedBackend],
-    panic: bool,
-    service_id: u32,
+    w: &Written,
     old: Option<&AppliedService>,
     old_backends: &HashMap<IpAddr, &AppliedBackend>,
     phases: &mut Phases,
 ) {
     for b in backends {
-        let live = Candidate::of_applied(b).is_live(panic);
+        let live = Candidate::of_applied(b).is_live(w.panic);
         let op = MapOp::PutBackend {
             id: b.id,
             address: b.address,
             generation: b.generation,
             live,
-            service_id,
+            service_id: w.service_id,
             next_hop: cx.prev.next_hops.get(&b.address).copied(),
+            gue: w.gue,
         };
         match old_backends.get(&b.address) {
             None => phases.live_first.push(op),
@@ -223,6 +252,8 @@ fn liveness_ops(
                 match (was_live, live) {
                     (false, true) => phases.live_first.push(op),
                     (true, false) => phases.late.push(op),
+                    (true, true) if w.encap_changed => phases.live_first.push(op),
+                    (false, false) if w.encap_changed => phases.late.push(op),
                     _ => {}
                 }
             }
@@ -304,15 +335,51 @@ fn plan_table(
         }
         None => 0,
     };
-    phases.flips.push(MapOp::PutService {
-        key: VipKey::new(svc.vip, svc.port, protocol_number(svc.protocol)),
-        entry: ServiceEntry {
-            service_id,
-            table_index: index,
-            table_size: size,
-            flags: 0,
-        },
-    });
+    let key = VipKey::new(svc.vip, svc.port, protocol_number(svc.protocol));
+    let entry = ServiceEntry {
+        service_id,
+        table_index: index,
+        table_size: size,
+        ..ServiceEntry::default()
+    };
+    match old {
+        // The entry of a service that is or was GUE may name the spare about
+        // to be refilled as its previous table (second chance, from its last
+        // flip): it forgets it first. With second chance, the old live table
+        // becomes the previous one.
+        Some(o)
+            if (svc.encap == Encapsulation::Gue || o.encap == Encapsulation::Gue)
+                && o.table_size > 0
+                && size > 0 =>
+        {
+            let old_index = 2 * service_id + o.table_parity;
+            phases.drop_previous.push(MapOp::PutService {
+                key,
+                entry: ServiceEntry {
+                    service_id,
+                    table_index: old_index,
+                    table_size: o.table_size,
+                    ..ServiceEntry::default()
+                },
+            });
+            phases.flips.push(
+                if svc.encap == Encapsulation::Gue && svc.second_chance_s > 0 {
+                    MapOp::PutServiceWithPrevious {
+                        key,
+                        entry: ServiceEntry {
+                            previous_table_index: old_index,
+                            previous_table_size: o.table_size,
+                            ..entry
+                        },
+                        grace_s: svc.second_chance_s,
+                    }
+                } else {
+                    MapOp::PutService { key, entry }
+                },
+            );
+        }
+        _ => phases.flips.push(MapOp::PutService { key, entry }),
+    }
     if size == 0 && old.is_some_and(|o| o.table_size > 0) {
         change_list.push("no backend takes new flows".into());
     }

@@ -1,14 +1,16 @@
 //! The SETTINGS value, computed (the plan writes it with
 //! [`super::MapOp::PutSettings`]): encapsulation sources default to the
-//! interface's own addresses; the config overrides them and gives the
-//! gateway MAC.
+//! interface's own addresses; the config overrides them (a per-flow source
+//! prefix wins over a single source) and gives the gateway MAC and the GUE
+//! port.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use lb_common::{SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, Settings};
 
-use crate::config::EncapConfig;
 use lb_common::address_words;
+
+use crate::config::EncapConfig;
 
 /// What SETTINGS needs to know about the interface the program is attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +46,20 @@ pub fn settings(link: &Link, encap: &EncapConfig) -> Settings {
     if let Some(mac) = encap.gateway_mac {
         s.gateway_mac = mac;
         s.flags |= SETTINGS_HAS_GATEWAY;
+    }
+    s.gue_port = encap
+        .gue_port
+        .unwrap_or(lb_common::gue::DEFAULT_GUE_PORT)
+        .to_be();
+    if let Some(prefix) = encap.source_prefix_v4 {
+        s.source_v4 = address_words(prefix.base.into()).0[0];
+        s.source_host_mask_v4 = prefix.host_mask();
+        s.flags |= SETTINGS_HAS_SOURCE_V4 | lb_common::SETTINGS_SOURCE_PREFIX_V4;
+    }
+    if let Some(prefix) = encap.source_prefix_v6 {
+        s.source_v6 = address_words(prefix.base.into()).0;
+        s.source_host_mask_v6 = prefix.host_mask();
+        s.flags |= SETTINGS_HAS_SOURCE_V6 | lb_common::SETTINGS_SOURCE_PREFIX_V6;
     }
     s
 }

@@ -37,6 +37,8 @@ fn service(name: &str, vip: &str, port: u16, backends: Vec<BackendConfig>) -> Se
         backends,
         health_check: None,
         panic_threshold: 0.0,
+        encap: crate::config::Encapsulation::Ipip,
+        second_chance_s: crate::config::DEFAULT_SECOND_CHANCE_S,
     }
 }
 
@@ -94,6 +96,7 @@ fn put_service(vip: &str, port: u16, id: u32, index: u32, size: u32) -> MapOp {
             table_index: index,
             table_size: size,
             flags: 0,
+            ..Default::default()
         },
     }
 }
@@ -110,6 +113,7 @@ fn put_backend_of(service_id: u32, id: u32, addr: &str, generation: u32, live: b
         live,
         service_id,
         next_hop: None,
+        gue: false,
     }
 }
 
@@ -470,6 +474,7 @@ fn retired_ids_are_reused_with_the_next_generation_when_fresh_ones_run_out() {
             slots: M,
         }],
         fingerprint: None,
+        encap: Default::default(),
     }];
     let retired: Vec<RetiredBackend> = (1..MAX_BACKENDS)
         .map(|id| RetiredBackend {

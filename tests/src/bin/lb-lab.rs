@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use lb_tests::lab::config::gue_port_in;
 use lb_tests::lab::forward::forward;
 use lb_tests::lab::process::{Proc, lb_binary};
 use lb_tests::lab::prometheus::{PROMETHEUS_ADDR, Prometheus};
@@ -155,6 +156,9 @@ fn run(args: &Args) -> Result<()> {
     }
     let lb = lb_binary()?;
     let mut lab = Lab::new(args.backends + args.spare).context("build the lab")?;
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    lab.set_decap_gue_port(gue_port_in(&text));
     lab.start_decap(&lb).context("start lb decap")?;
     let mut extra: Vec<&str> = vec!["--metrics", LAB_METRICS];
     extra.extend(args.run_arg.iter().map(String::as_str));
@@ -221,7 +225,7 @@ fn run(args: &Args) -> Result<()> {
     outcome
 }
 
-fn tier_banner(tier: &Tier, args: &Args) {
+fn tier_banner(tier: &Tier, args: &Args, backend_pins: &std::path::Path) {
     println!(
         "lb tier {} is up: client (198.18.1.2-9) -> router (FRR: BGP ECMP over the nodes, L4 hash, BFD 100 ms x 3)",
         tier.lab.prefix()
@@ -247,9 +251,80 @@ fn tier_banner(tier: &Tier, args: &Args) {
         tier.lab.scratch().display()
     );
     println!(
+        "{} is copied to every node when it changes (a node's own file: that node only).",
+        args.config.display()
+    );
+    second_chance_help(tier, backend_pins);
+    println!(
         "Ctrl-C tears everything down. Client load runs for {} minutes.",
         args.minutes
     );
+}
+
+/// How to see second chance at work (services with `encap: gue`).
+fn second_chance_help(tier: &Tier, backend_pins: &std::path::Path) {
+    let (Some(node), Some(backend)) = (tier.nodes.first(), tier.lab.backends().first()) else {
+        return;
+    };
+    let lb = tier.lb().display();
+    println!(
+        "Second chance (services with `encap: gue`): add the spare backend, then fail a node:"
+    );
+    println!(
+        "  ip -n {} link set r-n2 down          (its carrier drops; `up` brings it back)",
+        tier.router()
+    );
+    println!(
+        "  ip netns exec {} {lb} stats --iface l0 --pin-root {}   (second_chance_flows, per node)",
+        node.ns.name(),
+        node.pin_root().display()
+    );
+    println!(
+        "  ip netns exec {} {lb} decap --iface s0 --pin-root {} --stats   (second_chance_forwarded, per backend)",
+        backend.ns.name(),
+        backend_pins.join(&backend.name).display()
+    );
+}
+
+/// Copies the tier's config file to every node's own file whenever it
+/// changes, so one edit reaches the whole tier (as a deployment tool would).
+struct ConfigMirror {
+    path: std::path::PathBuf,
+    seen: Option<std::time::SystemTime>,
+}
+
+impl ConfigMirror {
+    fn new(path: &std::path::Path) -> ConfigMirror {
+        ConfigMirror {
+            path: path.to_owned(),
+            seen: modified(path),
+        }
+    }
+
+    /// When the file changed since the last look, writes it to every node and
+    /// says so.
+    fn sync(&mut self, tier: &Tier) {
+        let now = modified(&self.path);
+        if now == self.seen {
+            return;
+        }
+        self.seen = now;
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => {
+                for node in &tier.nodes {
+                    if let Err(e) = node.file.write_text(&text) {
+                        println!("{}: config not copied: {e}", node.name);
+                    }
+                }
+                println!("{} changed: copied to every node", self.path.display());
+            }
+            Err(e) => println!("{}: {e}", self.path.display()),
+        }
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The tier: `--nodes N` lb nodes behind a BGP router, live load, `lb watch --netns`.
@@ -271,7 +346,8 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
             limit: Duration::from_secs(args.minutes * 60),
         },
     )?;
-    tier_banner(&tier, args);
+    let backend_pins = tier.lab.pin_root().context("the lab's bpffs")?;
+    tier_banner(&tier, args, &backend_pins);
     let mut watch = if args.no_watch {
         None
     } else {
@@ -284,6 +360,7 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
         Some(Proc::spawn(command, &tier.lab.scratch().join("watch.log"))?)
     };
     let mut last_status = Instant::now();
+    let mut mirror = ConfigMirror::new(config);
     let outcome = loop {
         std::thread::sleep(Duration::from_millis(100));
         if STOP.load(Ordering::SeqCst) {
@@ -296,6 +373,7 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
                 Err(anyhow::anyhow!("lb watch exited: {status}"))
             };
         }
+        mirror.sync(&tier);
         if let Some(node) = tier
             .nodes
             .iter_mut()

@@ -118,6 +118,7 @@ pub fn datapath() -> Lb {
             table_index: 12,
             table_size: 0,
             flags: 0,
+            ..Default::default()
         },
     );
     for vip in vips() {

@@ -1,6 +1,7 @@
 //! The lab's `lb` config: four services (TCP and UDP, IPv4 and IPv6) over the
-//! same backend set, rendered to YAML, and written the way editors save files
-//! (a temporary file renamed over the original).
+//! same backend set, encapsulated in IPIP or GUE, rendered to YAML, and
+//! written the way editors save files (a temporary file renamed over the
+//! original).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -57,6 +58,40 @@ pub struct LabConfig {
     pub services: Services,
     /// A TCP health check on the TCP services (`None`: no health checking).
     pub health: Option<HealthSpec>,
+    /// How every service reaches its backends.
+    pub encap: LabEncap,
+}
+
+/// The encapsulation of every service of a [`LabConfig`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LabEncap {
+    /// IPv4-in-IPv4 / IPv6-in-IPv6 (`encap` left out: lb's default).
+    #[default]
+    Ipip,
+    /// `encap: gue` with second chance.
+    Gue {
+        /// `encapsulation.gue_port` (`None`: lb's default, 6080); the lab's
+        /// decapsulators must be started with the same port.
+        port: Option<u16>,
+        /// Each service's `second_chance_s` (`None`: lb's default).
+        second_chance_s: Option<u32>,
+    },
+}
+
+impl LabEncap {
+    /// GUE on lb's default port with lb's default grace period.
+    pub const GUE: LabEncap = LabEncap::Gue {
+        port: None,
+        second_chance_s: None,
+    };
+
+    /// The GUE port given to `lb decap --gue-port`, when not the default.
+    pub fn gue_port(self) -> Option<u16> {
+        match self {
+            LabEncap::Gue { port, .. } => port,
+            LabEncap::Ipip => None,
+        }
+    }
 }
 
 /// A TCP-connect health check with these timings, and a panic threshold.
@@ -100,7 +135,14 @@ impl LabConfig {
             backends,
             services: Services::ALL,
             health: None,
+            encap: LabEncap::Ipip,
         }
+    }
+
+    /// The same config with every service on `encap`.
+    pub fn with_encap(mut self, encap: LabEncap) -> LabConfig {
+        self.encap = encap;
+        self
     }
 
     /// Adds (or replaces) backend `index`.
@@ -145,6 +187,9 @@ impl LabConfig {
         if let Some(size) = self.maglev_table_size {
             let _ = writeln!(out, "maglev_table_size: {size}");
         }
+        if let Some(port) = self.encap.gue_port() {
+            let _ = writeln!(out, "encapsulation:\n  gue_port: {port}");
+        }
         out.push_str("services:\n");
         let services = [
             (self.services.tcp4, "web", false, addr::TCP_PORT, "tcp"),
@@ -158,9 +203,19 @@ impl LabConfig {
             }
             let _ = writeln!(
                 out,
-                "  - name: {name}\n    vip: {}\n    port: {port}\n    protocol: {proto}\n    backends:",
+                "  - name: {name}\n    vip: {}\n    port: {port}\n    protocol: {proto}",
                 addr::vip(v6)
             );
+            if let LabEncap::Gue {
+                second_chance_s, ..
+            } = self.encap
+            {
+                out.push_str("    encap: gue\n");
+                if let Some(s) = second_chance_s {
+                    let _ = writeln!(out, "    second_chance_s: {s}");
+                }
+            }
+            out.push_str("    backends:\n");
             for (index, spec) in &self.backends {
                 let _ = writeln!(
                     out,
@@ -185,6 +240,15 @@ impl LabConfig {
         }
         out
     }
+}
+
+/// The `encapsulation.gue_port` a config text sets, if any: the lab's
+/// decapsulators must accept GUE there (`None`: lb's default, 6080, or a text
+/// that does not parse, which `lb run` reports itself).
+pub fn gue_port_in(yaml: &str) -> Option<u16> {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).ok()?;
+    let port = value.get("encapsulation")?.get("gue_port")?.as_u64()?;
+    u16::try_from(port).ok()
 }
 
 /// A config file that is replaced atomically on every write.
@@ -241,6 +305,28 @@ mod tests {
         assert!(yaml.contains("- address: 198.18.5.2\n        weight: 2\n        drain: false"));
         assert!(yaml.contains("- address: 2001:2:0:4::2\n        weight: 1\n        drain: true"));
         assert_eq!(yaml.matches("- address:").count(), 12);
+        assert!(!yaml.contains("encap"), "{yaml}");
+    }
+
+    #[test]
+    fn gue_configs_name_the_encapsulation_on_every_service() {
+        let config = LabConfig::equal(2).with_encap(LabEncap::Gue {
+            port: Some(7000),
+            second_chance_s: Some(120),
+        });
+        let yaml = config.to_yaml();
+        assert!(
+            yaml.contains("encapsulation:\n  gue_port: 7000\n"),
+            "{yaml}"
+        );
+        assert_eq!(yaml.matches("    encap: gue\n").count(), 4, "{yaml}");
+        assert_eq!(yaml.matches("    second_chance_s: 120\n").count(), 4);
+        assert_eq!(gue_port_in(&yaml), Some(7000), "{yaml}");
+        let plain = LabConfig::equal(2).with_encap(LabEncap::GUE).to_yaml();
+        assert_eq!(gue_port_in(&plain), None);
+        assert_eq!(gue_port_in("encapsulation: [broken"), None);
+        assert!(!plain.contains("encapsulation:") && !plain.contains("second_chance_s"));
+        assert_eq!(plain.matches("    encap: gue\n").count(), 4, "{plain}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod load;
 pub mod netns;
 pub mod process;
 pub mod prometheus;
+pub mod reach;
 pub mod scenario;
 pub mod server;
 pub mod stats;
@@ -32,7 +33,7 @@ pub mod udp;
 
 pub use background::{Churn, Pinger};
 pub use client::{Client, ShortReport};
-pub use config::{ConfigFile, LabConfig};
+pub use config::{ConfigFile, LabConfig, LabEncap};
 pub use error::{LabError, Result};
 pub use flows::{FlowSet, Tally, TcpFlow};
 pub use load::{LiveLoad, LoadSpec, LoadStatus};

@@ -72,6 +72,8 @@ pub struct Lab {
     pin_root: Option<PathBuf>,
     /// Whether `lb decap` runs on the backends (new ones get it too).
     pub(super) decap_on: bool,
+    /// `lb decap --gue-port` when GUE services use another port than 6080.
+    pub(crate) decap_gue_port: Option<u16>,
     /// The `lb run` agent, when started (see `agent.rs`).
     pub(crate) agent: Option<Proc>,
     /// The `lb` binary used for decap, run, stats.
@@ -194,6 +196,7 @@ impl Lab {
             backends: Vec::new(),
             pin_root: None,
             decap_on: false,
+            decap_gue_port: None,
             agent: None,
             lb_bin: None,
         };
@@ -355,15 +358,20 @@ impl Lab {
                 "nodad",
             ],
         )?;
-        // The VIP lives on lo: never answer ARP for it, never use it as ARP source.
+        // The VIP lives on lo: never answer ARP for it, never use it as ARP
+        // source. Forwarding on s0: second chance hands packets on with
+        // bpf_fib_lookup, which refuses ("forwarding disabled") without it.
         cmd::sysctl_in(
             &b,
             &sysctls(&[
                 ("net.ipv4.conf.all.arp_ignore", "1"),
                 ("net.ipv4.conf.all.arp_announce", "2"),
                 (&format!("net.ipv4.conf.{BACKEND_IFACE}.rp_filter"), "0"),
+                (&format!("net.ipv4.conf.{BACKEND_IFACE}.forwarding"), "1"),
+                (&format!("net.ipv6.conf.{BACKEND_IFACE}.forwarding"), "1"),
             ]),
         )?;
+        super::reach::seed_gateway_neighbours(self.router_ns.name(), &r_if, &b, link)?;
         server::start(ns, name, &[link.host_v4().into(), link.host_v6().into()])
     }
 

@@ -17,10 +17,15 @@ pub struct UdpFlow {
 
 /// Sends `ping` and waits for one answer, retrying (UDP may lose a datagram).
 pub(super) fn udp_request(socket: &UdpSocket) -> std::io::Result<String> {
+    udp_request_payload(socket, b"ping")
+}
+
+/// Sends `payload` and waits for one answer, retrying (UDP may lose a datagram).
+pub(super) fn udp_request_payload(socket: &UdpSocket, payload: &[u8]) -> std::io::Result<String> {
     let mut buf = [0u8; 256];
     let mut last = std::io::Error::from(ErrorKind::TimedOut);
     for _ in 0..4 {
-        socket.send(b"ping")?;
+        socket.send(payload)?;
         match socket.recv(&mut buf) {
             Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).trim().to_owned()),
             Err(e) => last = e,

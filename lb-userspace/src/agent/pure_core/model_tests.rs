@@ -13,7 +13,9 @@ use proptest::prelude::*;
 
 use super::tests::{core, ip, link};
 use super::*;
-use crate::config::{BackendConfig, HealthCheckConfig, HealthCheckKind, Protocol, ServiceConfig};
+use crate::config::{
+    BackendConfig, Encapsulation, HealthCheckConfig, HealthCheckKind, Protocol, ServiceConfig,
+};
 use crate::health::{HealthEvent, HealthState, TargetKey, Transition};
 use crate::plan::model::MapsModel;
 use crate::plan::settings;
@@ -45,8 +47,9 @@ const SERVICES: [(&str, u16, [&str; 4]); 4] = [
 /// One backend of a generated service: present?, weight, drain.
 type BackendSpec = (bool, u32, bool);
 
-/// One generated service: present?, backends, health-checked?, panic?
-type ServiceSpec = (bool, Vec<BackendSpec>, bool, bool);
+/// One generated service: present?, backends, health-checked?, panic?,
+/// encapsulation (0: IPIP, 1: GUE with second chance, 2: GUE without).
+type ServiceSpec = (bool, Vec<BackendSpec>, bool, bool, u8);
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -79,6 +82,7 @@ fn service_spec() -> impl Strategy<Value = ServiceSpec> {
         prop::collection::vec(backend_spec(), 4),
         any::<bool>(),
         any::<bool>(),
+        0u8..3,
     )
 }
 
@@ -106,7 +110,7 @@ fn config_of(specs: &[ServiceSpec], resize: bool) -> Config {
         .zip(SERVICES)
         .filter(|(spec, _)| spec.0)
         .map(
-            |((_, backends, checked, panic), (vip, port, pool))| ServiceConfig {
+            |((_, backends, checked, panic, encap), (vip, port, pool))| ServiceConfig {
                 name: format!("{vip}:{port}"),
                 vip: ip(vip),
                 port,
@@ -135,6 +139,12 @@ fn config_of(specs: &[ServiceSpec], resize: bool) -> Config {
                     fall: 3,
                 }),
                 panic_threshold: if *panic { 0.5 } else { 0.0 },
+                encap: if *encap == 0 {
+                    Encapsulation::Ipip
+                } else {
+                    Encapsulation::Gue
+                },
+                second_chance_s: if *encap == 2 { 0 } else { 300 },
             },
         )
         .collect();

@@ -76,6 +76,8 @@ fn service(name: &str, backends: &[&str], checked: bool) -> ServiceConfig {
             fall: 3,
         }),
         panic_threshold: 0.0,
+        encap: crate::config::Encapsulation::Ipip,
+        second_chance_s: crate::config::DEFAULT_SECOND_CHANCE_S,
     }
 }
 
@@ -364,6 +366,7 @@ fn next_hops_are_written_through_applies_and_carried_by_later_plans() {
             live: true,
             service_id: 0,
             next_hop: Some(nh),
+            gue: false,
         }]
     );
     assert!(c.next_hops().is_empty(), "known only once written");

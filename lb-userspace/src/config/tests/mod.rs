@@ -3,6 +3,7 @@
 mod files;
 mod fuzz;
 mod good;
+mod gue;
 mod problems;
 
 use super::{ConfigError, Problem, parse};

@@ -25,7 +25,14 @@ const TOP_KEYS: &[&str] = &[
     "services",
     "announce",
 ];
-const ENCAP_KEYS: &[&str] = &["source_v4", "source_v6", "gateway_mac"];
+const ENCAP_KEYS: &[&str] = &[
+    "source_v4",
+    "source_v6",
+    "gateway_mac",
+    "gue_port",
+    "source_prefix_v4",
+    "source_prefix_v6",
+];
 
 /// A service as read, with where it is (for cross-service checks).
 pub(super) struct ReadService {
@@ -187,6 +194,30 @@ fn encap(ctx: &mut Ctx<'_>, top: &MapView<'_>, value: &Value) -> Option<EncapCon
         },
         Field::Invalid => ok = false,
         Field::Absent => {}
+    }
+    match view.uint(ctx, "gue_port", u64::from(u16::MAX)) {
+        Field::Value(0) => {
+            view.report(ctx, "gue_port", "gue_port must be 1..=65535, got 0");
+            ok = false;
+        }
+        Field::Value(port) => config.gue_port = Some(port as u16),
+        Field::Invalid => ok = false,
+        Field::Absent => {}
+    }
+    let v4 = super::source_prefix::read(ctx, &view, "source_prefix_v4", 32);
+    let v6 = super::source_prefix::read(ctx, &view, "source_prefix_v6", 128);
+    match (v4, v6) {
+        (Some(v4), Some(v6)) => {
+            config.source_prefix_v4 = v4.map(|(base, len)| match base {
+                IpAddr::V4(base) => super::SourcePrefix { base, len },
+                IpAddr::V6(_) => unreachable!("read checks the family"),
+            });
+            config.source_prefix_v6 = v6.map(|(base, len)| match base {
+                IpAddr::V6(base) => super::SourcePrefix { base, len },
+                IpAddr::V4(_) => unreachable!("read checks the family"),
+            });
+        }
+        _ => ok = false,
     }
     ok.then_some(config)
 }

@@ -10,7 +10,10 @@ use super::health_check::health_check;
 use crate::config::fields::{Ctx, Field, MapView, describe, shortened};
 use crate::config::input::MAX_NAME_BYTES;
 use crate::config::lines::Block;
-use crate::config::{BackendConfig, DEFAULT_PANIC_THRESHOLD, Protocol, ServiceConfig};
+use crate::config::{
+    BackendConfig, DEFAULT_PANIC_THRESHOLD, DEFAULT_SECOND_CHANCE_S, Encapsulation,
+    MAX_SECOND_CHANCE_S, Protocol, ServiceConfig,
+};
 
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -20,6 +23,8 @@ const SERVICE_KEYS: &[&str] = &[
     "backends",
     "health_check",
     "panic_threshold",
+    "encap",
+    "second_chance_s",
 ];
 const BACKEND_KEYS: &[&str] = &["address", "weight", "drain"];
 
@@ -172,6 +177,38 @@ pub(super) fn service(
         }
     };
 
+    let encap = match view.string(ctx, "encap") {
+        Field::Absent => Some(Encapsulation::Ipip),
+        Field::Invalid => None,
+        Field::Value("ipip") => Some(Encapsulation::Ipip),
+        Field::Value("gue") => Some(Encapsulation::Gue),
+        Field::Value(other) => {
+            view.report(
+                ctx,
+                "encap",
+                format!(
+                    "unknown encap {:?} (expected ipip or gue)",
+                    shortened(other)
+                ),
+            );
+            None
+        }
+    };
+
+    let second_chance_s = match view.uint(ctx, "second_chance_s", u64::from(u32::MAX)) {
+        Field::Absent => Some(DEFAULT_SECOND_CHANCE_S),
+        Field::Invalid => None,
+        Field::Value(s) if s <= u64::from(MAX_SECOND_CHANCE_S) => Some(s as u32),
+        Field::Value(s) => {
+            view.report(
+                ctx,
+                "second_chance_s",
+                format!("second_chance_s {s} exceeds the limit of {MAX_SECOND_CHANCE_S} (one day)"),
+            );
+            None
+        }
+    };
+
     Some(ReadService {
         config: ServiceConfig {
             name: name?,
@@ -181,6 +218,8 @@ pub(super) fn service(
             backends: backends?,
             health_check: health_check?,
             panic_threshold: panic_threshold?,
+            encap: encap?,
+            second_chance_s: second_chance_s?,
         },
         line,
         location,

@@ -141,6 +141,8 @@ fn service(port: u16, panic_threshold: f64) -> ServiceConfig {
         backends: vec![backend(LOCAL), backend(IpAddr::from([127, 0, 0, 2]))],
         health_check: Some(check(HealthCheckKind::Tcp, port, 2, 3)),
         panic_threshold,
+        encap: crate::config::Encapsulation::Ipip,
+        second_chance_s: crate::config::DEFAULT_SECOND_CHANCE_S,
     }
 }
 

@@ -125,6 +125,25 @@ impl Node {
         Ok(())
     }
 
+    /// Waits until its agent shows `config` in `lb stats`.
+    pub fn wait_applied(&self, lb: &Path, config: &LabConfig) -> Result<()> {
+        let timeout = crate::lab::scenario::APPLY_TIMEOUT;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let stats = self.stats(lb)?;
+            if crate::lab::stats::matches(&stats, config) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: format!("{} to apply the config: {stats}", self.name),
+                    seconds: timeout.as_secs_f64(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts BIRD in the node.
     pub fn start_bird(&mut self) -> Result<()> {
         self.bird = Some(bird::start(self.ns.name(), self.index, &self.dir)?);

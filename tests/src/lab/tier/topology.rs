@@ -11,7 +11,7 @@ use super::node::Node;
 use super::plan::{MAX_NODES, client_sources, node_link, router_iface};
 use super::routes;
 use crate::lab::cmd;
-use crate::lab::config::LabConfig;
+use crate::lab::config::{LabConfig, gue_port_in};
 use crate::lab::error::Result;
 use crate::lab::netns::{NetNs, PIN_BASE, PIN_DIR};
 use crate::lab::process::lb_binary;
@@ -80,6 +80,11 @@ impl Tier {
             lb,
         };
         tier.lab.lb_bin = Some(tier.lb.clone());
+        let gue_port = match &tier.yaml {
+            Some(text) => gue_port_in(text),
+            None => tier.config.encap.gue_port(),
+        };
+        tier.lab.set_decap_gue_port(gue_port);
         for i in 0..tier.lab.backends.len() {
             tier.lab.start_backend_decap(i)?;
         }
@@ -142,6 +147,19 @@ impl Tier {
     /// peer), offloads off there, then `lb run` on the tier's config and BIRD.
     /// Returns its index; the router's routes follow within [`JOIN_TIMEOUT`].
     pub fn add_node(&mut self) -> Result<u8> {
+        self.add_node_from(None)
+    }
+
+    /// Like [`Tier::add_node`], but the node's agent first applies `previous`
+    /// (the config the tier ran before its last backend change), then the
+    /// tier's config, before BIRD starts: the node then holds the previous
+    /// Maglev tables for second chance like the nodes that saw the change. A
+    /// node started directly on the current config has none.
+    pub fn add_node_after_change(&mut self, previous: &LabConfig) -> Result<u8> {
+        self.add_node_from(Some(previous))
+    }
+
+    fn add_node_from(&mut self, previous: Option<&LabConfig>) -> Result<u8> {
         let index = u8::try_from(self.nodes.len() + 1).expect("fewer than 256 nodes");
         let rt = self.router().to_owned();
         let ns = NetNs::create(&format!("{}n{index}", self.lab.prefix()))?;
@@ -171,11 +189,16 @@ impl Tier {
         )?;
         let (config, yaml, lb) = (self.config.clone(), self.yaml.clone(), self.lb.clone());
         let node = self.node(index);
-        match yaml {
-            Some(text) => node.file.write_text(&text)?,
-            None => node.write_config(&config)?,
+        match (yaml, previous) {
+            (Some(text), _) => node.file.write_text(&text)?,
+            (None, Some(previous)) => node.write_config(previous)?,
+            (None, None) => node.write_config(&config)?,
         }
         node.start_agent(&lb)?;
+        if previous.is_some() {
+            node.write_config(&config)?;
+            node.wait_applied(&lb, &config)?;
+        }
         node.start_bird()?;
         Ok(index)
     }
@@ -189,22 +212,8 @@ impl Tier {
         }
         let lb = self.lb.clone();
         for node in &mut self.nodes {
-            if !node.agent_running() {
-                continue;
-            }
-            let deadline = std::time::Instant::now() + crate::lab::scenario::APPLY_TIMEOUT;
-            loop {
-                let stats = node.stats(&lb)?;
-                if crate::lab::stats::matches(&stats, &self.config) {
-                    break;
-                }
-                if std::time::Instant::now() > deadline {
-                    return Err(crate::lab::LabError::Timeout {
-                        what: format!("{} to apply the config: {stats}", node.name),
-                        seconds: crate::lab::scenario::APPLY_TIMEOUT.as_secs_f64(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if node.agent_running() {
+                node.wait_applied(&lb, &self.config)?;
             }
         }
         Ok(())
