@@ -193,14 +193,17 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
             mac: NEXT_HOP_MAC,
             source_mac: EGRESS_MAC,
         };
-        for b in [OLD, NEW] {
-            dp.set_next_hop(b.into(), Some(next_hop)).unwrap();
-        }
+        let next_hops: lb::plan::NextHops =
+            [OLD, NEW].iter().map(|&b| (b.into(), next_hop)).collect();
+        let first = Previous {
+            next_hops: &next_hops,
+            ..Previous::default()
+        };
         let web_key = VipKey::new(WEB_VIP.into(), 80, lb_common::net::PROTO_TCP);
 
         // The last good config: web -> OLD.
         let good = config(vec![service("web", WEB_VIP, OLD)]);
-        let applied = plan(&Previous::default(), &good, &AllUp).unwrap();
+        let applied = plan(&first, &good, &AllUp).unwrap();
         dp.apply(&applied.ops).unwrap();
         let probe = Probe::load(&pins);
         assert_eq!(probe.backend(WEB_VIP, 1000), OLD);
@@ -218,6 +221,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
             maglev_table_size: M,
             services: &applied.services,
             retired: &applied.retired,
+            next_hops: &next_hops,
         };
         let failing = plan(&previous, &too_big, &AllUp).unwrap();
         let backend_ids = extra + 8;

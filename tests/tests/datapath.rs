@@ -86,17 +86,23 @@ fn apply_plans_then_adopt_pins() {
                 String::from_utf8_lossy(&l.stdout)
             )
         });
-        for a in ["198.18.3.2", "198.18.3.3"] {
-            dp.set_next_hop(a.parse().unwrap(), Some(nh)).unwrap();
-        }
+        let next_hops: lb::plan::NextHops = ["198.18.3.2", "198.18.3.3"]
+            .iter()
+            .map(|a| (a.parse().unwrap(), nh))
+            .collect();
         let c = cfg(&["198.18.3.2", "198.18.3.3"]);
-        let p = plan(&Previous::default(), &c, &AllUp).unwrap();
+        let first = Previous {
+            next_hops: &next_hops,
+            ..Previous::default()
+        };
+        let p = plan(&first, &c, &AllUp).unwrap();
         dp.apply(&p.ops).unwrap();
         let p2 = plan(
             &Previous {
                 maglev_table_size: 251,
                 services: &p.services,
                 retired: &p.retired,
+                next_hops: &next_hops,
             },
             &cfg(&["198.18.3.2"]),
             &AllUp,

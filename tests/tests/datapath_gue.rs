@@ -67,6 +67,7 @@ fn next(dp: &mut Datapath, before: &Plan, backends: &[&str]) -> Plan {
             maglev_table_size: M,
             services: &before.services,
             retired: &before.retired,
+            ..Previous::default()
         },
         &cfg(backends),
         &AllUp,

@@ -1,33 +1,42 @@
 //! The agent: initial apply, then live reloads (inotify on the config's
 //! directory, SIGHUP), health-driven re-plans and neighbour refreshes, until
 //! SIGINT/SIGTERM. Exiting leaves the datapath attached (`lb stop` detaches).
+//!
+//! Every decision is made by the pure [`pure_core::AgentCore`]; this module is its
+//! shell: the tokio loop turns files, signals, health events, resolved next
+//! hops and timers into [`pure_core::Event`]s and carries out the
+//! [`pure_core::Effect`]s (map operations through [`Datapath::apply`], the state
+//! file, routes, health targets, log lines).
 
 pub mod config_read;
 pub mod lock;
 pub mod neighbours;
+pub mod pure_core;
 pub mod resolver;
 pub mod watcher;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{Config, ConfigError};
-use crate::health::{HealthMonitor, MonitorConfig, targets_from_config};
+use crate::config::ConfigError;
+use crate::health::{HealthMonitor, MonitorConfig};
 use crate::kernel::{Datapath, DatapathError, ModeChoice, OpenOptions};
 use crate::netns::NetnsId;
-use crate::plan::{Plan, PlanError, Previous, plan};
+use crate::plan::PlanError;
 use crate::state::{AppliedState, StateError, ensure_state_dirs, lock_path, state_path};
 use lock::AgentLock;
-use resolver::{Resolved, Resolver};
+use pure_core::{AgentCore, ApplyOutcome, CoreStart, Effect, Event, Level, LogLine};
+use resolver::Resolver;
 
 /// How often next hops toward backends are re-resolved.
 pub const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(3);
 /// How often unknown next hops are retried right after an apply.
 pub const FAST_NEIGHBOUR_RETRY: Duration = Duration::from_millis(100);
 /// How long after an apply unknown next hops are retried at that pace.
-pub const FAST_NEIGHBOUR_WINDOW: Duration = Duration::from_secs(5);
+pub use pure_core::FAST_NEIGHBOUR_WINDOW;
 /// How long a config-file event waits for the rest of the burst one save makes
 /// (an editor's write, close and rename) before the file is read.
 pub const SAVE_COALESCE: Duration = Duration::from_millis(5);
@@ -94,14 +103,13 @@ pub fn log_config_error(path: &std::path::Path, e: &ConfigError) {
     }
 }
 
-/// The running agent's state.
-struct Agent {
+/// The shell around the core: the I/O its effects ask for.
+struct Shell {
     opts: AgentOptions,
     datapath: Datapath,
     monitor: HealthMonitor,
-    config: Config,
-    applied: AppliedState,
     resolver: Resolver,
+    core: AgentCore,
 }
 
 fn now_ms() -> u64 {
@@ -111,130 +119,91 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn summary(plan: &Plan) -> String {
-    if plan.changes.is_empty() {
-        return "no change".into();
-    }
-    plan.changes
-        .iter()
-        .map(|c| {
-            format!(
-                "{}: {} ({} slots moved, table {})",
-                c.name,
-                c.changes.join(", "),
-                c.slots_moved,
-                c.table_size
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl Agent {
+impl Shell {
     fn state_path(&self) -> PathBuf {
         state_path(&self.opts.state_dir, self.opts.netns, &self.opts.ifname)
     }
 
-    /// Asks the resolver thread for the next hops toward every backend; with
-    /// `only_unknown`, only for addresses without one (what an apply needs; the
-    /// periodic refresh does the rest). Returns at once.
-    fn refresh_neighbours(&mut self, config: &Config, only_unknown: bool) {
-        let mut addrs: Vec<std::net::IpAddr> = config
-            .services
-            .iter()
-            .flat_map(|s| s.backends.iter().map(|b| b.address))
-            .collect();
-        addrs.extend(self.datapath.backend_addresses());
-        addrs.sort();
-        addrs.dedup();
-        addrs.retain(|a| !(only_unknown && self.datapath.has_next_hop(*a)));
-        self.resolver.request(addrs);
-    }
-
-    /// Writes a next hop the resolver found (or lost) into the datapath.
-    fn next_hop_resolved(&mut self, r: Resolved) {
-        let a = r.address;
-        match self.datapath.set_next_hop(a, r.next_hop) {
-            Ok(true) => match r.next_hop {
-                Some(nh) => tracing::info!("next hop toward backend {a}: {nh:?}"),
-                None => tracing::warn!(
-                    "next hop toward backend {a} unknown (resolution triggered; the datapath uses its FIB lookup meanwhile)"
-                ),
-            },
-            Ok(false) => {}
-            Err(e) => tracing::error!(backend = %a, "writing next hop: {e}"),
-        }
-    }
-
-    /// Plans and applies `config` with the current health view.
-    fn apply(&mut self, config: Config, started: Instant, why: &str) -> Result<(), AgentError> {
-        let prev = Previous {
-            maglev_table_size: self.applied.maglev_table_size,
-            services: &self.applied.services,
-            retired: &self.applied.retired_backends,
-        };
-        let p = plan(&prev, &config, &self.monitor)?;
-        let new_settings =
-            config.encapsulation != self.config.encapsulation || self.applied.services.is_empty();
-        if new_settings {
-            self.datapath.write_settings(&config.encapsulation)?;
-        }
-        self.refresh_neighbours(&config, true);
-        if let Err(e) = self.datapath.apply(&p.ops) {
-            // The maps were rolled back; so are the settings. `applied` is
-            // untouched: it still describes the maps.
-            if new_settings && let Err(e) = self.datapath.write_settings(&self.config.encapsulation)
-            {
-                tracing::error!("restoring the settings after a failed apply: {e}");
+    /// Passes `event` to the core and carries out what it asks, feeding the
+    /// outcomes of applies and announcement syncs back in. Returns the first
+    /// failure (an apply, a plan, the state file), already logged.
+    fn handle(&mut self, event: Event) -> Result<(), AgentError> {
+        let mut effects: VecDeque<Effect> = self.core.handle(event, Instant::now()).into();
+        let mut failure = None;
+        while let Some(effect) = effects.pop_front() {
+            let answer = match effect {
+                Effect::Apply { ops } => {
+                    let outcome = match self.datapath.apply(&ops) {
+                        Ok(()) => ApplyOutcome::Done {
+                            at_unix_ms: now_ms(),
+                        },
+                        Err(e) => {
+                            let error = e.to_string();
+                            let uncertain = matches!(e, DatapathError::RollbackFailed { .. });
+                            failure.get_or_insert(AgentError::Datapath(e));
+                            if uncertain {
+                                ApplyOutcome::Uncertain { error }
+                            } else {
+                                ApplyOutcome::RolledBack { error }
+                            }
+                        }
+                    };
+                    Some(Event::Applied(outcome))
+                }
+                Effect::PlanFailed(e) => {
+                    failure.get_or_insert(AgentError::Plan(e));
+                    None
+                }
+                Effect::SetHealthTargets(targets) => {
+                    self.monitor.update_targets(targets);
+                    None
+                }
+                Effect::ResolveNextHops(addresses) => {
+                    self.resolver.request(addresses);
+                    None
+                }
+                Effect::WriteState { state, why } => {
+                    if let Err(e) = state.write(&self.state_path()) {
+                        tracing::error!("{why}: {e}");
+                        failure.get_or_insert(AgentError::State(e));
+                    }
+                    None
+                }
+                Effect::SyncAnnouncements {
+                    mut state,
+                    announce,
+                    write_unchanged,
+                    why,
+                } => {
+                    let state_file = self.state_path();
+                    let paths = crate::announce::reconcile::Paths {
+                        state_file: &state_file,
+                        pin_dir: self.datapath.pin_dir(),
+                    };
+                    if let Err(e) = crate::announce::reconcile::sync(
+                        &paths,
+                        &mut state,
+                        &announce,
+                        write_unchanged,
+                    ) {
+                        tracing::error!("{why}: {e}");
+                    }
+                    Some(Event::Announced(state.announce))
+                }
+                Effect::Log(line) => {
+                    log(&line);
+                    None
+                }
+            };
+            if let Some(event) = answer {
+                effects.extend(self.core.handle(event, Instant::now()));
             }
-            return Err(e.into());
         }
-        self.applied.services = p.services.clone();
-        self.applied.retired_backends = p.retired.clone();
-        self.applied.maglev_table_size = config.maglev_table_size;
-        self.applied.config_path = self.opts.config_path.clone();
-        self.applied.applied_at_unix_ms = now_ms();
-        self.applied.xdp_mode = self.datapath.mode().to_string();
-        // The state file carries the duration up to just before its own write.
-        self.applied.last_apply_seconds = started.elapsed().as_secs_f64();
-        self.applied.write(&self.state_path())?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            "{why}: {} — {} map ops, applied in {ms:.1} ms",
-            summary(&p),
-            p.ops.len()
-        );
-        for s in &self.applied.services {
-            if s.panic {
-                tracing::warn!(service = %s.name, "PANIC MODE: too few healthy backends, using all of them");
-            }
-        }
-        // Announcements follow the applied tables at once (the state file
-        // written above still claims exactly the routes installed so far).
-        if let Err(e) = self.sync_announcements(&config.announce, false) {
-            tracing::error!("announcements: {e}");
-        }
-        self.config = config;
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
-    /// Re-decides the VIP announcements, reconciles the kernel routes and
-    /// writes the state file (always with `write_unchanged`, else only when
-    /// the announcements changed).
-    fn sync_announcements(
-        &mut self,
-        announce: &crate::config::AnnounceConfig,
-        write_unchanged: bool,
-    ) -> Result<(), StateError> {
-        let state_file = self.state_path();
-        let pin_dir = self.datapath.pin_dir().to_path_buf();
-        let paths = crate::announce::reconcile::Paths {
-            state_file: &state_file,
-            pin_dir: &pin_dir,
-        };
-        crate::announce::reconcile::sync(&paths, &mut self.applied, announce, write_unchanged)
-    }
-
+    /// Reads the config file (refused: logged, nothing changes) and hands it
+    /// to the core with the current health.
     async fn reload(&mut self, started: Instant, why: &str) {
         let read =
             config_read::load_within(&self.opts.config_path, config_read::CONFIG_READ_TIMEOUT);
@@ -248,20 +217,32 @@ impl Agent {
                 return;
             }
         };
-        if config.conntrack_entries != self.config.conntrack_entries {
-            tracing::warn!("conntrack_entries changes take effect on `lb run --fresh` only");
-        }
-        if config.conntrack_insert_budget != self.config.conntrack_insert_budget
-            && let Err(e) = self
-                .datapath
-                .set_insert_budget(config.conntrack_insert_budget)
-        {
-            tracing::error!("{why}: conntrack_insert_budget not applied: {e}");
-        }
-        self.monitor.update_targets(targets_from_config(&config));
-        if let Err(e) = self.apply(config, started, why) {
-            tracing::error!("{why}: apply failed: {e}");
-        }
+        let event = Event::ConfigLoaded {
+            config,
+            why: why.to_string(),
+            started,
+            health: self.monitor.health_snapshot(),
+        };
+        // Failures are logged by the core and the shell; the loop goes on.
+        let _logged = self.handle(event);
+    }
+
+    /// Hands `event` to the core; failures are already logged.
+    fn handle_logged(&mut self, event: Event) {
+        let _logged = self.handle(event);
+    }
+}
+
+/// Writes one of the core's log lines.
+fn log(line: &LogLine) {
+    let message = &line.message;
+    match (line.level, &line.service) {
+        (Level::Info, None) => tracing::info!("{message}"),
+        (Level::Info, Some(service)) => tracing::info!(service = %service, "{message}"),
+        (Level::Warn, None) => tracing::warn!("{message}"),
+        (Level::Warn, Some(service)) => tracing::warn!(service = %service, "{message}"),
+        (Level::Error, None) => tracing::error!("{message}"),
+        (Level::Error, Some(service)) => tracing::error!(service = %service, "{message}"),
     }
 }
 
@@ -315,24 +296,31 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         let _ignored = std::fs::remove_file(&path);
     }
     let (monitor, mut health_events) = HealthMonitor::new(MonitorConfig::default());
-    monitor.update_targets(targets_from_config(&config));
     let mut watch = watcher::watch(&opts.config_path)?;
     let (resolver, mut resolved) = Resolver::start()?;
-    let mut agent = Agent {
+    let core = AgentCore::new(CoreStart {
+        link: iface.link(),
+        applied,
+        insert_budget: config.conntrack_insert_budget,
+    });
+    let mut shell = Shell {
         opts,
         datapath,
         monitor,
-        config: config.clone(),
-        applied,
         resolver,
+        core,
     };
     let started = Instant::now();
-    agent.datapath.write_settings(&config.encapsulation)?;
-    agent.apply(config, started, "initial apply")?;
+    shell.handle(Event::ConfigLoaded {
+        config,
+        why: "initial apply".into(),
+        started,
+        health: shell.monitor.health_snapshot(),
+    })?;
     // `lb drain` writes its marker beside the state file (whose directory the
     // first apply created): a drain takes effect at once.
     let mut drain_watch =
-        watcher::watch(&crate::announce::drain::marker_path(&agent.state_path()))?;
+        watcher::watch(&crate::announce::drain::marker_path(&shell.state_path()))?;
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -341,58 +329,41 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     tick.tick().await;
     // Right after an apply, next hops not yet known (a fresh host has sent
     // nothing, so its gateway's MAC is unknown) are retried quickly, so new
-    // flows do not wait for the periodic refresh.
+    // flows do not wait for the periodic refresh (the core decides how long).
     let mut fast = tokio::time::interval(FAST_NEIGHBOUR_RETRY);
-    let mut fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
     loop {
         tokio::select! {
             Some(at) = watch.recv() => {
                 // Coalesce the burst of events one save makes.
                 tokio::time::sleep(SAVE_COALESCE).await;
                 while watch.try_recv().is_ok() {}
-                agent.reload(at, "config file changed").await;
-                fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
+                shell.reload(at, "config file changed").await;
             }
             Some(_) = drain_watch.recv() => {
                 tokio::time::sleep(SAVE_COALESCE).await;
                 while drain_watch.try_recv().is_ok() {}
-                let cfg = agent.config.clone();
-                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
-                    tracing::error!("lb drain: {e}");
-                }
+                shell.handle_logged(Event::DrainMarkerChanged);
             }
-            _ = hup.recv() => {
-                agent.reload(Instant::now(), "SIGHUP").await;
-                fast_until = Instant::now() + FAST_NEIGHBOUR_WINDOW;
+            _ = hup.recv() => shell.reload(Instant::now(), "SIGHUP").await,
+            Some(r) = resolved.recv() => shell.handle_logged(Event::NextHopResolved {
+                address: r.address,
+                next_hop: r.next_hop,
+            }),
+            _ = fast.tick(), if shell.core.wants_fast_retry(Instant::now()) => {
+                shell.handle_logged(Event::FastRetryTick);
             }
-            Some(r) = resolved.recv() => agent.next_hop_resolved(r),
-            _ = fast.tick(), if Instant::now() < fast_until => {
-                let cfg = agent.config.clone();
-                agent.refresh_neighbours(&cfg, true);
+            Some(event) = health_events.recv() => {
+                let health = shell.monitor.health_snapshot();
+                shell.handle_logged(Event::HealthChanged { event, health });
             }
-            Some(ev) = health_events.recv() => {
-                tracing::info!("{ev}");
-                let cfg = agent.config.clone();
-                if let Err(e) = agent.apply(cfg, Instant::now(), "health change") {
-                    tracing::error!("health change: apply failed: {e}");
-                }
-            }
-            _ = tick.tick() => {
-                let cfg = agent.config.clone();
-                agent.refresh_neighbours(&cfg, false);
-                // Routes changed behind lb's back (or the link detached) are
-                // noticed here.
-                if let Err(e) = agent.sync_announcements(&cfg.announce, false) {
-                    tracing::error!("announcements: {e}");
-                }
-            }
+            _ = tick.tick() => shell.handle_logged(Event::RefreshTick),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!(
         "exiting; the datapath stays attached and keeps forwarding (`lb stop --iface {}` detaches it)",
-        agent.opts.ifname
+        shell.opts.ifname
     );
     Ok(())
 }

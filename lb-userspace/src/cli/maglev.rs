@@ -37,9 +37,8 @@ struct BackendShare {
 /// backends taking new flows (not draining, weight > 0), in config order, and
 /// the table's fingerprint.
 fn shares(service: &ServiceConfig, size: u32) -> anyhow::Result<(Vec<BackendShare>, u32)> {
-    let eligible: Vec<usize> = (0..service.backends.len())
-        .filter(|&i| !service.backends[i].drain && service.backends[i].weight > 0)
-        .collect();
+    // Health is not known here: every backend counts as healthy.
+    let eligible = lb::health::select_for_service(service, |_| true).take_new_flows;
     let input: Vec<WeightedBackend> = eligible
         .iter()
         .map(|&i| WeightedBackend {

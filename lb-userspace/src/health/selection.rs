@@ -11,10 +11,16 @@
 //! With `panic_threshold` 0 (panic mode off) and no healthy eligible backend,
 //! the selection is empty: the agent installs an empty table and the datapath
 //! drops new flows of that service with a counter.
+//!
+//! This is the one definition of the rule: the planner (which backends get
+//! table slots, which ids are LIVE, the state shown), the adoption of pinned
+//! maps and `lb stats` all ask a [`Candidate`] ([`Candidate::takes_new_flows`],
+//! [`Candidate::is_live`], [`Candidate::shown_state`]).
 
 use std::net::IpAddr;
 
 use crate::config::ServiceConfig;
+use crate::state::{AppliedBackend, BackendState};
 
 /// One backend of a service, as the selection sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +29,41 @@ pub struct Candidate {
     pub eligible: bool,
     /// Health-check state is up (or the service has no health check).
     pub healthy: bool,
+}
+
+impl Candidate {
+    /// The candidate of an applied backend: eligible from its configured
+    /// weight and drain flag, healthy unless its shown state is down.
+    pub fn of_applied(backend: &AppliedBackend) -> Self {
+        Candidate {
+            eligible: backend.weight > 0 && !backend.drain,
+            healthy: backend.state != BackendState::Down,
+        }
+    }
+
+    /// Whether it takes new flows (has table slots) when its service does
+    /// (`panic`) or does not panic: eligible, and healthy or in panic mode.
+    pub fn takes_new_flows(self, panic: bool) -> bool {
+        self.eligible && (self.healthy || panic)
+    }
+
+    /// Whether its backend id is LIVE (its pinned flows stay on it): healthy,
+    /// or its service panics. Draining backends stay live.
+    pub fn is_live(self, panic: bool) -> bool {
+        self.healthy || panic
+    }
+
+    /// The state shown to users: down when unhealthy, else draining when not
+    /// eligible, else active.
+    pub fn shown_state(self) -> BackendState {
+        if !self.healthy {
+            BackendState::Down
+        } else if !self.eligible {
+            BackendState::Draining
+        } else {
+            BackendState::Active
+        }
+    }
 }
 
 /// The backends of a service that take new flows.
@@ -72,7 +113,7 @@ pub fn select(candidates: &[Candidate], panic_threshold: f64) -> Selection {
     let take_new_flows = candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.eligible && (c.healthy || panic))
+        .filter(|(_, c)| c.takes_new_flows(panic))
         .map(|(i, _)| i)
         .collect();
     Selection {
@@ -89,18 +130,28 @@ pub fn select(candidates: &[Candidate], panic_threshold: f64) -> Selection {
 /// is not called). Indices refer to `service.backends`.
 pub fn select_for_service(
     service: &ServiceConfig,
-    mut is_healthy: impl FnMut(IpAddr) -> bool,
+    is_healthy: impl FnMut(IpAddr) -> bool,
 ) -> Selection {
+    select(&candidates(service, is_healthy), service.panic_threshold)
+}
+
+/// The candidates of a configured service, in config order: eligible when not
+/// draining and of weight > 0, healthy when the service has no health check
+/// or `is_healthy(address)` says so (asked once per backend, so one answer
+/// decides both the selection and the state shown).
+pub fn candidates(
+    service: &ServiceConfig,
+    mut is_healthy: impl FnMut(IpAddr) -> bool,
+) -> Vec<Candidate> {
     let checked = service.health_check.is_some();
-    let candidates: Vec<Candidate> = service
+    service
         .backends
         .iter()
         .map(|b| Candidate {
             eligible: !b.drain && b.weight > 0,
             healthy: !checked || is_healthy(b.address),
         })
-        .collect();
-    select(&candidates, service.panic_threshold)
+        .collect()
 }
 
 #[cfg(test)]

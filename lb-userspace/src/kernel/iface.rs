@@ -38,6 +38,17 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 impl Interface {
+    /// What SETTINGS needs of it.
+    pub fn link(&self) -> crate::plan::Link {
+        crate::plan::Link {
+            ifindex: self.ifindex,
+            mtu: self.mtu,
+            mac: self.mac,
+            v4: self.v4,
+            v6: self.v6,
+        }
+    }
+
     /// Reads the interface (through `ip -j addr show dev NAME`).
     pub fn read(name: &str) -> Result<Self, DatapathError> {
         let ifindex =

@@ -34,8 +34,6 @@ pub mod sys;
 mod undo;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
@@ -51,6 +49,7 @@ pub use pins::{
 use crate::netns::NetnsId;
 #[cfg(doc)]
 use crate::plan::MapOp;
+pub use crate::plan::NextHop;
 
 /// Every map of the object (all are pinned).
 pub const MAP_NAMES: [&str; 13] = [
@@ -80,32 +79,6 @@ pub enum ModeChoice {
     Skb,
 }
 
-/// Where the next hop toward a backend is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct NextHop {
-    /// Egress ifindex.
-    pub ifindex: u32,
-    /// Egress MTU.
-    pub mtu: u32,
-    /// Next-hop MAC.
-    pub mac: [u8; 6],
-    /// Egress interface's MAC.
-    pub source_mac: [u8; 6],
-}
-
-impl std::fmt::Debug for NextHop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} via ifindex {} (mtu {}, from {})",
-            lb_common::MacAddr(self.mac),
-            self.ifindex,
-            self.mtu,
-            lb_common::MacAddr(self.source_mac)
-        )
-    }
-}
-
 /// How to open the datapath on an interface.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
@@ -125,16 +98,6 @@ pub struct OpenOptions {
     pub fresh: bool,
 }
 
-/// What was last written for a backend id (rewritten when its next hop changes).
-#[derive(Clone, Copy, Debug)]
-struct WrittenBackend {
-    address: IpAddr,
-    generation: u32,
-    live: bool,
-    service_id: u32,
-    gue: bool,
-}
-
 /// The loaded, attached datapath of one interface.
 pub struct Datapath {
     ebpf: Ebpf,
@@ -143,8 +106,6 @@ pub struct Datapath {
     mode: &'static str,
     adopted: bool,
     _link: Option<PinnedLink>,
-    backends: BTreeMap<u32, WrittenBackend>,
-    next_hops: HashMap<IpAddr, NextHop>,
     nr_cpus: usize,
     tables_fd: std::os::fd::OwnedFd,
 }
@@ -174,18 +135,5 @@ impl Datapath {
         self.ebpf
             .map_mut(name)
             .ok_or(DatapathError::MissingMap { map: name })
-    }
-
-    /// True when a next hop toward `address` is known.
-    pub fn has_next_hop(&self, address: IpAddr) -> bool {
-        self.next_hops.contains_key(&address)
-    }
-
-    /// Addresses of every backend id written (live or not).
-    pub fn backend_addresses(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.backends.values().map(|b| b.address).collect();
-        v.sort();
-        v.dedup();
-        v
     }
 }

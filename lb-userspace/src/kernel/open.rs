@@ -2,7 +2,6 @@
 //! ([`super::adopt`] decides), load the object with its maps pinned, set the
 //! connection table's secret, attach (or update the pinned link in place).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use aya::maps::Array;
@@ -13,9 +12,8 @@ use aya::{Ebpf, EbpfLoader};
 
 use super::adopt::{self, Incompatible, NotAdopted, PinFacts};
 use super::{
-    Datapath, DatapathError, Interface, LINK_PIN, MAP_NAMES, ModeChoice, OpenOptions,
-    WrittenBackend, bpffs, check_pin_dir, detach_and_remove, layout, pin_dir, retire_legacy_pins,
-    sys,
+    Datapath, DatapathError, Interface, LINK_PIN, MAP_NAMES, ModeChoice, OpenOptions, bpffs,
+    check_pin_dir, detach_and_remove, layout, pin_dir, retire_legacy_pins, sys,
 };
 use crate::private_dir;
 use crate::state::AppliedState;
@@ -137,23 +135,7 @@ impl Datapath {
         };
         let nr_cpus = aya::util::nr_cpus()
             .map_err(|(what, e)| DatapathError::io(what, "reading the possible CPUs", e))?;
-        let mut backends = BTreeMap::new();
         if let Some(st) = &adopt {
-            for s in &st.services {
-                for b in &s.backends {
-                    let live = b.state != crate::state::BackendState::Down || s.panic;
-                    backends.insert(
-                        b.id,
-                        WrittenBackend {
-                            address: b.address,
-                            generation: b.generation,
-                            live,
-                            service_id: s.service_id,
-                            gue: s.encap == crate::config::Encapsulation::Gue,
-                        },
-                    );
-                }
-            }
             // Rewrite the whole VIP filter from the adopted state: the plan
             // only sends the words that change from it.
             let words = lb_common::vip_filter_words(
@@ -184,8 +166,6 @@ impl Datapath {
                 mode,
                 adopted,
                 _link: link,
-                backends,
-                next_hops: HashMap::new(),
                 nr_cpus,
                 tables_fd,
             },

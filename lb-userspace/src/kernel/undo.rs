@@ -12,20 +12,20 @@
 use std::os::fd::{AsFd as _, OwnedFd};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
-use lb_common::{BackendEntry, ServiceEntry, VipKey};
+use lb_common::{BackendEntry, FlowTableConfig, ServiceEntry, Settings, VipKey};
 
-use super::{Datapath, DatapathError, WrittenBackend, inner_table, sys};
+use super::{Datapath, DatapathError, inner_table, sys};
 use crate::plan::MapOp;
 
 /// What one map entry held before the apply wrote it.
 #[derive(Debug)]
 pub(super) enum Undo {
-    /// A `BACKENDS` entry and the agent's record of it.
-    Backend {
-        id: u32,
-        entry: BackendEntry,
-        written: Option<WrittenBackend>,
-    },
+    /// A `BACKENDS` entry.
+    Backend { id: u32, entry: BackendEntry },
+    /// The `SETTINGS` value.
+    Settings(Settings),
+    /// The connection table's config (its insert budget).
+    FlowTableConfig(FlowTableConfig),
     /// A `VIPS` entry (`None`: the key was absent).
     Vip {
         key: VipKey,
@@ -50,15 +50,22 @@ impl Datapath {
     ) -> Result<(), DatapathError> {
         match op {
             MapOp::ZeroBackendStats { .. } | MapOp::ZeroServiceStats { .. } => {}
+            MapOp::PutSettings { .. } => {
+                let m: Array<_, Settings> =
+                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
+                journal.push(Undo::Settings(m.get(&0, 0)?));
+            }
+            MapOp::SetInsertBudget { .. } => {
+                let m: Array<_, FlowTableConfig> =
+                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
+                let config = lb_common::flow_table::user::flow_table_config(&m)?;
+                journal.push(Undo::FlowTableConfig(config));
+            }
             MapOp::PutBackend { id, .. } | MapOp::RetireBackend { id, .. } => {
                 let m: Array<_, BackendEntry> =
                     Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
                 let entry = m.get(id, 0)?;
-                journal.push(Undo::Backend {
-                    id: *id,
-                    entry,
-                    written: self.backends.get(id).copied(),
-                });
+                journal.push(Undo::Backend { id: *id, entry });
             }
             MapOp::SetVipFilterWord { word, .. } => {
                 let m: Array<_, u64> = Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
@@ -124,14 +131,20 @@ impl Datapath {
 
     fn restore(&mut self, undo: Undo) -> Result<(), DatapathError> {
         match undo {
-            Undo::Backend { id, entry, written } => {
+            Undo::Backend { id, entry } => {
                 let mut m: Array<_, BackendEntry> =
                     Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
                 m.set(id, entry, 0)?;
-                match written {
-                    Some(w) => self.backends.insert(id, w),
-                    None => self.backends.remove(&id),
-                };
+            }
+            Undo::Settings(settings) => {
+                let mut m: Array<_, Settings> =
+                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
+                m.set(0, settings, 0)?;
+            }
+            Undo::FlowTableConfig(config) => {
+                let mut m: Array<_, FlowTableConfig> =
+                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
+                lb_common::flow_table::user::set_flow_table_config(&mut m, config)?;
             }
             Undo::Vip { key, entry } => {
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =

@@ -1,16 +1,17 @@
-//! The map writer: settings, backends (with their next hops) and the
-//! planner's [`MapOp`]s, applied all or nothing (journalled by `undo`).
+//! The map writer: the planner's [`MapOp`]s (settings, backends with their
+//! next hops, tables, services), applied all or nothing (journalled by
+//! `undo`). It keeps no view of its own: every entry it writes is spelled out
+//! by an op.
 
 use std::net::IpAddr;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
 use lb_common::{
-    BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats, SETTINGS_HAS_GATEWAY,
-    SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6, ServiceEntry, ServiceStats, Settings, VipKey,
-    address_words,
+    BACKEND_ENCAP_GUE, BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats,
+    ServiceEntry, ServiceStats, Settings, VipKey, address_words,
 };
 
-use super::{Datapath, DatapathError, NextHop, WrittenBackend, inner_table, sys};
+use super::{Datapath, DatapathError, NextHop, inner_table, sys};
 use crate::config::EncapConfig;
 use crate::plan::MapOp;
 
@@ -19,116 +20,25 @@ const KERNEL_ENOTSUPP: i32 = 524;
 
 impl Datapath {
     /// Sets the connection table's insert budget (per second per CPU, 0 = no
-    /// limit), keeping its secret.
+    /// limit), keeping its secret: applies [`MapOp::SetInsertBudget`].
     pub fn set_insert_budget(&mut self, budget: u32) -> Result<(), DatapathError> {
-        use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
-        let mut m: Array<_, lb_common::FlowTableConfig> =
-            Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
-        let mut config = flow_table_config(&m)?;
-        config.insert_budget = budget;
-        set_flow_table_config(&mut m, config)?;
-        Ok(())
+        self.apply(&[MapOp::SetInsertBudget { budget }])
     }
 
-    /// Writes SETTINGS: encapsulation sources default to the interface's own
-    /// addresses; `encap` overrides them (a per-flow source prefix wins over
-    /// a single source) and gives the gateway MAC and the GUE port.
+    /// Writes SETTINGS for this interface and `encap` (see
+    /// [`crate::plan::settings()`]): applies [`MapOp::PutSettings`]. The agent
+    /// writes them through its plans; tools and tests call this.
     pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
-        let mut s = Settings {
-            ifindex: self.iface.ifindex,
-            mtu: self.iface.mtu,
-            interface_mac: self.iface.mac,
-            ..Default::default()
-        };
-        if let Some(v4) = encap.source_v4.or(self.iface.v4) {
-            s.source_v4 = address_words(v4.into()).0[0];
-            s.flags |= SETTINGS_HAS_SOURCE_V4;
-        }
-        if let Some(v6) = encap.source_v6.or(self.iface.v6) {
-            s.source_v6 = address_words(v6.into()).0;
-            s.flags |= SETTINGS_HAS_SOURCE_V6;
-        }
-        if let Some(mac) = encap.gateway_mac {
-            s.gateway_mac = mac;
-            s.flags |= SETTINGS_HAS_GATEWAY;
-        }
-        s.gue_port = encap
-            .gue_port
-            .unwrap_or(lb_common::gue::DEFAULT_GUE_PORT)
-            .to_be();
-        if let Some(prefix) = encap.source_prefix_v4 {
-            s.source_v4 = address_words(prefix.base.into()).0[0];
-            s.source_host_mask_v4 = prefix.host_mask();
-            s.flags |= SETTINGS_HAS_SOURCE_V4 | lb_common::SETTINGS_SOURCE_PREFIX_V4;
-        }
-        if let Some(prefix) = encap.source_prefix_v6 {
-            s.source_v6 = address_words(prefix.base.into()).0;
-            s.source_host_mask_v6 = prefix.host_mask();
-            s.flags |= SETTINGS_HAS_SOURCE_V6 | lb_common::SETTINGS_SOURCE_PREFIX_V6;
-        }
-        let mut m: Array<_, Settings> = Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
-        m.set(0, s, 0)?;
-        Ok(s)
+        let settings = crate::plan::settings(&self.iface.link(), encap);
+        self.apply(&[MapOp::PutSettings { settings }])?;
+        Ok(settings)
     }
 
-    fn backend_entry(&self, b: &WrittenBackend) -> BackendEntry {
-        let (addr, family) = address_words(b.address);
-        let mut e = BackendEntry {
-            addr,
-            generation: b.generation,
-            flags: if b.live { BACKEND_LIVE } else { 0 }
-                | if b.gue {
-                    lb_common::BACKEND_ENCAP_GUE
-                } else {
-                    0
-                },
-            family,
-            service_id: b.service_id,
-            ..Default::default()
-        };
-        if let Some(nh) = self.next_hops.get(&b.address) {
-            e.flags |= BACKEND_HAS_NEXT_HOP;
-            e.next_hop_ifindex = nh.ifindex;
-            e.next_hop_mtu = nh.mtu;
-            e.next_hop_mac = nh.mac;
-            e.source_mac = nh.source_mac;
-        }
-        e
-    }
-
-    fn write_backend(&mut self, id: u32, b: WrittenBackend) -> Result<(), DatapathError> {
-        let entry = self.backend_entry(&b);
+    fn write_backend(&mut self, id: u32, entry: BackendEntry) -> Result<(), DatapathError> {
         let mut m: Array<_, BackendEntry> =
             Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
         m.set(id, entry, 0)?;
-        self.backends.insert(id, b);
         Ok(())
-    }
-
-    /// Records the next hop toward `address` and rewrites the entries of every
-    /// backend id with that address when it changed. Returns true on change.
-    pub fn set_next_hop(
-        &mut self,
-        address: IpAddr,
-        nh: Option<NextHop>,
-    ) -> Result<bool, DatapathError> {
-        if self.next_hops.get(&address).copied() == nh {
-            return Ok(false);
-        }
-        match nh {
-            Some(nh) => self.next_hops.insert(address, nh),
-            None => self.next_hops.remove(&address),
-        };
-        let ids: Vec<(u32, WrittenBackend)> = self
-            .backends
-            .iter()
-            .filter(|(_, b)| b.address == address)
-            .map(|(id, b)| (*id, *b))
-            .collect();
-        for (id, b) in ids {
-            self.write_backend(id, b)?;
-        }
-        Ok(true)
     }
 
     /// Applies map operations in order, all or nothing: when one fails, every
@@ -270,36 +180,39 @@ impl Datapath {
                     PerCpuArray::try_from(self.map_mut(lb_common::MAP_SERVICE_STATS)?)?;
                 m.set(*id, zero, 0)?;
             }
+            MapOp::PutSettings { settings } => {
+                let mut m: Array<_, Settings> =
+                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
+                m.set(0, *settings, 0)?;
+            }
+            MapOp::SetInsertBudget { budget } => {
+                use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
+                let mut m: Array<_, lb_common::FlowTableConfig> =
+                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
+                let mut config = flow_table_config(&m)?;
+                config.insert_budget = *budget;
+                set_flow_table_config(&mut m, config)?;
+            }
             MapOp::PutBackend {
                 id,
                 address,
                 generation,
                 live,
                 service_id,
+                next_hop,
                 gue,
             } => self.write_backend(
                 *id,
-                WrittenBackend {
-                    address: *address,
-                    generation: *generation,
-                    live: *live,
-                    service_id: *service_id,
-                    gue: *gue,
-                },
+                backend_entry(*address, *generation, *live, *service_id, *gue, *next_hop),
             )?,
             MapOp::RetireBackend {
                 id,
                 address,
                 generation,
+                next_hop,
             } => self.write_backend(
                 *id,
-                WrittenBackend {
-                    address: *address,
-                    generation: *generation,
-                    live: false,
-                    service_id: 0,
-                    gue: false,
-                },
+                backend_entry(*address, *generation, false, 0, false, *next_hop),
             )?,
             MapOp::SetVipFilterWord { word, bits } => {
                 let mut m: Array<_, u64> =
@@ -347,6 +260,35 @@ impl Datapath {
         }
         Ok(())
     }
+}
+
+/// The BACKENDS entry of a backend: its address, generation, liveness,
+/// service, encapsulation (GUE or IPIP) and (when known) next hop.
+fn backend_entry(
+    address: IpAddr,
+    generation: u32,
+    live: bool,
+    service_id: u32,
+    gue: bool,
+    next_hop: Option<NextHop>,
+) -> BackendEntry {
+    let (addr, family) = address_words(address);
+    let mut e = BackendEntry {
+        addr,
+        generation,
+        flags: if live { BACKEND_LIVE } else { 0 } | if gue { BACKEND_ENCAP_GUE } else { 0 },
+        family,
+        service_id,
+        ..Default::default()
+    };
+    if let Some(nh) = next_hop {
+        e.flags |= BACKEND_HAS_NEXT_HOP;
+        e.next_hop_ifindex = nh.ifindex;
+        e.next_hop_mtu = nh.mtu;
+        e.next_hop_mac = nh.mac;
+        e.source_mac = nh.source_mac;
+    }
+    e
 }
 
 /// `Ok` also when the key was not there.

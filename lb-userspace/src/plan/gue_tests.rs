@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::config::{BackendConfig, EncapConfig, Encapsulation};
+use lb_common::ServiceEntry;
+
+use crate::config::{BackendConfig, EncapConfig, Encapsulation, Protocol};
 
 const M: u32 = 13;
 
@@ -46,6 +48,7 @@ fn prev(p: &Plan) -> Previous<'_> {
         maglev_table_size: M,
         services: &p.services,
         retired: &p.retired,
+        ..Previous::default()
     }
 }
 
@@ -184,18 +187,64 @@ fn ipip_and_second_chance_off_flip_without_a_previous_table() {
     for (encap, grace) in [(Encapsulation::Ipip, 300), (Encapsulation::Gue, 0)] {
         let p0 = plan(&Previous::default(), &web(&[A, B], encap, grace), &AllUp).unwrap();
         let p1 = plan(&prev(&p0), &web(&[A, B, C], encap, grace), &AllUp).unwrap();
+        // A GUE entry still forgets its previous table first: one written by
+        // an earlier flip with second chance may be the spare refilled.
+        let mut puts = vec![MapOp::PutService {
+            key: key(),
+            entry: entry(1),
+        }];
+        if encap == Encapsulation::Gue {
+            puts.insert(
+                0,
+                MapOp::PutService {
+                    key: key(),
+                    entry: entry(0),
+                },
+            );
+        }
         assert_eq!(
             service_and_table_ops(&p1),
-            (
-                vec![MapOp::PutService {
-                    key: key(),
-                    entry: entry(1)
-                }],
-                vec![1]
-            ),
+            (puts, vec![1]),
             "{encap:?} {grace}"
         );
     }
+}
+
+#[test]
+fn turning_second_chance_off_still_forgets_the_previous_table_first() {
+    let p0 = plan(
+        &Previous::default(),
+        &web(&[A, B], Encapsulation::Gue, 300),
+        &AllUp,
+    )
+    .unwrap();
+    let p1 = plan(
+        &prev(&p0),
+        &web(&[A, B, C], Encapsulation::Gue, 300),
+        &AllUp,
+    )
+    .unwrap();
+    // Entry: table 1, previous 0. Second chance off and a change: table 0 is
+    // refilled, after the entry stopped naming it.
+    let p2 = plan(&prev(&p1), &web(&[A, C], Encapsulation::Gue, 0), &AllUp).unwrap();
+    let mut model = crate::plan::model::MapsModel::default();
+    for op in p0.ops.iter().chain(&p1.ops).chain(&p2.ops) {
+        model.apply(op);
+        assert_eq!(model.check(), Ok(()), "after {op:?}");
+    }
+    assert_eq!(
+        service_and_table_ops(&p2).0,
+        vec![
+            MapOp::PutService {
+                key: key(),
+                entry: entry(1)
+            },
+            MapOp::PutService {
+                key: key(),
+                entry: entry(0)
+            },
+        ]
+    );
 }
 
 #[test]
@@ -223,4 +272,45 @@ fn changing_the_encapsulation_rewrites_every_backend_entry_only() {
     assert_eq!(p1.services[0].encap, Encapsulation::Gue);
     let p2 = plan(&prev(&p1), &web(&[A, B], Encapsulation::Gue, 300), &AllUp).unwrap();
     assert!(p2.is_noop());
+}
+
+#[test]
+fn leaving_gue_with_a_table_change_forgets_the_previous_table_first() {
+    let p0 = plan(
+        &Previous::default(),
+        &web(&[A, B], Encapsulation::Gue, 300),
+        &AllUp,
+    )
+    .unwrap();
+    let p1 = plan(
+        &prev(&p0),
+        &web(&[A, B, C], Encapsulation::Gue, 300),
+        &AllUp,
+    )
+    .unwrap();
+    // Entry: table 1, previous 0; the backends still GUE when table 0 is
+    // refilled for the IPIP service (its removed backend keeps its flag).
+    let p2 = plan(&prev(&p1), &web(&[A, C], Encapsulation::Ipip, 300), &AllUp).unwrap();
+    let mut model = crate::plan::model::MapsModel::default();
+    for op in p0.ops.iter().chain(&p1.ops).chain(&p2.ops) {
+        model.apply(op);
+        assert_eq!(model.check(), Ok(()), "after {op:?}");
+    }
+    assert_eq!(
+        service_and_table_ops(&p2),
+        (
+            vec![
+                MapOp::PutService {
+                    key: key(),
+                    entry: entry(1)
+                },
+                MapOp::PutService {
+                    key: key(),
+                    entry: entry(0)
+                },
+            ],
+            vec![0]
+        )
+    );
+    assert_eq!(p2.services[0].encap, Encapsulation::Ipip);
 }

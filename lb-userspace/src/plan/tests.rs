@@ -3,9 +3,16 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use std::collections::BTreeMap;
+
+use lb_common::ServiceEntry;
+
 use super::*;
-use crate::config::{BackendConfig, EncapConfig, HealthCheckConfig, HealthCheckKind};
-use crate::state::AppliedState;
+use crate::config::{
+    BackendConfig, EncapConfig, HealthCheckConfig, HealthCheckKind, Protocol, ServiceConfig,
+};
+use crate::maglev::{MaglevTable, WeightedBackend, fingerprint};
+use crate::state::{AppliedBackend, AppliedState, BackendState};
 
 const M: u32 = 13;
 
@@ -64,6 +71,7 @@ fn prev(p: &Plan) -> Previous<'_> {
         maglev_table_size: M,
         services: &p.services,
         retired: &p.retired,
+        ..Previous::default()
     }
 }
 
@@ -104,6 +112,7 @@ fn put_backend_of(service_id: u32, id: u32, addr: &str, generation: u32, live: b
         generation,
         live,
         service_id,
+        next_hop: None,
         gue: false,
     }
 }
@@ -289,6 +298,7 @@ fn removing_a_backend_retires_it_after_the_flip() {
                 id: 1,
                 address: ip("198.18.3.3"),
                 generation: 1,
+                next_hop: None,
             },
         ]
     );
@@ -391,11 +401,13 @@ fn adding_and_removing_a_service() {
                 id: 0,
                 address: ip("198.18.3.2"),
                 generation: 1,
+                next_hop: None,
             },
             MapOp::RetireBackend {
                 id: 1,
                 address: ip("198.18.3.3"),
                 generation: 1,
+                next_hop: None,
             },
         ]
     );
@@ -474,6 +486,7 @@ fn retired_ids_are_reused_with_the_next_generation_when_fresh_ones_run_out() {
         maglev_table_size: M,
         services: &services,
         retired: &retired,
+        ..Previous::default()
     };
     let p1 = plan(
         &p,
@@ -608,6 +621,7 @@ fn applied_view_round_trips_through_the_state_file_shape() {
             maglev_table_size: back.maglev_table_size,
             services: &back.services,
             retired: &back.retired_backends,
+            ..Previous::default()
         },
         &web(vec![
             backend("198.18.3.2", 1, false),
@@ -796,6 +810,7 @@ fn fingerprints_agree_across_histories_and_with_the_config() {
             maglev_table_size: M,
             services: &old,
             retired: &later.retired,
+            ..Previous::default()
         },
         &web(all),
         &AllUp,
