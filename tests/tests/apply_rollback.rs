@@ -15,7 +15,7 @@ use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
-use lb::kernel::{Datapath, DatapathError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
+use lb::kernel::{Datapath, KernelError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
 use lb::plan::{AllUp, Previous, plan};
 use lb_common::{BackendEntry, MAX_VIP_ENTRIES, ServiceEntry, VipKey};
 use lb_tests::frames::{EGRESS_MAC, NEXT_HOP_MAC, Tcp, V4, tcp_v4};
@@ -228,7 +228,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         let before = read_maps(&pins, &web_key, backend_ids);
         let e = dp.apply(&failing.ops).unwrap_err();
         assert!(
-            matches!(e, DatapathError::RolledBack { .. }),
+            matches!(e, KernelError::RolledBack { .. }),
             "expected a rolled-back apply, got {e}"
         );
         assert!(e.to_string().contains("VIPS"), "{e}");

@@ -23,7 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::ConfigError;
 use crate::health::{HealthMonitor, MonitorConfig};
-use crate::kernel::{Datapath, DatapathError, ModeChoice, OpenOptions};
+use crate::kernel::{Datapath, KernelError, ModeChoice, OpenOptions};
 use crate::netns::NetnsId;
 use crate::plan::PlanError;
 use crate::state::{AppliedState, StateError, ensure_state_dirs, lock_path, state_path};
@@ -68,7 +68,7 @@ pub enum AgentError {
     Config(#[from] ConfigError),
     /// The datapath failed.
     #[error("datapath: {0}")]
-    Datapath(#[from] DatapathError),
+    Datapath(#[from] KernelError),
     /// Planning failed.
     #[error("plan: {0}")]
     Plan(#[from] PlanError),
@@ -139,7 +139,7 @@ impl Shell {
                         },
                         Err(e) => {
                             let error = e.to_string();
-                            let uncertain = matches!(e, DatapathError::RollbackFailed { .. });
+                            let uncertain = matches!(e, KernelError::RollbackFailed { .. });
                             failure.get_or_insert(AgentError::Datapath(e));
                             if uncertain {
                                 ApplyOutcome::Uncertain { error }

@@ -5,14 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use aya::EbpfLoader;
-use aya::maps::HashMap as BpfHashMap;
-use aya::programs::links::FdLink;
-use aya::programs::{Xdp, XdpMode};
-use lb::kernel::{Interface, LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove};
+use lb::kernel::decap::{DecapAttach, attach_decap};
+use lb::kernel::{Interface, check_pin_dir, decap_pin_dir, detach_and_remove};
 use lb::netns::NetnsId;
 use lb::state::DEFAULT_PIN_ROOT;
-use lb_common::{DecapCounter, DecapKey};
+use lb_common::DecapCounter;
 
 /// Arguments of `lb decap`.
 #[derive(clap::Args)]
@@ -80,49 +77,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     detach_and_remove(&dir)?;
     check_pin_dir(&dir, true)?;
     lb::private_dir::ensure(&dir)?;
-    let addrs_pin = dir.join(lb_common::MAP_DECAP_ADDRS);
-    let stats_pin = dir.join(lb_common::MAP_DECAP_STATS);
-    // The decapsulator never touches the connection table: one bucket.
-    let mask = 0;
-    let gue_ports = lb_common::decap_gue_ports(&args.gue_ports);
-    let mut loader = EbpfLoader::new();
-    lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
-    loader.override_global(lb_common::GLOBAL_DECAP_GUE_PORTS, &gue_ports, true);
-    let mut ebpf = loader
-        .map_pin_path(lb_common::MAP_DECAP_ADDRS, addrs_pin.as_path())
-        .map_pin_path(lb_common::MAP_DECAP_STATS, stats_pin.as_path())
-        .load(lb::object::EBPF_OBJECT)?;
-    {
-        let mut m: BpfHashMap<_, DecapKey, u32> = BpfHashMap::try_from(
-            ebpf.map_mut(lb_common::MAP_DECAP_ADDRS)
-                .context("no DECAP_ADDRS")?,
-        )?;
-        let mut all = iface.addresses.clone();
-        all.extend(&args.addresses);
-        for a in &all {
-            m.insert(DecapKey::from(*a), 0, 0)?;
-        }
-        eprintln!(
-            "{}: accepting {} local address(es): {all:?}; GUE on UDP port(s) {:?}",
-            args.iface,
-            all.len(),
-            args.gue_ports
-        );
-    }
+    let mut all = iface.addresses.clone();
+    all.extend(&args.addresses);
+    eprintln!(
+        "{}: accepting {} local address(es): {all:?}; GUE on UDP port(s) {:?}",
+        args.iface,
+        all.len(),
+        args.gue_ports
+    );
     warn_if_not_forwarding(&args.iface);
-    let prog: &mut Xdp = ebpf
-        .program_mut(lb_common::PROG_DECAP)
-        .context("no lb_decap program")?
-        .try_into()?;
-    prog.load()?;
-    let mode = if args.skb {
-        XdpMode::Skb
-    } else {
-        XdpMode::Driver
+    let request = DecapAttach {
+        dir: &dir,
+        ifindex: iface.ifindex,
+        addresses: &all,
+        gue_ports: &args.gue_ports,
+        skb: args.skb,
     };
-    let id = prog.attach_to_if_index(iface.ifindex, mode)?;
-    let link = FdLink::try_from(prog.take_link(id)?)?;
-    link.pin(dir.join(LINK_PIN))?;
+    attach_decap(lb::object::EBPF_OBJECT, &request)
+        .with_context(|| format!("attaching lb_decap to {}", args.iface))?;
     eprintln!(
         "{}: lb_decap attached ({}), pinned under {}; `lb decap --iface {} --detach` removes it",
         args.iface,

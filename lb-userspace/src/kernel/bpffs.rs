@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::DatapathError;
+use super::KernelError;
 use crate::private_dir;
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -45,7 +45,7 @@ fn via_parent(ppid: u32, root: &Path) -> PathBuf {
 /// mounted *there* (`nsenter -t PPID -m`) and used through
 /// `/proc/PPID/root/<root>`; pins made through that path live in the parent's
 /// namespace and survive us. Otherwise the bpffs is mounted here.
-pub fn resolve_root(root: &Path, mount: bool) -> Result<PathBuf, DatapathError> {
+pub fn resolve_root(root: &Path, mount: bool) -> Result<PathBuf, KernelError> {
     if is_bpffs(root) {
         return Ok(root.to_path_buf());
     }
@@ -78,7 +78,7 @@ pub fn resolve_root(root: &Path, mount: bool) -> Result<PathBuf, DatapathError> 
 
 /// Makes `root` a bpffs mount point when it is not one already (see
 /// [`resolve_root`]) and makes it private to root (see [`secure_root`]).
-pub fn ensure_bpffs(root: &Path) -> Result<PathBuf, DatapathError> {
+pub fn ensure_bpffs(root: &Path) -> Result<PathBuf, KernelError> {
     let root = resolve_root(root, true)?;
     private_dir::tighten(&root)?;
     Ok(root)
@@ -89,7 +89,7 @@ pub fn ensure_bpffs(root: &Path) -> Result<PathBuf, DatapathError> {
 /// checked to be a real directory owned by root and made not writable by
 /// others (a bpffs mounted without `mode=` is 1777), so nothing another user
 /// planted below it can be followed.
-pub fn secure_root(root: &Path) -> Result<PathBuf, DatapathError> {
+pub fn secure_root(root: &Path) -> Result<PathBuf, KernelError> {
     let root = resolve_root(root, false)?;
     if std::fs::symlink_metadata(&root).is_ok() {
         private_dir::tighten(&root)?;
@@ -125,11 +125,11 @@ fn mount_in_parent(ppid: u32, root: &Path) -> bool {
         ])
 }
 
-fn mount_here(root: &Path) -> Result<(), DatapathError> {
+fn mount_here(root: &Path) -> Result<(), KernelError> {
     std::fs::create_dir_all(root)
-        .map_err(|e| DatapathError::io(root, "creating the directory", e))?;
+        .map_err(|e| KernelError::io(root, "creating the directory", e))?;
     let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| {
-        DatapathError::NulInPath {
+        KernelError::NulInPath {
             path: root.display().to_string(),
         }
     })?;
@@ -144,7 +144,7 @@ fn mount_here(root: &Path) -> Result<(), DatapathError> {
         )
     };
     if r != 0 {
-        return Err(DatapathError::io(
+        return Err(KernelError::io(
             root,
             "mounting bpffs",
             std::io::Error::last_os_error(),
@@ -156,6 +156,6 @@ fn mount_here(root: &Path) -> Result<(), DatapathError> {
 
 /// Removes every pin in `dir` and the directory itself (missing is fine); a
 /// symbolic link or a directory not private to root is refused, never followed.
-pub fn remove_pin_dir(dir: &Path) -> Result<(), DatapathError> {
+pub fn remove_pin_dir(dir: &Path) -> Result<(), KernelError> {
     Ok(private_dir::remove_entries_and_dir(dir)?)
 }

@@ -1,11 +1,11 @@
-//! [`DatapathError`]: the errors of the kernel layer, each naming what
+//! [`KernelError`]: the errors of the kernel layer, each naming what
 //! failed (the map, program, interface or path, and the operation).
 
 use std::path::Path;
 
 /// Errors of the datapath layer.
 #[derive(Debug, thiserror::Error)]
-pub enum DatapathError {
+pub enum KernelError {
     /// A system or file-system call on `path` failed.
     #[error("{path}: {op}: {source}")]
     Io {
@@ -105,7 +105,7 @@ pub enum DatapathError {
         /// The failing operation.
         op: String,
         /// Why it failed.
-        cause: Box<DatapathError>,
+        cause: Box<KernelError>,
         /// Entries put back.
         restored: usize,
     },
@@ -120,13 +120,13 @@ pub enum DatapathError {
         /// The failing operation.
         op: String,
         /// Why it failed.
-        cause: Box<DatapathError>,
+        cause: Box<KernelError>,
         /// Why each failed restore failed.
         failed: Vec<String>,
     },
 }
 
-impl DatapathError {
+impl KernelError {
     /// Operation `op` on `path` failed.
     pub fn io(path: impl AsRef<Path>, op: &'static str, source: std::io::Error) -> Self {
         Self::Io {
@@ -139,32 +139,32 @@ impl DatapathError {
 
 #[cfg(test)]
 mod tests {
-    use super::DatapathError;
+    use super::KernelError;
 
     #[test]
     fn messages_name_what_failed() {
         let cases = [
             (
-                DatapathError::MissingMap {
+                KernelError::MissingMap {
                     map: lb_common::MAP_VIPS,
                 },
                 "no map VIPS in the eBPF object",
             ),
             (
-                DatapathError::MissingProgram {
+                KernelError::MissingProgram {
                     program: lb_common::PROG_LB,
                 },
                 "no program lb_xdp in the eBPF object",
             ),
             (
-                DatapathError::PerCpuValues {
+                KernelError::PerCpuValues {
                     map: lb_common::MAP_BACKEND_STATS,
                     source: std::io::Error::from_raw_os_error(libc::EINVAL),
                 },
                 "building a per-CPU value of BACKEND_STATS: Invalid argument",
             ),
             (
-                DatapathError::MapCall {
+                KernelError::MapCall {
                     map: lb_common::MAP_MAGLEV_TABLES,
                     op: "delete",
                     source: std::io::Error::from_raw_os_error(libc::EPERM),
@@ -172,7 +172,7 @@ mod tests {
                 "MAGLEV_TABLES delete: Operation not permitted",
             ),
             (
-                DatapathError::io(
+                KernelError::io(
                     "/sys/fs/bpf/lb/ns1/eth1/link",
                     "detaching the XDP link",
                     std::io::Error::from_raw_os_error(libc::EPERM),
@@ -180,13 +180,13 @@ mod tests {
                 "/sys/fs/bpf/lb/ns1/eth1/link: detaching the XDP link: Operation not permitted",
             ),
             (
-                DatapathError::NoInterface {
+                KernelError::NoInterface {
                     name: "veth9".into(),
                 },
                 "no interface veth9",
             ),
             (
-                DatapathError::NulInPath {
+                KernelError::NulInPath {
                     path: "/run/lb/x".into(),
                 },
                 "/run/lb/x: a path with a NUL byte cannot be passed to the kernel",

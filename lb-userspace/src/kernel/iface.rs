@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::DatapathError;
+use super::KernelError;
 
 /// An interface's identity and addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,24 +50,24 @@ impl Interface {
     }
 
     /// Reads the interface (through `ip -j addr show dev NAME`).
-    pub fn read(name: &str) -> Result<Self, DatapathError> {
+    pub fn read(name: &str) -> Result<Self, KernelError> {
         let ifindex =
-            ifindex(name).ok_or_else(|| DatapathError::NoInterface { name: name.into() })?;
+            ifindex(name).ok_or_else(|| KernelError::NoInterface { name: name.into() })?;
         let out = std::process::Command::new("ip")
             .args(["-j", "addr", "show", "dev", name])
             .output()
-            .map_err(|source| DatapathError::Syscall {
+            .map_err(|source| KernelError::Syscall {
                 call: "running ip",
                 source,
             })?;
         let json: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|source| DatapathError::IpJson {
+            serde_json::from_slice(&out.stdout).map_err(|source| KernelError::IpJson {
                 command: format!("ip -j addr show dev {name}"),
                 source,
             })?;
         let link = json
             .get(0)
-            .ok_or_else(|| DatapathError::NoInterface { name: name.into() })?;
+            .ok_or_else(|| KernelError::NoInterface { name: name.into() })?;
         let mac = link["address"]
             .as_str()
             .and_then(parse_mac)

@@ -23,6 +23,7 @@
 
 pub mod adopt;
 pub mod bpffs;
+pub mod decap;
 mod error;
 pub mod iface;
 mod inner_table;
@@ -39,7 +40,7 @@ use std::path::{Path, PathBuf};
 use aya::Ebpf;
 use aya::programs::links::PinnedLink;
 
-pub use error::DatapathError;
+pub use error::KernelError;
 pub use iface::Interface;
 pub use pins::{
     LINK_PIN, check_pin_dir, decap_pin_dir, detach_and_remove, netns_dir, pin_dir,
@@ -131,9 +132,9 @@ impl Datapath {
         self.adopted
     }
 
-    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, DatapathError> {
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, KernelError> {
         self.ebpf
             .map_mut(name)
-            .ok_or(DatapathError::MissingMap { map: name })
+            .ok_or(KernelError::MissingMap { map: name })
     }
 }

@@ -12,7 +12,7 @@ use aya::{Ebpf, EbpfLoader};
 
 use super::adopt::{self, Incompatible, NotAdopted, PinFacts};
 use super::{
-    Datapath, DatapathError, Interface, LINK_PIN, MAP_NAMES, ModeChoice, OpenOptions, bpffs,
+    Datapath, KernelError, Interface, LINK_PIN, MAP_NAMES, ModeChoice, OpenOptions, bpffs,
     check_pin_dir, detach_and_remove, layout, pin_dir, retire_legacy_pins, sys,
 };
 use crate::private_dir;
@@ -33,16 +33,16 @@ fn init_flow_table_config(
     ebpf: &mut Ebpf,
     adopted: bool,
     insert_budget: u32,
-) -> Result<(), DatapathError> {
+) -> Result<(), KernelError> {
     use lb_common::flow_table::user::{flow_table_config, random_flow_key, set_flow_table_config};
     let name = lb_common::MAP_FLOW_TABLE_CONFIG;
     let mut m: Array<_, lb_common::FlowTableConfig> = Array::try_from(
         ebpf.map_mut(name)
-            .ok_or(DatapathError::MissingMap { map: name })?,
+            .ok_or(KernelError::MissingMap { map: name })?,
     )?;
     let mut config = flow_table_config(&m)?;
     if !adopted {
-        config.key = random_flow_key().map_err(|source| DatapathError::Syscall {
+        config.key = random_flow_key().map_err(|source| KernelError::Syscall {
             call: "getrandom",
             source,
         })?;
@@ -59,7 +59,7 @@ impl Datapath {
     pub fn open(
         opts: &OpenOptions,
         previous: Option<AppliedState>,
-    ) -> Result<(Self, Option<AppliedState>), DatapathError> {
+    ) -> Result<(Self, Option<AppliedState>), KernelError> {
         let iface = Interface::read(&opts.ifname)?;
         let root = bpffs::ensure_bpffs(&opts.pin_root)?;
         retire_legacy_pins(&root, &opts.ifname, iface.ifindex)?;
@@ -101,7 +101,7 @@ impl Datapath {
         init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
         let prog: &mut Xdp = ebpf
             .program_mut(lb_common::PROG_LB)
-            .ok_or(DatapathError::MissingProgram {
+            .ok_or(KernelError::MissingProgram {
                 program: lb_common::PROG_LB,
             })?
             .try_into()?;
@@ -134,7 +134,7 @@ impl Datapath {
             }
         };
         let nr_cpus = aya::util::nr_cpus()
-            .map_err(|(what, e)| DatapathError::io(what, "reading the possible CPUs", e))?;
+            .map_err(|(what, e)| KernelError::io(what, "reading the possible CPUs", e))?;
         if let Some(st) = &adopt {
             // Rewrite the whole VIP filter from the adopted state: the plan
             // only sends the words that change from it.
@@ -143,7 +143,7 @@ impl Datapath {
             );
             let mut filter: Array<_, u64> = Array::try_from(
                 ebpf.map_mut(lb_common::MAP_VIP_FILTER)
-                    .ok_or(DatapathError::MissingMap {
+                    .ok_or(KernelError::MissingMap {
                         map: lb_common::MAP_VIP_FILTER,
                     })?,
             )?;
@@ -153,7 +153,7 @@ impl Datapath {
         }
         let adopted = adopt.is_some();
         let tables_path = dir.join(lb_common::MAP_MAGLEV_TABLES);
-        let tables_fd = sys::obj_get(&tables_path).map_err(|source| DatapathError::MapCall {
+        let tables_fd = sys::obj_get(&tables_path).map_err(|source| KernelError::MapCall {
             map: lb_common::MAP_MAGLEV_TABLES,
             op: "open the pin",
             source,
@@ -179,7 +179,7 @@ fn attach(
     prog: &mut Xdp,
     ifindex: u32,
     mode: ModeChoice,
-) -> Result<(aya::programs::xdp::XdpLinkId, &'static str), DatapathError> {
+) -> Result<(aya::programs::xdp::XdpLinkId, &'static str), KernelError> {
     match mode {
         ModeChoice::Native => Ok((prog.attach_to_if_index(ifindex, XdpMode::Driver)?, "native")),
         ModeChoice::Skb => Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb")),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DatapathError, bpffs, sys};
+use super::{KernelError, bpffs, sys};
 use crate::netns::NetnsId;
 use crate::private_dir;
 
@@ -31,7 +31,7 @@ pub fn decap_pin_dir(pin_root: &Path, netns: NetnsId, ifname: &str) -> PathBuf {
 /// Checks the private directories leading to `dir` (a pin directory made by
 /// [`pin_dir`] or [`decap_pin_dir`] under the secured root), creating the
 /// namespace's directory when `create`. True when `dir` exists.
-pub fn check_pin_dir(dir: &Path, create: bool) -> Result<bool, DatapathError> {
+pub fn check_pin_dir(dir: &Path, create: bool) -> Result<bool, KernelError> {
     if let Some(ns) = dir.parent() {
         if create {
             private_dir::ensure(ns)?;
@@ -73,7 +73,7 @@ fn attached_xdp_programs(ifname: &str) -> Vec<u32> {
 /// the link's) it is this namespace's, and it is detached and removed, so the
 /// upgraded agent starts fresh (the earlier layout is not adopted).
 /// Otherwise (another namespace's, or stale) it is left alone with a warning.
-pub fn retire_legacy_pins(root: &Path, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
+pub fn retire_legacy_pins(root: &Path, ifname: &str, ifindex: u32) -> Result<(), KernelError> {
     let legacy = root.join(ifname);
     match private_dir::check(&legacy) {
         Ok(true) => {}
@@ -111,7 +111,7 @@ pub fn retire_legacy_pins(root: &Path, ifname: &str, ifindex: u32) -> Result<(),
 /// Detaches the pinned link in `dir` (if any) and removes every pin there;
 /// `dir` and its namespace's directory must be private to root (checked,
 /// never followed).
-pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
+pub fn detach_and_remove(dir: &Path) -> Result<bool, KernelError> {
     if !check_pin_dir(dir, false)? {
         return Ok(false);
     }
@@ -120,7 +120,7 @@ pub fn detach_and_remove(dir: &Path) -> Result<bool, DatapathError> {
     if let Ok(fd) = sys::obj_get(&link)
         && sys::xdp_link_ifindex(&fd).unwrap_or(0) != 0
     {
-        sys::link_detach(&fd).map_err(|e| DatapathError::io(&link, "detaching the XDP link", e))?;
+        sys::link_detach(&fd).map_err(|e| KernelError::io(&link, "detaching the XDP link", e))?;
         detached = true;
     }
     bpffs::remove_pin_dir(dir)?;

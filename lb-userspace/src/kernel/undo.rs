@@ -14,7 +14,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{BackendEntry, FlowTableConfig, ServiceEntry, Settings, VipKey};
 
-use super::{Datapath, DatapathError, inner_table, sys};
+use super::{Datapath, KernelError, inner_table, sys};
 use crate::plan::MapOp;
 
 /// What one map entry held before the apply wrote it.
@@ -47,7 +47,7 @@ impl Datapath {
         &mut self,
         op: &MapOp,
         journal: &mut Vec<Undo>,
-    ) -> Result<(), DatapathError> {
+    ) -> Result<(), KernelError> {
         match op {
             MapOp::ZeroBackendStats { .. } | MapOp::ZeroServiceStats { .. } => {}
             MapOp::PutSettings { .. } => {
@@ -86,7 +86,7 @@ impl Datapath {
             MapOp::PutTable { index, .. } | MapOp::DeleteTable { index } => {
                 let previous =
                     inner_table_at(self.tables_fd.as_fd(), *index).map_err(|source| {
-                        DatapathError::MapCall {
+                        KernelError::MapCall {
                             map: lb_common::MAP_MAGLEV_TABLES,
                             op: "lookup",
                             source,
@@ -101,7 +101,7 @@ impl Datapath {
         Ok(())
     }
 
-    fn vip_entry(&mut self, key: &VipKey) -> Result<Option<ServiceEntry>, DatapathError> {
+    fn vip_entry(&mut self, key: &VipKey) -> Result<Option<ServiceEntry>, KernelError> {
         let m: BpfHashMap<_, VipKey, ServiceEntry> =
             BpfHashMap::try_from(self.map_mut(lb_common::MAP_VIPS)?)?;
         match m.get(key, 0) {
@@ -119,7 +119,7 @@ impl Datapath {
     /// Puts back everything in `journal`, last write first. Returns the
     /// errors of entries that could not be restored (none in practice: every
     /// restore writes a slot the apply itself just wrote).
-    pub(super) fn undo(&mut self, journal: Vec<Undo>) -> Vec<DatapathError> {
+    pub(super) fn undo(&mut self, journal: Vec<Undo>) -> Vec<KernelError> {
         let mut failed = Vec::new();
         for undo in journal.into_iter().rev() {
             if let Err(e) = self.restore(undo) {
@@ -129,7 +129,7 @@ impl Datapath {
         failed
     }
 
-    fn restore(&mut self, undo: Undo) -> Result<(), DatapathError> {
+    fn restore(&mut self, undo: Undo) -> Result<(), KernelError> {
         match undo {
             Undo::Backend { id, entry } => {
                 let mut m: Array<_, BackendEntry> =
@@ -163,7 +163,7 @@ impl Datapath {
                 Some(fd) => {
                     let table = MapData::from_fd(fd)?;
                     inner_table::put_all(self.tables_fd.as_fd(), &[(index, table)]).map_err(
-                        |source| DatapathError::MapCall {
+                        |source| KernelError::MapCall {
                             map: lb_common::MAP_MAGLEV_TABLES,
                             op: "restore",
                             source,

@@ -11,7 +11,7 @@ use lb_common::{
     ServiceEntry, ServiceStats, Settings, VipKey, address_words,
 };
 
-use super::{Datapath, DatapathError, NextHop, inner_table, sys};
+use super::{Datapath, KernelError, NextHop, inner_table, sys};
 use crate::config::EncapConfig;
 use crate::plan::MapOp;
 
@@ -21,20 +21,20 @@ const KERNEL_ENOTSUPP: i32 = 524;
 impl Datapath {
     /// Sets the connection table's insert budget (per second per CPU, 0 = no
     /// limit), keeping its secret: applies [`MapOp::SetInsertBudget`].
-    pub fn set_insert_budget(&mut self, budget: u32) -> Result<(), DatapathError> {
+    pub fn set_insert_budget(&mut self, budget: u32) -> Result<(), KernelError> {
         self.apply(&[MapOp::SetInsertBudget { budget }])
     }
 
     /// Writes SETTINGS for this interface and `encap` (see
     /// [`crate::plan::settings()`]): applies [`MapOp::PutSettings`]. The agent
     /// writes them through its plans; tools and tests call this.
-    pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, DatapathError> {
+    pub fn write_settings(&mut self, encap: &EncapConfig) -> Result<Settings, KernelError> {
         let settings = crate::plan::settings(&self.iface.link(), encap);
         self.apply(&[MapOp::PutSettings { settings }])?;
         Ok(settings)
     }
 
-    fn write_backend(&mut self, id: u32, entry: BackendEntry) -> Result<(), DatapathError> {
+    fn write_backend(&mut self, id: u32, entry: BackendEntry) -> Result<(), KernelError> {
         let mut m: Array<_, BackendEntry> =
             Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
         m.set(id, entry, 0)?;
@@ -45,7 +45,7 @@ impl Datapath {
     /// entry already written is put back as it was (see `undo`) before the
     /// error is returned, so packets never see part of a plan.
     /// A run of consecutive `PutTable`s is stored with one batch write.
-    pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
+    pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), KernelError> {
         let mut journal = Vec::new();
         let Err((index, cause)) = self.apply_journalled(ops, &mut journal) else {
             return Ok(());
@@ -54,7 +54,7 @@ impl Datapath {
         let failed = self.undo(journal);
         let op = ops.get(index).map_or_else(String::new, MapOp::describe);
         if failed.is_empty() {
-            Err(DatapathError::RolledBack {
+            Err(KernelError::RolledBack {
                 index: index + 1,
                 total: ops.len(),
                 op,
@@ -62,7 +62,7 @@ impl Datapath {
                 restored,
             })
         } else {
-            Err(DatapathError::RollbackFailed {
+            Err(KernelError::RollbackFailed {
                 index: index + 1,
                 total: ops.len(),
                 op,
@@ -78,7 +78,7 @@ impl Datapath {
         &mut self,
         ops: &[MapOp],
         journal: &mut Vec<super::undo::Undo>,
-    ) -> Result<(), (usize, DatapathError)> {
+    ) -> Result<(), (usize, KernelError)> {
         let mut at = 0;
         while at < ops.len() {
             let tables = ops[at..]
@@ -103,12 +103,12 @@ impl Datapath {
 
     /// Creates and fills the inner tables of `ops` (all `PutTable`), then
     /// stores them into MAGLEV_TABLES in one batch.
-    fn put_tables(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
+    fn put_tables(&mut self, ops: &[MapOp]) -> Result<(), KernelError> {
         let mut tables = Vec::with_capacity(ops.len());
         for op in ops {
             if let MapOp::PutTable { index, slots } = op {
                 let inner =
-                    inner_table::create_filled(slots).map_err(|source| DatapathError::MapCall {
+                    inner_table::create_filled(slots).map_err(|source| KernelError::MapCall {
                         map: lb_common::MAP_MAGLEV_TABLES,
                         op: "create an inner table",
                         source,
@@ -121,7 +121,7 @@ impl Datapath {
 
     /// Stores `(index, table)`s into MAGLEV_TABLES (one batch write when the
     /// kernel has it).
-    fn store_tables(&mut self, tables: &[(u32, MapData)]) -> Result<(), DatapathError> {
+    fn store_tables(&mut self, tables: &[(u32, MapData)]) -> Result<(), KernelError> {
         use std::os::fd::AsFd as _;
         match inner_table::put_all(self.tables_fd.as_fd(), tables) {
             Ok(()) => Ok(()),
@@ -140,7 +140,7 @@ impl Datapath {
                 }
                 Ok(())
             }
-            Err(source) => Err(DatapathError::MapCall {
+            Err(source) => Err(KernelError::MapCall {
                 map: lb_common::MAP_MAGLEV_TABLES,
                 op: "batch update",
                 source,
@@ -149,20 +149,20 @@ impl Datapath {
     }
 
     /// Empties slot `index` of MAGLEV_TABLES (absent is not an error).
-    pub(super) fn delete_table(&mut self, index: u32) -> Result<(), DatapathError> {
+    pub(super) fn delete_table(&mut self, index: u32) -> Result<(), KernelError> {
         use std::os::fd::AsFd as _;
-        sys::delete_u32(self.tables_fd.as_fd(), index).map_err(|source| DatapathError::MapCall {
+        sys::delete_u32(self.tables_fd.as_fd(), index).map_err(|source| KernelError::MapCall {
             map: lb_common::MAP_MAGLEV_TABLES,
             op: "delete",
             source,
         })
     }
 
-    fn apply_one(&mut self, op: &MapOp) -> Result<(), DatapathError> {
+    fn apply_one(&mut self, op: &MapOp) -> Result<(), KernelError> {
         match op {
             MapOp::ZeroBackendStats { id } => {
                 let zero = PerCpuValues::try_from(vec![BackendStats::default(); self.nr_cpus])
-                    .map_err(|source| DatapathError::PerCpuValues {
+                    .map_err(|source| KernelError::PerCpuValues {
                         map: lb_common::MAP_BACKEND_STATS,
                         source,
                     })?;
@@ -172,7 +172,7 @@ impl Datapath {
             }
             MapOp::ZeroServiceStats { id } => {
                 let zero = PerCpuValues::try_from(vec![ServiceStats::default(); self.nr_cpus])
-                    .map_err(|source| DatapathError::PerCpuValues {
+                    .map_err(|source| KernelError::PerCpuValues {
                         map: lb_common::MAP_SERVICE_STATS,
                         source,
                     })?;
@@ -233,7 +233,7 @@ impl Datapath {
             } => {
                 let mut entry = *entry;
                 entry.previous_until_ns = sys::monotonic_ns()
-                    .map_err(|source| DatapathError::Syscall {
+                    .map_err(|source| KernelError::Syscall {
                         call: "clock_gettime(CLOCK_MONOTONIC)",
                         source,
                     })?
@@ -292,7 +292,7 @@ fn backend_entry(
 }
 
 /// `Ok` also when the key was not there.
-pub(super) fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), DatapathError> {
+pub(super) fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), KernelError> {
     match r {
         Err(aya::maps::MapError::KeyNotFound) => Ok(()),
         Err(aya::maps::MapError::SyscallError(e))
