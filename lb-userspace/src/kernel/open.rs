@@ -12,7 +12,7 @@ use aya::{Ebpf, EbpfLoader};
 
 use super::adopt::{self, Incompatible, NotAdopted, PinFacts};
 use super::{
-    Datapath, KernelError, Interface, LINK_PIN, MAP_NAMES, ModeChoice, OpenOptions, bpffs,
+    Datapath, Interface, KernelError, LINK_PIN, MAP_NAMES, ModeChoice, OpenOptions, bpffs,
     check_pin_dir, detach_and_remove, layout, pin_dir, retire_legacy_pins, sys,
 };
 use crate::private_dir;
