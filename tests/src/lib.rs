@@ -13,6 +13,7 @@
 
 pub mod agent_process;
 pub mod browser;
+pub mod configs;
 pub mod decap_frames;
 pub mod decap_netns;
 pub mod frames;

@@ -4,39 +4,20 @@
 use std::net::IpAddr;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
-use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
+use lb::config::{Config, EncapConfig};
 use lb::kernel::{Datapath, ModeChoice, OpenOptions};
 use lb::plan::{AllUp, Previous, plan};
 use lb::state::AppliedState;
 use lb_common::{BACKEND_LIVE, BackendEntry, ServiceEntry, Settings, VipKey};
+use lb_tests::configs::web_service;
 use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
 
 fn cfg(backends: &[&str]) -> Config {
-    Config {
-        maglev_table_size: 251,
-        conntrack_entries: 4096,
-        conntrack_insert_budget: 0,
-        encapsulation: EncapConfig::default(),
-        services: vec![ServiceConfig {
-            name: "web".into(),
-            vip: "198.18.100.1".parse().unwrap(),
-            port: 80,
-            protocol: Protocol::Tcp,
-            backends: backends
-                .iter()
-                .map(|a| BackendConfig {
-                    address: a.parse().unwrap(),
-                    weight: 1,
-                    drain: false,
-                })
-                .collect(),
-            health_check: None,
-            panic_threshold: 0.5,
-            encap: lb::config::Encapsulation::Ipip,
-            second_chance_s: lb::config::DEFAULT_SECOND_CHANCE_S,
-        }],
-        announce: Default::default(),
-    }
+    web_service(
+        backends,
+        lb::config::Encapsulation::Ipip,
+        lb::config::DEFAULT_SECOND_CHANCE_S,
+    )
 }
 
 #[test]

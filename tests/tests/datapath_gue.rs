@@ -7,45 +7,20 @@
 use std::net::Ipv4Addr;
 
 use aya::maps::{Array, HashMap, Map, MapData};
-use lb::config::{
-    BackendConfig, Config, EncapConfig, Encapsulation, Protocol, ServiceConfig, SourcePrefix,
-};
+use lb::config::{Config, EncapConfig, Encapsulation, SourcePrefix};
 use lb::kernel::{Datapath, ModeChoice, OpenOptions};
 use lb::plan::{AllUp, Plan, Previous, plan};
 use lb_common::{
     BACKEND_ENCAP_GUE, BackendEntry, SETTINGS_SOURCE_PREFIX_V4, ServiceEntry, Settings, VipKey,
 };
+use lb_tests::configs::web_service;
 use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
 
 const M: u32 = 251;
 const GRACE_S: u32 = 120;
 
 fn cfg(backends: &[&str]) -> Config {
-    Config {
-        maglev_table_size: M,
-        conntrack_entries: 4096,
-        conntrack_insert_budget: 0,
-        encapsulation: EncapConfig::default(),
-        services: vec![ServiceConfig {
-            name: "web".into(),
-            vip: "198.18.100.1".parse().unwrap(),
-            port: 80,
-            protocol: Protocol::Tcp,
-            backends: backends
-                .iter()
-                .map(|a| BackendConfig {
-                    address: a.parse().unwrap(),
-                    weight: 1,
-                    drain: false,
-                })
-                .collect(),
-            health_check: None,
-            panic_threshold: 0.5,
-            encap: Encapsulation::Gue,
-            second_chance_s: GRACE_S,
-        }],
-        announce: Default::default(),
-    }
+    web_service(backends, Encapsulation::Gue, GRACE_S)
 }
 
 fn monotonic_ns() -> u64 {
