@@ -154,25 +154,15 @@ fn has_socket_v4(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
     let Some((sport, dport)) = non_syn_ports(pkt, off + ihl) else {
         return true;
     };
-    let mut tuple = TupleV4 {
-        saddr,
-        daddr,
-        sport,
-        dport,
-    };
-    // SAFETY: `tuple` is a live, writable `TupleV4`, laid out as the IPv4
-    // member of `bpf_sock_tuple`, and the size passed is its size; the
-    // helper reads it only during the call. `ctx` is this program's context.
-    let sk = unsafe {
-        bpf_skc_lookup_tcp(
-            ctx.as_ptr(),
-            &mut tuple as *mut TupleV4 as *mut bpf_sock_tuple,
-            size_of::<TupleV4>() as u32,
-            CURRENT_NETNS,
-            0,
-        )
-    };
-    is_connection(sk)
+    has_connection(
+        ctx,
+        &mut TupleV4 {
+            saddr,
+            daddr,
+            sport,
+            dport,
+        },
+    )
 }
 
 /// Like [`has_socket_v4`] for an inner IPv6 packet (TCP directly after the
@@ -189,26 +179,46 @@ fn has_socket_v6(ctx: &XdpContext, pkt: &Packet, off: usize) -> bool {
     let Some((sport, dport)) = non_syn_ports(pkt, off + IPV6_LEN) else {
         return true;
     };
-    let mut tuple = TupleV6 {
-        saddr,
-        daddr,
-        sport,
-        dport,
-    };
-    // SAFETY: `tuple` is a live, writable `TupleV6`, laid out as the IPv6
-    // member of `bpf_sock_tuple`, and the size passed is its size; the
-    // helper reads it only during the call. `ctx` is this program's context.
+    has_connection(
+        ctx,
+        &mut TupleV6 {
+            saddr,
+            daddr,
+            sport,
+            dport,
+        },
+    )
+}
+
+/// Whether the kernel holds a connection (not just a listener) for `tuple`:
+/// `bpf_skc_lookup_tcp` in this program's network namespace.
+#[inline(always)]
+fn has_connection<T: SockTuple>(ctx: &XdpContext, tuple: &mut T) -> bool {
+    // SAFETY: `tuple` is a live, writable `T`, which `SockTuple` promises is
+    // laid out as one member of `bpf_sock_tuple`, and the size passed is its
+    // size; the helper reads it only during the call. `ctx` is this
+    // program's context.
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.as_ptr(),
-            &mut tuple as *mut TupleV6 as *mut bpf_sock_tuple,
-            size_of::<TupleV6>() as u32,
+            (tuple as *mut T).cast::<bpf_sock_tuple>(),
+            size_of::<T>() as u32,
             CURRENT_NETNS,
             0,
         )
     };
     is_connection(sk)
 }
+
+/// A socket-lookup tuple: the IPv4 or the IPv6 member of `bpf_sock_tuple`.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` and laid out exactly as that member.
+unsafe trait SockTuple {}
+// SAFETY: `TupleV4` is `#[repr(C)]` saddr, daddr, sport, dport: the IPv4 member.
+unsafe impl SockTuple for TupleV4 {}
+// SAFETY: `TupleV6` is `#[repr(C)]` saddr, daddr, sport, dport: the IPv6 member.
+unsafe impl SockTuple for TupleV6 {}
 
 /// Where the forwarded packet leaves: MACs and egress ifindex.
 struct NextHop {
