@@ -11,8 +11,9 @@
 //!   program under test in `TARGET[0]`.
 //! - `bench_restore_decap` (`decap.rs`): the same for `lb_decap`, which
 //!   shrinks frames.
-//! - `bench_gen`, `bench_forward`, `bench_sink`: the packet-rate benchmark's
-//!   generator, forwarding ceiling and counting sink (see `rate.rs`).
+//! - `bench_gen`, `bench_forward`, `bench_encap_forward`, `bench_sink`: the
+//!   packet-rate benchmark's generator, forwarding ceiling, encapsulating
+//!   forwarder's ceiling and counting sink (see `rate.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -27,7 +27,7 @@ use lb_tests::{
     harness::{LB_SOURCE_V4, Lb, XDP_PASS, XDP_TX},
 };
 
-use crate::per_packet::{BENCH_OBJECT, Sizes, median};
+use crate::per_packet::{BENCH_OBJECT, Sizes, median, ns_per_pass};
 use crate::report::{Report, Row};
 
 /// Length of every template frame (`bench-ebpf`'s `DECAP_FRAME_LEN`).
@@ -181,20 +181,22 @@ fn wrapped(
         .iter()
         .flat_map(|w| w.to_ne_bytes())
         .collect();
+    let mut out = vec![0u8; 256];
     median(sizes, || {
-        let mut out = vec![0u8; 256];
-        let r = p.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            repeat: sizes.passes,
-            ..Default::default()
-        })?;
-        ensure!(
-            r.return_value == expect,
-            "lb_decap bench: returned {} instead of {expect}",
-            r.return_value
-        );
-        Ok(r.duration.as_nanos() as f64)
+        ns_per_pass(sizes.passes, |repeat| {
+            let r = p.test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..Default::default()
+            })?;
+            ensure!(
+                r.return_value == expect,
+                "lb_decap bench: returned {} instead of {expect}",
+                r.return_value
+            );
+            Ok(r.duration)
+        })
     })
 }

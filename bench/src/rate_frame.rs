@@ -35,6 +35,25 @@ pub struct Forward {
 // SAFETY: repr(C), no padding (4 + 6 + 6).
 unsafe impl aya::Pod for Forward {}
 
+/// Mirrors `bench-ebpf`'s `EncapForward`: where `bench_encap_forward` sends
+/// frames and the outer IPv4 addresses it writes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EncapForward {
+    /// Egress ifindex.
+    pub ifindex: u32,
+    /// Destination MAC to write.
+    pub dst: [u8; 6],
+    /// Source MAC to write.
+    pub src: [u8; 6],
+    /// Outer IPv4 source.
+    pub outer_src: [u8; 4],
+    /// Outer IPv4 destination (the backend).
+    pub outer_dst: [u8; 4],
+}
+// SAFETY: repr(C), no padding (4 + 6 + 6 + 4 + 4).
+unsafe impl aya::Pod for EncapForward {}
+
 /// A 64-byte UDP/IPv4 frame `dst_mac <- src_mac`, from `src` (the generator
 /// overwrites its last two octets and the port) to `dst:port`; IPv4 checksum
 /// left zero (the generator computes it), UDP checksum 0 (none).
@@ -114,5 +133,83 @@ mod tests {
         };
         assert_eq!(udp.destination_port(), 7777);
         assert_eq!(udp.length(), 30);
+    }
+
+    /// `bench_encap_forward` (the rate section's encapsulating baseline) run
+    /// once through BPF_PROG_TEST_RUN: a valid IPIP frame to the configured
+    /// backend, the original frame intact inside, redirected (root).
+    #[test]
+    fn encap_forward_writes_a_valid_ipip_frame_and_redirects() {
+        use aya::{
+            EbpfLoader, TestRun as _,
+            maps::Array,
+            programs::{TestRunOptions, Xdp},
+        };
+        const XDP_REDIRECT: u32 = 4;
+
+        let mut bench = EbpfLoader::new()
+            .load(crate::per_packet::BENCH_OBJECT)
+            .unwrap();
+        let prog: &mut Xdp = bench
+            .program_mut("bench_encap_forward")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        prog.load().unwrap();
+        let (dst_mac, src_mac) = ([2, 0, 0, 0, 0, 0x11], [2, 0, 0, 0, 0, 0x22]);
+        Array::<_, EncapForward>::try_from(bench.map_mut("ENCAP_FORWARD").unwrap())
+            .unwrap()
+            .set(
+                0,
+                EncapForward {
+                    ifindex: 1,
+                    dst: dst_mac,
+                    src: src_mac,
+                    outer_src: [198, 18, 210, 2],
+                    outer_dst: [198, 18, 3, 1],
+                },
+                0,
+            )
+            .unwrap();
+        let mut inner = udp_template(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            Ipv4Addr::new(198, 19, 0, 7),
+            Ipv4Addr::new(198, 18, 100, 1),
+            7777,
+        );
+        let c = ipv4_checksum(&inner);
+        inner[24..26].copy_from_slice(&c.to_be_bytes());
+        let prog: &Xdp = bench
+            .program("bench_encap_forward")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut out = vec![0u8; 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(&inner),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(r.return_value, XDP_REDIRECT);
+        let out = &out[..FRAME_LEN + 20];
+        assert_eq!(out[..6], dst_mac);
+        assert_eq!(out[6..12], src_mac);
+        let parsed = etherparse::SlicedPacket::from_ethernet(out).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(outer)) = parsed.net else {
+            panic!("not IPv4")
+        };
+        let h = outer.header().to_header();
+        assert_eq!(h.protocol, etherparse::IpNumber::IPV4);
+        assert_eq!(h.source, [198, 18, 210, 2]);
+        assert_eq!(h.destination, [198, 18, 3, 1]);
+        assert_eq!(h.total_len, (FRAME_LEN - 14 + 20) as u16);
+        assert!(h.dont_fragment);
+        assert_eq!(h.time_to_live, 64);
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        // The inner IPv4 packet follows unchanged.
+        assert_eq!(out[34..], inner[14..]);
     }
 }

@@ -1,6 +1,7 @@
 //! What the rate benchmark reads and sets up around the device under test:
-//! the sink's and the generator's counters, a program's own run time, the
-//! nftables DNAT case's rule, and native-mode attachment inside a namespace.
+//! the sink's and the generator's counters, a program's own run time, where
+//! the baseline forwarders send, the nftables DNAT case's rule, and
+//! native-mode attachment inside a namespace.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -8,12 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aya::{
     Ebpf,
-    maps::PerCpuArray,
+    maps::{Array, PerCpuArray},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use lb_tests::lab::cmd;
 
-use crate::rate_topology::Iface;
+use crate::rate_frame::{EncapForward, Forward};
+use crate::rate_topology::{Iface, RateNet};
 
 /// Mean ns per run of `prog` over `window`, with the kernel's run-time
 /// statistics enabled only for that window.
@@ -24,6 +26,39 @@ pub(crate) fn program_time(prog: &Xdp, window: Duration) -> Result<f64> {
     let b = prog.info()?;
     let runs = b.run_count().saturating_sub(a.run_count()).max(1);
     Ok((b.run_time() - a.run_time()).as_nanos() as f64 / runs as f64)
+}
+
+/// Points the baseline forwarders at the sink: `bench_forward` (MAC rewrite)
+/// and `bench_encap_forward` (IPIP from `outer_src` to `backend`), both out of
+/// the DUT's sink-facing veth.
+pub(crate) fn forwarding(
+    bench: &mut Ebpf,
+    net: &RateNet,
+    outer_src: Ipv4Addr,
+    backend: Ipv4Addr,
+) -> Result<()> {
+    Array::<_, Forward>::try_from(bench.map_mut("FORWARD").context("FORWARD")?)?.set(
+        0,
+        Forward {
+            ifindex: net.dut_out.ifindex,
+            dst: net.sink_if.mac,
+            src: net.dut_out.mac,
+        },
+        0,
+    )?;
+    Array::<_, EncapForward>::try_from(bench.map_mut("ENCAP_FORWARD").context("ENCAP_FORWARD")?)?
+        .set(
+        0,
+        EncapForward {
+            ifindex: net.dut_out.ifindex,
+            dst: net.sink_if.mac,
+            src: net.dut_out.mac,
+            outer_src: outer_src.octets(),
+            outer_dst: backend.octets(),
+        },
+        0,
+    )?;
+    Ok(())
 }
 
 /// The sink's counters, summed over CPUs (indices as `SinkKind`, 0 = all).

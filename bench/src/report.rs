@@ -119,7 +119,7 @@ impl Report {
                 "{:<14} {:<52} {:>9} {:<4} {:<26} {}\n",
                 r.section,
                 r.name,
-                figure(r.value),
+                figure(r.value, r.unit),
                 r.unit,
                 target,
                 r.versus
@@ -155,12 +155,14 @@ impl Report {
     }
 }
 
-/// A figure with 3 significant digits (at least one decimal).
-fn figure(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
+/// A figure as the table prints it: nanoseconds with one decimal (the
+/// per-packet figures are precise to about 0.1 ns), anything else with 3
+/// significant digits (at least one decimal).
+fn figure(v: f64, unit: &str) -> String {
+    if unit == "ns" || v.abs() < 100.0 && v.abs() >= 10.0 {
         format!("{v:.1}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
     } else {
         format!("{v:.2}")
     }
@@ -181,4 +183,19 @@ fn machine() -> String {
         .filter(|l| l.starts_with("processor"))
         .count();
     format!("Linux {}, {model}, {cores} cores", kernel.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::figure;
+
+    #[test]
+    fn nanoseconds_keep_one_decimal_other_units_three_digits() {
+        assert_eq!(figure(15.04, "ns"), "15.0");
+        assert_eq!(figure(252.46, "ns"), "252.5");
+        assert_eq!(figure(7.26, "ns"), "7.3");
+        assert_eq!(figure(252.46, "ms"), "252");
+        assert_eq!(figure(21.077, "ms"), "21.1");
+        assert_eq!(figure(0.536, "x"), "0.54");
+    }
 }
