@@ -69,8 +69,8 @@ unsafe impl aya::Pod for Template {}
 /// How many passes and runs each figure takes.
 #[derive(Clone, Copy)]
 pub(crate) struct Sizes {
-    /// Passes per run: one BPF_PROG_TEST_RUN of a third of them and one of
-    /// two thirds (see [`ns_per_pass`]; at least 10,000 and 20,000).
+    /// Passes per run, all in one BPF_PROG_TEST_RUN (at least
+    /// [`MIN_PASSES`]; see [`ns_per_pass`]).
     pub(crate) passes: u32,
     /// Runs per figure (the median is kept).
     pub(crate) runs: usize,
@@ -347,15 +347,14 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
          at half load, by simulation; the same for IPv6: slots hold fingerprints, not addresses)",
         (u64::from(lb_common::flow_buckets(sizes.cold_flows * 2)) * 64) >> 10
     ));
-    let n = short_repeat(sizes.passes);
     report.note(format!(
-        "per-packet: BPF_PROG_TEST_RUN, 64-byte TCP/IPv4 frames, median of {} runs on one CPU; each run \
-         times a test run of {n} and one of {} passes by the thread's CPU clock and keeps the \
-         difference / {n} (the kernel's own figure is whole ns, rounded down: {:.0} ns for the empty \
-         program against {pass:.1} ns here); rewriting programs run behind a frame-restoring wrapper \
-         whose own cost ({:.1} ns) is replaced by the bare XDP_PASS cost",
+        "per-packet: BPF_PROG_TEST_RUN, 64-byte TCP/IPv4 frames, median of {} runs x {} passes on one CPU, \
+         each run timed by the thread's CPU clock less a one-pass run's time (the kernel's own figure is \
+         whole ns, rounded down: {:.0} ns for the empty program against {pass:.1} ns here); rewriting \
+         programs run behind a frame-restoring wrapper whose own cost ({:.1} ns) is replaced by the bare \
+         XDP_PASS cost",
         sizes.runs,
-        2 * n,
+        sizes.passes.max(MIN_PASSES),
         runs_of(pass).map_or(f64::NAN, |r| r.kernel),
         wrapper - pass,
     ));
@@ -423,7 +422,7 @@ fn wrapped(
 pub(crate) struct RunTime {
     /// Ns per pass, to well under 0.1 ns (see [`ns_per_pass`]).
     pub(crate) precise: f64,
-    /// BPF_PROG_TEST_RUN's `duration` of the longer test run: whole ns per
+    /// BPF_PROG_TEST_RUN's `duration` of the same test run: whole ns per
     /// pass, rounded down.
     pub(crate) kernel: u32,
 }
@@ -489,6 +488,14 @@ pub(crate) fn median(sizes: &Sizes, mut one: impl FnMut() -> Result<RunTime>) ->
         kernel: f64::from(k[k.len() / 2]),
         runs: v.len(),
     };
+    // The kernel's figure is the same runs' time rounded down to whole ns:
+    // a median far from it means the clock measured something else.
+    if (kept.median - (kept.kernel + 0.5)).abs() > 1.5 + 0.05 * kept.kernel {
+        eprintln!(
+            "lb-bench: warning: {:.1} ns per pass by the thread's CPU clock, the kernel's figure {} ns",
+            kept.median, kept.kernel
+        );
+    }
     RUN_LOG.with(|log| log.borrow_mut().push(kept));
     Ok(kept.median)
 }
@@ -514,55 +521,54 @@ fn time(p: &Xdp, frame: &[u8], passes: u32, expect: u32) -> Result<RunTime> {
 
 /// Ns per pass of `test_run(repeat)` (one BPF_PROG_TEST_RUN with `repeat`
 /// passes, returning the kernel's `duration`), to well under 0.1 ns, from
-/// `passes` passes in all.
+/// one test run of `passes` passes (at least [`MIN_PASSES`]).
 ///
 /// The kernel's `duration` is the loop's time divided by the repeat count
 /// *in integers*: every figure is rounded down to a whole ns, 7 % of an empty
 /// program's 15 ns, and no repeat count makes that finer (the rounding is per
-/// pass). So this times the syscall itself, twice: with N and with 2N passes
-/// (N = `passes` / 3, at least 10,000: a run costs what one test run of
-/// `passes` passes did), after one untimed pass, and takes
-/// `(t(2N) - t(N)) / N`, which cancels everything a call costs once (syscall
-/// entry, copying the frame in and out, the kernel's set-up) and leaves N
-/// passes of the loop the kernel times itself.
+/// pass). So this times the syscall itself, by the calling thread's CPU clock:
+/// `(t(M) - t(1)) / (M - 1)` for M = `passes`, where the one-pass call
+/// (after an untimed one that faults in and caches what a first call
+/// touches) stands for everything a call costs once: syscall entry, copying
+/// the frame in and out, the kernel's set-up. That fixed cost is a few
+/// microseconds, so even its whole variation over M = 2,000,000 passes of
+/// 8 ns or more (16 ms) is under 0.001 ns per pass. Two long calls instead
+/// (`(t(2N) - t(N)) / N`) would cancel it too, but multiply whatever the
+/// machine's speed does between them by three (on the shared 2-core lab the
+/// empty program's runs spread 2.8..18.3 ns that way).
 ///
-/// The clock is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not
+/// The clock is the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not
 /// CLOCK_MONOTONIC: the kernel's loop yields the CPU whenever another task
 /// needs it (`cond_resched` between passes) and stops its own timer while it
 /// does; on a shared machine a wall clock would count the other tasks' time
 /// as ours, the thread's CPU time, like the kernel's timer, does not. It is
-/// exact to the ns (the scheduler's `sum_exec_runtime`, read with an update)
-/// over a total of milliseconds. Interrupts taken during the loop count in
-/// both clocks alike when the kernel has no IRQ time accounting
-/// (CONFIG_IRQ_TIME_ACCOUNTING, off on the lab's kernel); with it, the
-/// thread's clock leaves them out, which is only closer to the program's cost.
+/// exact to the ns (the scheduler's `sum_exec_runtime`, read with an update).
+/// Interrupts taken during the loop count in both clocks alike when the
+/// kernel has no IRQ time accounting (CONFIG_IRQ_TIME_ACCOUNTING, off on the
+/// lab's kernel); with it, the thread's clock leaves them out, which is only
+/// closer to the program's own cost.
 pub(crate) fn ns_per_pass(
     passes: u32,
     mut test_run: impl FnMut(u32) -> Result<Duration>,
 ) -> Result<RunTime> {
-    let n = short_repeat(passes);
-    // One pass first, untimed: faults in and caches what a first call
-    // touches (it would count once, in the N run only).
+    let m = passes.max(MIN_PASSES);
     test_run(1)?;
     let t0 = thread_cpu_ns()?;
-    test_run(n)?;
+    test_run(1)?;
     let t1 = thread_cpu_ns()?;
-    let kernel = test_run(2 * n)?;
+    let kernel = test_run(m)?;
     let t2 = thread_cpu_ns()?;
-    let once = t1 - t0;
-    let twice = t2 - t1;
+    let (once, all) = (t1 - t0, t2 - t1);
     Ok(RunTime {
-        precise: (twice - once) as f64 / f64::from(n),
+        precise: (all - once) as f64 / f64::from(m - 1),
         kernel: u32::try_from(kernel.as_nanos()).unwrap_or(u32::MAX),
     })
 }
 
-/// N, the shorter test run's repeat count of a run of `passes` (N + 2N):
-/// at least 10,000, so that even a smoke run's N passes (0.1 ms and more)
-/// outweigh how much a call's fixed cost varies (microseconds).
-fn short_repeat(passes: u32) -> u32 {
-    (passes / 3).max(10_000)
-}
+/// The fewest passes [`ns_per_pass`] times in one test run: even a smoke
+/// run's (0.3 ms and more) then outweighs how much a call's fixed cost varies
+/// (microseconds).
+pub(crate) const MIN_PASSES: u32 = 30_000;
 
 /// The calling thread's CPU time in ns.
 fn thread_cpu_ns() -> Result<i128> {

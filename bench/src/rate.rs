@@ -243,7 +243,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let over_forward = |s: Sample| 1e9 / s.pps - 1e9 / forward.pps;
     let detail = |s: Sample| {
         format!(
-            "{:.0} ns/packet on the core, +{:.0} ns over forward{}; {:.1}% of generated frames reached the sink",
+            "{:.0} ns/packet on the core, {:+.0} ns over forward{}; {:.1}% of generated frames reached the sink",
             1e9 / s.pps,
             over_forward(s),
             s.program_ns
@@ -313,7 +313,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         "x",
         None,
         format!(
-            "+{:.0} ns per packet over encapsulate-forward; encapsulate-forward {:.2}x XDP forward",
+            "{:+.0} ns per packet over encapsulate-forward; encapsulate-forward {:.2}x XDP forward",
             1e9 / lbs.pps - 1e9 / encap_forward.pps,
             encap_forward.pps / forward.pps
         ),
@@ -324,7 +324,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         "x",
         None,
         format!(
-            "+{:.0} ns per packet over encapsulate-forward",
+            "{:+.0} ns per packet over encapsulate-forward",
             1e9 / lb_many_s.pps - 1e9 / encap_forward.pps
         ),
     ));
