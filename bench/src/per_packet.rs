@@ -7,7 +7,9 @@
 //! measured (wrapper -> XDP_PASS) and replaced by the bare XDP_PASS cost:
 //! `cost(X) = t(wrapper -> X) - t(wrapper -> pass) + t(pass)`. Programs that
 //! leave the frame valid for the next pass (XDP_PASS, MAC swap) run bare.
-//! Each figure is the median of several runs of many passes on one CPU.
+//! Each figure is the median of several runs of many passes on one CPU, each
+//! run timed by the thread's CPU clock to well under 0.1 ns ([`ns_per_pass`]:
+//! the kernel's own figure is whole ns).
 
 use std::cell::RefCell;
 use std::net::Ipv4Addr;
