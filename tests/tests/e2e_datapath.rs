@@ -41,7 +41,7 @@ fn load(ns: &NetNs, prog: &str, iface: &str, setup: impl FnOnce(&mut Ebpf) + Sen
         let mut loader = EbpfLoader::new();
         lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
         let mut ebpf = loader.load(lb::object::EBPF_OBJECT).expect("load object");
-        lb_common::flow_table::user::fill_loaded_conntrack(&mut ebpf).expect("chunks");
+        lb::kernel::flow_chunks::fill(&ebpf).expect("chunks");
         setup(&mut ebpf);
         let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
         p.load().expect("verifier");

@@ -10,7 +10,7 @@ fn object_loads_and_verifies() {
     let mut ebpf = loader
         .load(lb::object::EBPF_OBJECT)
         .expect("load eBPF object");
-    let created = lb_common::flow_table::user::fill_loaded_conntrack(&mut ebpf).unwrap();
+    let created = lb::kernel::flow_chunks::fill(&ebpf).unwrap();
     assert_eq!(created, 1, "a table of 1024 flows is one chunk");
     for name in lb::kernel::MAP_NAMES {
         assert!(ebpf.map(name).is_some(), "map {name} missing");

@@ -58,40 +58,13 @@ pub fn kernel_chunk_skew() -> u32 {
 }
 
 /// Sizes the connection table of a datapath about to be loaded (the loader
-/// borrows `geometry` until it loads). A fresh table has no chunks yet:
-/// [`fill_conntrack`] creates them once the maps exist.
+/// borrows `geometry` until it loads). A fresh table has no chunks yet: the
+/// agent's kernel layer (`lb::kernel::flow_chunks`) creates them once the maps
+/// exist.
 pub fn size_conntrack<'a>(loader: &mut aya::EbpfLoader<'a>, geometry: &'a FlowTableGeometry) {
     loader.map_max_entries(MAP_CONNTRACK, geometry.chunks);
     loader.override_global(GLOBAL_FLOW_BUCKETS, &geometry.buckets, true);
     loader.override_global(GLOBAL_FLOW_CHUNK_SKEW, &geometry.skew, true);
-}
-
-/// Creates every chunk the connection table `table` lacks (each an empty,
-/// zeroed inner array). Returns how many it created.
-pub fn fill_conntrack<T: BorrowMut<MapData>>(table: &mut ChunkTable<T>) -> Result<u32, MapError> {
-    let mut created = 0;
-    for index in 0..table.len() {
-        match table.get(&index, 0) {
-            Ok(_) => continue,
-            Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(e),
-        }
-        let chunk = Array::<MapData, FlowChunk>::create(1, 0)?;
-        table.set(index, &chunk, 0)?;
-        created += 1;
-    }
-    Ok(created)
-}
-
-/// Fills the connection table of a loaded datapath `ebpf` ([`fill_conntrack`]).
-pub fn fill_loaded_conntrack(ebpf: &mut aya::Ebpf) -> Result<u32, MapError> {
-    let map = ebpf
-        .map_mut(MAP_CONNTRACK)
-        .ok_or_else(|| MapError::InvalidName {
-            name: MAP_CONNTRACK.into(),
-        })?;
-    let mut table: ChunkTable<&mut MapData> = ChunkTable::try_from(map)?;
-    fill_conntrack(&mut table)
 }
 
 /// A fresh secret from the kernel's random source (`getrandom(2)`).

@@ -44,16 +44,6 @@ pub enum KernelError {
         /// The error.
         source: std::io::Error,
     },
-    /// An aya map operation failed on a named map.
-    #[error("{map}: {op}: {source}")]
-    MapOp {
-        /// The map.
-        map: &'static str,
-        /// The operation.
-        op: &'static str,
-        /// The error.
-        source: aya::maps::MapError,
-    },
     /// A system call, or starting a command, failed (not on a path).
     #[error("{call}: {source}")]
     Syscall {

@@ -30,14 +30,8 @@ fn pinned_chunks(dir: &Path) -> Result<u32, Incompatible> {
 
 /// Creates the chunks of a fresh connection table (an adopted one has its
 /// own; any it lacks are created too).
-fn fill_flow_table(ebpf: &mut Ebpf) -> Result<(), KernelError> {
-    let created = lb_common::flow_table::user::fill_loaded_conntrack(ebpf).map_err(|source| {
-        KernelError::MapOp {
-            map: lb_common::MAP_CONNTRACK,
-            op: "create its chunks",
-            source,
-        }
-    })?;
+fn fill_flow_table(ebpf: &Ebpf) -> Result<(), KernelError> {
+    let created = super::flow_chunks::fill(ebpf)?;
     if created > 0 {
         tracing::debug!(chunks = created, "created connection-table chunks");
     }
@@ -112,7 +106,7 @@ impl Datapath {
         }
         lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
         let mut ebpf = loader.load(crate::object::EBPF_OBJECT)?;
-        fill_flow_table(&mut ebpf)?;
+        fill_flow_table(&ebpf)?;
         // The table's secret before the program can run: an adopted table
         // keeps the one its flows were placed with, a new one gets a fresh one.
         init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
