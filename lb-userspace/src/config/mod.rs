@@ -51,7 +51,10 @@ pub struct Config {
     )]
     pub maglev_table_size: u32,
     /// Connection-table capacity in flows.
-    #[schemars(default = "schema::default_conntrack_entries", range(min = 1))]
+    #[schemars(
+        default = "schema::default_conntrack_entries",
+        range(min = 1, max = lb_common::maps::MAX_CONNTRACK_ENTRIES)
+    )]
     pub conntrack_entries: u32,
     /// Connection-table inserts allowed per second per CPU (0 = no limit).
     #[schemars(default = "schema::default_conntrack_insert_budget")]

@@ -296,6 +296,16 @@ fn zero_conntrack_entries() {
 }
 
 #[test]
+fn conntrack_entries_beyond_the_largest_table() {
+    one_problem(
+        &format!("conntrack_entries: 125829121\n{}", web("")),
+        1,
+        "conntrack_entries",
+        "conntrack_entries 125829121 out of range 0..=125829120",
+    );
+}
+
+#[test]
 fn negative_insert_budget() {
     one_problem(
         &format!("conntrack_insert_budget: -5\n{}", web("")),

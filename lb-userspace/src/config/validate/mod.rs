@@ -9,7 +9,9 @@ mod service;
 
 use std::net::IpAddr;
 
-use lb_common::maps::{DEFAULT_CONNTRACK_ENTRIES, DEFAULT_INSERT_BUDGET, MAX_TABLE_SIZE};
+use lb_common::maps::{
+    DEFAULT_CONNTRACK_ENTRIES, DEFAULT_INSERT_BUDGET, MAX_CONNTRACK_ENTRIES, MAX_TABLE_SIZE,
+};
 use serde_yaml::Value;
 
 use crate::maglev::is_prime;
@@ -67,7 +69,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, doc: &Value) -> Option<Config> {
     }
 
     let conntrack = top
-        .uint(ctx, "conntrack_entries", u64::from(u32::MAX))
+        .uint(ctx, "conntrack_entries", u64::from(MAX_CONNTRACK_ENTRIES))
         .or_default(u64::from(DEFAULT_CONNTRACK_ENTRIES))
         .map(|n| n as u32);
     if conntrack == Some(0) {
