@@ -541,8 +541,9 @@ fn time(p: &Xdp, frame: &[u8], passes: u32, expect: u32) -> Result<RunTime> {
 /// swap of the XDP dispatcher to the program and back (about 0.3 ms of CPU,
 /// which a one-pass call skips: measured as 10-13 ns per pass too much over
 /// 30,000 passes until the baseline call had two). What is left of that
-/// fixed cost is how much it varies, tens of microseconds over M = 2,000,000
-/// passes of 7 ns or more (14 ms): about 0.01 ns per pass. Two long calls
+/// fixed cost is how much it varies between calls: up to about 0.15 ms on the
+/// loaded lab (+-5 ns per pass in 30,000-pass smoke runs), under 0.08 ns per
+/// pass over M = 2,000,000, less in the median of the runs. Two long calls
 /// instead (`(t(2N) - t(N)) / N`) would cancel it too, but multiply whatever
 /// the machine's speed does between them by three (on the shared 2-core lab
 /// the empty program's runs spread 2.8..18.3 ns that way).
@@ -592,7 +593,7 @@ const KERNEL_ROUNDING: f64 = 0.99;
 
 /// The fewest passes [`ns_per_pass`] times in one test run: even a smoke
 /// run's (0.2 ms and more) then outweighs how much a call's fixed cost varies
-/// (tens of microseconds: about 1 ns per pass, a smoke run's precision).
+/// (up to about 0.15 ms: +-5 ns per pass, enough for a smoke run).
 pub(crate) const MIN_PASSES: u32 = 30_000;
 
 /// The calling thread's CPU time in ns.
