@@ -13,9 +13,10 @@
 //! ring overflowed). Cases, each on the same topology:
 //! the forwarding ceiling (`bench_forward`: MAC rewrite + bpf_redirect), the
 //! encapsulating forwarder's ceiling (`bench_encap_forward`: IPIP to one fixed
-//! backend + bpf_redirect, no lookups), kernel routing, nftables DNAT (both behind an XDP_PASS program on `i`), and lb
-//! (`lb_xdp` with the maps filled by the test harness: one UDP service, four
-//! backends whose next hop is the sink).
+//! backend + bpf_redirect, no lookups), kernel routing, nftables DNAT (both
+//! behind an XDP_PASS program on `i`), and lb (`lb_xdp` with the maps filled
+//! by the test harness: one UDP service, four backends whose next hop is the
+//! sink).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
