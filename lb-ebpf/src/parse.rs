@@ -81,6 +81,24 @@ pub fn parse(pkt: &Packet) -> Parsed {
     out
 }
 
+/// The destination address (network-order words, IPv4 in word 0) and
+/// family of an IPv4 or IPv6 frame, read with no other check; `None` for a
+/// frame that is not IP or too short for its IP header (which [`parse`] calls
+/// [`Kind::NotIp`]). What the VIP filter needs to pass traffic that is not for
+/// a VIP before the rest is parsed: [`parse`] reads the same field at the
+/// same offset.
+#[inline(always)]
+pub fn destination(pkt: &Packet) -> Option<([u32; 4], u8)> {
+    let ether_type = u16::from_be(pkt.view::<EthHdr>(0)?.ether_type());
+    if ether_type == ETH_P_IP {
+        Some(([pkt.view::<Ipv4Hdr>(ETH_LEN)?.dst(), 0, 0, 0], FAMILY_V4))
+    } else if ether_type == ETH_P_IPV6 {
+        Some((pkt.view::<Ipv6Hdr>(ETH_LEN)?.dst(), FAMILY_V6))
+    } else {
+        None
+    }
+}
+
 #[inline(always)]
 fn parse_v4(pkt: &Packet, out: &mut Parsed) {
     let Some(ip) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {

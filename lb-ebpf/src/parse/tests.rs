@@ -350,3 +350,34 @@ fn icmp_error_yields_the_client_to_vip_flow() {
     let mut cut = GuardedFrame::new(&f[..f.len() - 6]);
     assert!(embedded_flow(&cut.packet(), &p).is_none());
 }
+
+/// [`destination`] reads what [`parse`] reads as the destination, and says
+/// `None` exactly where [`parse`] says "not IP".
+#[test]
+fn destination_agrees_with_parse() {
+    let frames = [
+        eth(0x0800, &ipv4(6, &[], 0, &tcp(0x02))),
+        eth(0x0800, &ipv4(17, &[1, 1, 1, 1], 0x2000, &udp(14))),
+        eth(0x86dd, &ipv6(6, &tcp(0x10))),
+        eth(0x0806, &[0; 28]),
+        eth(0x0800, &[0x45; 19]),
+        eth(0x86dd, &[0x60; 39]),
+        std::vec![0; 13],
+    ];
+    for f in frames {
+        let mut copy = f.clone();
+        let found = destination(&Packet::from_slice(&mut copy));
+        let p = run(&f);
+        if p.kind == Kind::NotIp {
+            assert_eq!(found, None, "{f:?}");
+        } else {
+            assert_eq!(found, Some((p.dst, p.family)), "{f:?}");
+        }
+    }
+    let mut v4 = eth(0x0800, &ipv4(6, &[], 0, &tcp(0x02)));
+    let d = destination(&Packet::from_slice(&mut v4)).unwrap();
+    assert_eq!(
+        d,
+        ([u32::from_ne_bytes([198, 18, 100, 1]), 0, 0, 0], FAMILY_V4)
+    );
+}

@@ -1,6 +1,6 @@
 //! `lb_xdp` as a pipeline of stages, none of which calls back into an earlier
-//! one: parse ([`lb_ebpf::parse`]) -> classify ([`classify`], ICMP a leaf of
-//! it) -> select a backend ([`balance`]) -> encapsulate ([`encap`], or answer
+//! one: the VIP filter on the destination ([`to_a_vip_address`]) -> parse
+//! ([`lb_ebpf::parse`]) -> classify ([`classify`], ICMP a leaf of it) -> select a backend ([`balance`]) -> encapsulate ([`encap`], or answer
 //! "too big": [`too_big`]) -> verdict. Each stage returns a [`Step`]: an early
 //! verdict is an `Err`, so that it reads as `?`.
 
@@ -10,7 +10,7 @@ use lb_ebpf::parse;
 
 use crate::prog::{
     balance,
-    classify::{Target, classify},
+    classify::{Target, classify, to_a_vip_address},
     counters::count,
     encap::{self, Encapsulated},
     frame::frame,
@@ -29,6 +29,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 fn lb_xdp(ctx: &XdpContext) -> Step<Verdict> {
     let pkt = frame(ctx);
+    to_a_vip_address(&pkt)?;
     let p = parse(&pkt);
     let target = classify(&pkt, &p)?;
     let sel = balance::select(&pkt, &p, &target)?;

@@ -24,15 +24,14 @@ fn filter_has(bit: u32) -> bool {
     VIP_FILTER.get(word).is_none_or(|bits| *bits & mask != 0)
 }
 
-/// False when no service serves (`addr`, `port`, `protocol`): the address's
-/// filter bit is clear (one inlined array read: most traffic that is not for
-/// a VIP stops here), or neither the service's bit nor that of the address's
-/// port-0 wildcard is set (two more). No hash lookup. True means "maybe".
+/// False when no service serves (`addr`, `port`, `protocol`) of an address
+/// whose own filter bit is set ([`maybe_vip`], checked before the parse):
+/// neither the service's bit nor that of the address's port-0 wildcard is set
+/// (two inlined array reads). No hash lookup. True means "maybe".
 #[inline(always)]
-pub fn maybe_service(addr: &[u32; 4], port: u16, protocol: u8, family: u8) -> bool {
-    maybe_vip(addr, family)
-        && (filter_has(service_filter_bit(addr, port, protocol, family))
-            || filter_has(service_filter_bit(addr, 0, protocol, family)))
+pub fn maybe_service_of_vip(addr: &[u32; 4], port: u16, protocol: u8, family: u8) -> bool {
+    filter_has(service_filter_bit(addr, port, protocol, family))
+        || filter_has(service_filter_bit(addr, 0, protocol, family))
 }
 
 /// The service of (addr, port, protocol), else the port-0 wildcard of the address.
