@@ -21,6 +21,8 @@
 #[cfg(target_arch = "bpf")]
 mod decap;
 #[cfg(target_arch = "bpf")]
+mod outer_ipv4;
+#[cfg(target_arch = "bpf")]
 mod rate;
 
 #[cfg(target_arch = "bpf")]
@@ -109,25 +111,11 @@ mod progs {
             core::ptr::copy(p.add(20), p, 14);
             let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
             let ip = p.add(14) as *mut [u16; 10];
-            let mut h = [0u16; 10];
-            h[0] = u16::to_be(0x4500);
-            h[1] = u16::to_be(inner_len + 20);
-            h[3] = u16::to_be(0x4000);
-            h[4] = u16::to_be(0x4004);
-            let s = addrs[0].to_ne_bytes();
-            let d = addrs[1].to_ne_bytes();
-            h[6] = u16::from_ne_bytes([s[0], s[1]]);
-            h[7] = u16::from_ne_bytes([s[2], s[3]]);
-            h[8] = u16::from_ne_bytes([d[0], d[1]]);
-            h[9] = u16::from_ne_bytes([d[2], d[3]]);
-            let mut sum = 0u32;
-            for w in h {
-                sum += u32::from(w);
-            }
-            sum = (sum & 0xffff) + (sum >> 16);
-            sum = (sum & 0xffff) + (sum >> 16);
-            h[5] = !(sum as u16);
-            *ip = h;
+            *ip = crate::outer_ipv4::outer_ipv4(
+                inner_len,
+                addrs[0].to_ne_bytes(),
+                addrs[1].to_ne_bytes(),
+            );
             // Ethernet type stays IPv4; swap MACs so the frame goes back.
             let eth = p as *mut [u8; 12];
             swap_macs(&mut *eth);

@@ -171,29 +171,7 @@ pub fn bench_encap_forward(ctx: XdpContext) -> u32 {
         let p = start as *mut u8;
         // The inner IPv4 header now starts at 34; its total length at 36..38.
         let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
-        let s = f.outer_src;
-        let d = f.outer_dst;
-        // Version/IHL, total length, DF, TTL 64 / IPIP, source, destination
-        // (id and checksum zero for now), as 16-bit words in network order.
-        let mut h = [
-            u16::to_be(0x4500),
-            u16::to_be(inner_len.wrapping_add(20)),
-            0,
-            u16::to_be(0x4000),
-            u16::to_be(0x4004),
-            0,
-            u16::from_ne_bytes([s[0], s[1]]),
-            u16::from_ne_bytes([s[2], s[3]]),
-            u16::from_ne_bytes([d[0], d[1]]),
-            u16::from_ne_bytes([d[2], d[3]]),
-        ];
-        let mut sum = 0u32;
-        for w in h {
-            sum += u32::from(w);
-        }
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum = (sum & 0xffff) + (sum >> 16);
-        h[5] = !(sum as u16);
+        let h = crate::outer_ipv4::outer_ipv4(inner_len, f.outer_src, f.outer_dst);
         *(p.add(14) as *mut [u16; 10]) = h;
         *(p as *mut [u8; 6]) = f.dst;
         *(p.add(6) as *mut [u8; 6]) = f.src;
