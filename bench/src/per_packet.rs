@@ -162,15 +162,17 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         XDP_TX,
     )?);
     // Cold: the wrapper cycles over `cold_flows` flows, all already pinned.
-    lb.set_conntrack_many((0..sizes.cold_flows).map(|flow| {
+    for flow in 0..sizes.cold_flows {
         let client = Ipv4Addr::new(198, 18, 16 + (flow >> 24) as u8, (flow >> 16) as u8);
         let key = flow_key(client.into(), flow as u16, VIP.into(), 80, PROTO_TCP);
-        let entry = FlowEntry {
-            backend_id: 1 + flow % BACKENDS,
-            generation: 1,
-        };
-        (key, entry)
-    }));
+        lb.set_conntrack(
+            key,
+            FlowEntry {
+                backend_id: 1 + flow % BACKENDS,
+                generation: 1,
+            },
+        );
+    }
     let hits_before = lb.global(lb_common::GlobalCounter::ConntrackHit);
     let cold = net(wrapped(
         &mut bench,
@@ -343,11 +345,9 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     crate::per_packet_decap::run(report, &sizes, pass)?;
     report.note(format!(
         "per-packet cold: each lookup reads the flow's first bucket, one 64-byte cache line of the \
-         {} KiB table ({} chunks of 32 KiB of direct-mapped memory: no TLB miss), and the second \
-         (another line) only for the few flows placed there (about 3 % at half load, by simulation; \
-         the same for IPv6: slots hold fingerprints, not addresses)",
-        lb.flow_geometry.chunks * 32,
-        lb.flow_geometry.chunks
+         {} KiB table, and the second (another line) only for the few flows placed there (about 3 % \
+         at half load, by simulation; the same for IPv6: slots hold fingerprints, not addresses)",
+        (u64::from(lb_common::flow_buckets(sizes.cold_flows * 2)) * 64) >> 10
     ));
     report.note(format!(
         "per-packet: BPF_PROG_TEST_RUN, 64-byte TCP/IPv4 frames, median of {} runs x {} passes on one CPU, \

@@ -1,19 +1,18 @@
 //! The connection table's layout: a set-associative flow table of one-cache-
-//! line buckets, held in chunks of direct-mapped kernel memory.
+//! line buckets.
 //!
-//! [`crate::MAP_CONNTRACK`] is an array of maps; each inner array holds one
-//! [`FlowChunk`] of [`FLOW_CHUNK_BUCKETS`] buckets ([`chunks`] says why: a
-//! lookup then misses the cache but not the TLB). A bucket is 64 bytes, one
-//! cache line (the datapath aligns the buckets: [`chunk_skew`]), holding
-//! [`FLOW_WAYS`] compact 16-byte [`FlowSlot`]s. A slot does not hold the
-//! 5-tuple: it holds a 48-bit keyed fingerprint of it, the backend id, the
-//! generation and when the flow was last seen. A flow lives in one of the two
-//! buckets [`bucket_pair`] of its keyed [`FlowPlace`]; a lookup reads the
-//! first bucket (one cache line) and the second only when the first does not
-//! hold the flow. An insert overwrites the flow's own slot, else an empty one,
-//! else the least recently seen of the eight: LRU replacement within each pair
-//! of buckets, as a CPU cache does within a set. `seen` is in jiffies: flows
-//! seen within the same tick are equally recent.
+//! [`crate::MAP_CONNTRACK`] is an array of [`FlowBucket`]s, a power of two of
+//! them. A bucket is 64 bytes (one cache line; the array is mmapable, so
+//! buckets are line-aligned) holding [`FLOW_WAYS`] compact 16-byte
+//! [`FlowSlot`]s. A slot does not hold the 5-tuple: it holds a 48-bit keyed
+//! fingerprint of it, the backend id, the generation and when the flow was
+//! last seen. A flow lives in one of the two buckets [`bucket_pair`] of its
+//! keyed [`FlowPlace`]; a lookup reads the first bucket (one cache line) and
+//! the second only when the first does not hold the flow. An insert
+//! overwrites the flow's own slot, else an empty one, else the least recently
+//! seen of the eight: LRU replacement within each pair of buckets, as a CPU
+//! cache does within a set. `seen` is in jiffies: flows seen within the same
+//! tick are equally recent.
 //!
 //! Nothing is locked: a slot's tag word is the fingerprint mixed with its
 //! backend id and generation ([`slot_tag`]), so a slot torn by two CPUs writing
@@ -22,13 +21,8 @@
 //! secret ([`FlowHashKey`], see [`hash`]): without it nobody can aim flows at
 //! another flow's buckets. Maglev's pick does not use the secret.
 
-pub mod chunks;
 pub mod hash;
 
-pub use chunks::{
-    FLOW_CHUNK_BUCKETS, FLOW_CHUNK_BYTES, FlowChunk, MAX_FLOW_CHUNKS, bucket_position,
-    chunk_buckets, chunk_skew, flow_chunks,
-};
 pub use hash::{FlowHashKey, FlowPlace, flow_place};
 
 use crate::{BackendId, FlowEntry};
@@ -97,15 +91,29 @@ pub struct FlowBucket {
     pub slots: [FlowSlot; FLOW_WAYS],
 }
 
+/// Most buckets a connection table may have (2^26: 268M flows, 4 GiB).
+pub const MAX_FLOW_BUCKETS: u32 = 1 << 26;
+
+/// Buckets of a connection table for `entries` flows: `entries / FLOW_WAYS`
+/// rounded up to a power of two (at least 1, at most [`MAX_FLOW_BUCKETS`]).
+pub const fn flow_buckets(entries: u32) -> u32 {
+    let b = entries.div_ceil(FLOW_WAYS as u32);
+    if b <= 1 {
+        1
+    } else if b >= MAX_FLOW_BUCKETS {
+        MAX_FLOW_BUCKETS
+    } else {
+        b.next_power_of_two()
+    }
+}
+
 /// The two buckets a flow of placement hash `hash` may live in, in a table of
-/// `buckets` buckets (from the low and the high half of the hash, by
-/// multiply-shift; they may coincide). Two choices keep buckets evenly filled:
-/// with one, buckets that draw more than four active flows thrash long before
-/// the table is full.
+/// `mask + 1` buckets (from the low and the high half of the hash; they may
+/// coincide). Two choices keep buckets evenly filled: with one, buckets that
+/// draw more than four active flows thrash long before the table is full.
 #[inline(always)]
-pub fn bucket_pair(hash: u64, buckets: u32) -> [u32; 2] {
-    let pick = |h: u32| ((u64::from(h) * u64::from(buckets)) >> 32) as u32;
-    [pick(hash as u32), pick((hash >> 32) as u32)]
+pub fn bucket_pair(hash: u64, mask: u32) -> [u32; 2] {
+    [(hash as u32) & mask, ((hash >> 32) as u32) & mask]
 }
 
 /// The tag word of a slot pinning a flow of fingerprint `fingerprint` to
@@ -224,8 +232,6 @@ pub fn slot_for_pin(pair: [&FlowBucket; 2], fingerprint: u64, now: u32) -> (usiz
     victim
 }
 
-#[cfg(feature = "user")]
-pub mod kernel_btf;
 #[cfg(test)]
 mod tests;
 #[cfg(feature = "user")]

@@ -80,8 +80,3 @@ layout!(ServiceStats, 24, { packets: 0, bytes: 8, no_backend: 16 });
 const _: () = assert!(align_of::<FlowKey>() == 8);
 // A bucket is one cache line of FLOW_WAYS slots.
 const _: () = assert!(size_of::<FlowBucket>() == crate::FLOW_WAYS * size_of::<FlowSlot>());
-
-// A chunk is one kmalloc of at most 32 KiB with the kernel's array header
-// (312 bytes on 6.18; up to 512 allowed for).
-const _: () = assert!(size_of::<crate::FlowChunk>() == crate::FLOW_CHUNK_BYTES);
-const _: () = assert!(crate::FLOW_CHUNK_BYTES + 512 <= 32 * 1024);

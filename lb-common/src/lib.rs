@@ -22,9 +22,8 @@ pub mod vip_filter;
 pub use counters::{BackendStats, GlobalCounter, ServiceStats};
 pub use flow::{FlowKey, flow_hash, flow_hash64, maglev_hash};
 pub use flow_table::{
-    FLOW_CHUNK_BUCKETS, FLOW_CHUNK_BYTES, FLOW_WAYS, FlowBucket, FlowChunk, FlowHashKey, FlowPlace,
-    FlowSlot, MAX_FLOW_CHUNKS, bucket_pair, bucket_position, chunk_buckets, chunk_skew, find_pin,
-    flow_chunks, flow_place, slot_for_pin, slot_tag,
+    FLOW_WAYS, FlowBucket, FlowHashKey, FlowPlace, FlowSlot, bucket_pair, find_pin, flow_buckets,
+    flow_place, slot_for_pin, slot_tag,
 };
 #[cfg(feature = "user")]
 pub use keys::vip_filter_words;

@@ -7,7 +7,7 @@
 //! | [`MAP_VIPS`] | hash | [`VipKey`] -> [`ServiceEntry`] |
 //! | [`MAP_MAGLEV_TABLES`] | array of arrays | table index -> inner `Array<u32>` of [`BackendId`]s, `table_size` long |
 //! | [`MAP_BACKENDS`] | array | [`BackendId`] -> [`BackendEntry`] |
-//! | [`MAP_CONNTRACK`] | array of arrays | chunk index -> one [`crate::FlowChunk`] of buckets ([`crate::flow_table`]) |
+//! | [`MAP_CONNTRACK`] | array (mmapable) | bucket index -> [`crate::FlowBucket`] ([`crate::flow_table`]) |
 //! | [`MAP_SETTINGS`] | array (1) | 0 -> [`Settings`] |
 //! | [`MAP_BACKEND_STATS`] | per-CPU array | [`BackendId`] -> [`crate::BackendStats`] |
 //! | [`MAP_SERVICE_STATS`] | per-CPU array | service id -> [`crate::ServiceStats`] |
@@ -82,21 +82,17 @@ pub const MAX_MAGLEV_TABLES: u32 = 2 * MAX_SERVICES;
 pub const MAX_BACKENDS: u32 = 65536;
 /// Largest Maglev table size the datapath accepts.
 pub const MAX_TABLE_SIZE: u32 = 16_777_213;
-/// Default connection-table capacity (flows): 1,093 chunks of 480 buckets of
-/// 4 (2,098,560 slots), 34 MiB.
+/// Default connection-table capacity (flows): 2^19 buckets of 4, 32 MiB.
 pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 2_097_152;
-/// Most connection-table capacity (flows): [`crate::MAX_FLOW_CHUNKS`] chunks
-/// of 480 buckets of 4 (about 2 GiB).
+/// Most connection-table capacity (flows): [`crate::flow_table::MAX_FLOW_BUCKETS`]
+/// buckets of 4 (268,435,456 slots, 4 GiB).
 pub const MAX_CONNTRACK_ENTRIES: u32 =
-    crate::MAX_FLOW_CHUNKS * crate::FLOW_CHUNK_BUCKETS * crate::FLOW_WAYS as u32;
-/// Default connection-table chunks.
-pub const DEFAULT_FLOW_CHUNKS: u32 = crate::flow_chunks(DEFAULT_CONNTRACK_ENTRIES);
-/// The datapath's global holding the number of connection-table buckets;
-/// every loader sets it to match the table's size.
-pub const GLOBAL_FLOW_BUCKETS: &str = "FLOW_BUCKETS";
-/// The datapath's global holding the byte offset of the first bucket in a
-/// chunk's value ([`crate::chunk_skew`]).
-pub const GLOBAL_FLOW_CHUNK_SKEW: &str = "FLOW_CHUNK_SKEW";
+    crate::flow_table::MAX_FLOW_BUCKETS * crate::FLOW_WAYS as u32;
+/// Default connection-table buckets.
+pub const DEFAULT_FLOW_BUCKETS: u32 = crate::flow_buckets(DEFAULT_CONNTRACK_ENTRIES);
+/// The datapath's global holding the number of connection-table buckets
+/// minus one; every loader sets it to match the table's size.
+pub const GLOBAL_FLOW_BUCKET_MASK: &str = "FLOW_BUCKET_MASK";
 /// Most local addresses the decapsulator accepts.
 pub const MAX_DECAP_ADDRS: u32 = 64;
 /// `BPF_F_INNER_MAP`: inner Maglev arrays may differ in size.
@@ -412,7 +408,6 @@ mod pod {
     unsafe impl aya::Pod for super::FlowEntry {}
     unsafe impl aya::Pod for crate::FlowSlot {}
     unsafe impl aya::Pod for crate::FlowBucket {}
-    unsafe impl aya::Pod for crate::FlowChunk {}
     unsafe impl aya::Pod for super::FlowTableConfig {}
     unsafe impl aya::Pod for super::FlowInsertWindow {}
     unsafe impl aya::Pod for super::Settings {}

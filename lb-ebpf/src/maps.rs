@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_CHUNKS, DecapKey, FlowChunk,
-    FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS, MAX_BACKENDS, MAX_DECAP_ADDRS,
-    MAX_DECAP_GUE_PORTS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES, ServiceEntry,
-    ServiceStats, Settings, VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
+    BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
+    DecapKey, FlowBucket, FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
+    MAX_DECAP_ADDRS, MAX_DECAP_GUE_PORTS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES,
+    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
 };
 
 /// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
@@ -35,23 +35,20 @@ pub static MAGLEV_TABLES: ArrayOfMaps<
 pub static BACKENDS: Array<BackendEntry, { MAX_BACKENDS as usize }> = Array::new();
 
 /// Connection table: a set-associative flow table (`lb_common::flow_table`),
-/// chunk index -> one inner array of one [`FlowChunk`] of buckets. The agent
-/// sets the chunk count at load time (with [`FLOW_BUCKETS`] to match) and
-/// creates the chunks: each is a `kmalloc`'d array of the kernel's direct
-/// map, so a lookup misses no TLB entry.
+/// bucket index -> [`FlowBucket`]. The agent sets the real size at load time,
+/// with [`FLOW_BUCKET_MASK`] to match. Mmapable so that buckets are
+/// page-aligned: every bucket is one cache line.
 #[btf_map]
-pub static CONNTRACK: ArrayOfMaps<Array<FlowChunk, 1>, { DEFAULT_FLOW_CHUNKS as usize }> =
-    ArrayOfMaps::new();
+pub static CONNTRACK: Array<
+    FlowBucket,
+    { DEFAULT_FLOW_BUCKETS as usize },
+    { BPF_F_MMAPABLE as usize },
+> = Array::new();
 
-/// Buckets of the connection table ([`CONNTRACK`]'s chunks x
-/// `FLOW_CHUNK_BUCKETS`), set by the loader.
+/// Number of [`CONNTRACK`] buckets minus one (a power of two minus one), set
+/// by the loader.
 #[unsafe(no_mangle)]
-pub static FLOW_BUCKETS: u32 = lb_common::chunk_buckets(DEFAULT_FLOW_CHUNKS);
-
-/// Where a chunk's first bucket starts in its value (`lb_common::chunk_skew`
-/// of the running kernel's array header), set by the loader.
-#[unsafe(no_mangle)]
-pub static FLOW_CHUNK_SKEW: u32 = 0;
+pub static FLOW_BUCKET_MASK: u32 = DEFAULT_FLOW_BUCKETS - 1;
 
 /// The connection table's hash secret and insert budget (one entry, written
 /// by the agent; pinned with [`CONNTRACK`]).

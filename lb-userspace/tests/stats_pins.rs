@@ -68,9 +68,9 @@ impl Drop for Scratch {
 /// Loads the datapath's maps pinned under `pin_dir` (no program loaded).
 fn load_pinned(pin_dir: &Path) -> Ebpf {
     std::fs::create_dir_all(pin_dir).unwrap();
-    let geometry = lb_common::flow_table::user::FlowTableGeometry::for_entries(1024);
+    let mask = lb_common::flow_table::user::conntrack_mask(1024);
     let mut loader = EbpfLoader::new();
-    lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
+    lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
     for name in MAPS {
         loader.map_pin_path(name, pin_dir.join(name));
     }

@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
 use lb::state::{AppliedState, BackendState};
 use lb_common::{
-    BACKEND_LIVE, BackendEntry, FlowEntry, FlowHashKey, FlowKey, FlowTableConfig, ServiceEntry,
-    VipKey,
-    flow_table::user::{
-        ChunkTable, FlowTableGeometry, conntrack_get, conntrack_put, flow_table_config,
-    },
+    BACKEND_LIVE, BackendEntry, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowTableConfig,
+    ServiceEntry, VipKey,
+    flow_table::user::{conntrack_get, conntrack_put, flow_table_config},
 };
 use lb_tests::agent_process::{Agent, lb_bin};
 use lb_tests::netns::{NetNsPair, TestBpffs};
@@ -541,22 +539,16 @@ fn flow_to_web() -> FlowKey {
 
 /// Inserts `flow -> to` into the connection table pinned in `dir`.
 fn put_flow(dir: &Path, secret: &FlowHashKey, flow: &FlowKey, to: FlowEntry) {
-    let (ct, geometry) = pinned_conntrack(dir);
-    conntrack_put(&ct, geometry, secret, flow, to).unwrap();
+    let mut ct: Array<MapData, FlowBucket> =
+        Array::try_from(Map::Array(open(dir, lb_common::MAP_CONNTRACK))).unwrap();
+    conntrack_put(&mut ct, secret, flow, to).unwrap();
 }
 
 /// Looks `flow` up in the connection table pinned in `dir`.
 fn get_flow(dir: &Path, secret: &FlowHashKey, flow: &FlowKey) -> Option<FlowEntry> {
-    let (ct, geometry) = pinned_conntrack(dir);
-    conntrack_get(&ct, geometry, secret, flow).unwrap()
-}
-
-/// The connection table pinned in `dir` and its geometry.
-fn pinned_conntrack(dir: &Path) -> (ChunkTable<MapData>, FlowTableGeometry) {
-    let map = open(dir, lb_common::MAP_CONNTRACK);
-    let chunks = map.info().unwrap().max_entries();
-    let ct = ChunkTable::try_from(Map::ArrayOfMaps(map)).unwrap();
-    (ct, FlowTableGeometry::of_chunks(chunks))
+    let ct: Array<MapData, FlowBucket> =
+        Array::try_from(Map::Array(open(dir, lb_common::MAP_CONNTRACK))).unwrap();
+    conntrack_get(&ct, secret, flow).unwrap()
 }
 
 /// Pins of another map layout (here an earlier release's 8-byte-value

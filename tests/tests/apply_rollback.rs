@@ -66,14 +66,14 @@ struct Probe {
 
 impl Probe {
     fn load(dir: &Path) -> Self {
-        let geometry = lb_common::flow_table::user::FlowTableGeometry::for_entries(CONNTRACK);
+        let mask = lb_common::flow_buckets(CONNTRACK) - 1;
         let mut loader = EbpfLoader::new();
         let paths: Vec<(&str, std::path::PathBuf)> =
             MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect();
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
+        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
         let mut ebpf = loader
             .load(lb::object::EBPF_OBJECT)
             .expect("load the probe");

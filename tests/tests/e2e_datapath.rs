@@ -37,11 +37,10 @@ fn link_info(ns: &str, iface: &str) -> (u32, [u8; 6]) {
 
 fn load(ns: &NetNs, prog: &str, iface: &str, setup: impl FnOnce(&mut Ebpf) + Send) -> Ebpf {
     ns.run(|| {
-        let geometry = lb_common::flow_table::user::FlowTableGeometry::for_entries(4096);
+        let mask = lb_common::flow_table::user::conntrack_mask(4096);
         let mut loader = EbpfLoader::new();
-        lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
+        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
         let mut ebpf = loader.load(lb::object::EBPF_OBJECT).expect("load object");
-        lb::kernel::flow_chunks::fill(&ebpf).expect("chunks");
         setup(&mut ebpf);
         let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
         p.load().expect("verifier");

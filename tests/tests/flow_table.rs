@@ -10,9 +10,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use aya::maps::Array;
 use lb_common::{
-    FlowChunk, FlowEntry, FlowHashKey, GlobalCounter as G, bucket_pair, flow::PROTO_TCP,
-    flow_place, flow_table::user::ChunkTable,
+    FlowBucket, FlowEntry, FlowHashKey, GlobalCounter as G, bucket_pair, flow::PROTO_TCP,
+    flow_place, flow_table::user::conntrack_mask,
 };
 use lb_tests::frames::{Tcp, V4, tcp_v4};
 use lb_tests::harness::{Lb, TEST_RUN_INGRESS, XDP_PASS, XDP_TX, backend_entry, flow_key};
@@ -62,26 +63,26 @@ fn pinned(lb: &Lb, src: Ipv4Addr, port: u16) -> Option<FlowEntry> {
 }
 
 /// The first buckets a copy of the hash under `guess` predicts for
-/// `src`:`port`, in a table of `buckets` buckets.
-fn predicted(guess: &FlowHashKey, src: Ipv4Addr, port: u16, buckets: u32) -> [u32; 2] {
+/// `src`:`port`, in a table of `mask + 1` buckets.
+fn predicted(guess: &FlowHashKey, src: Ipv4Addr, port: u16, mask: u32) -> [u32; 2] {
     let key = flow_key(src.into(), port, VIP.into(), 80, PROTO_TCP);
-    bucket_pair(flow_place(&key, guess).hash, buckets)
+    bucket_pair(flow_place(&key, guess).hash, mask)
 }
 
 /// Runs the targeted eviction against `victims` flows, one at a time on an
 /// empty table whose secret is `secret`; the attacker computes buckets with
 /// `guess`. Returns how many victims survive.
 fn targeted_eviction(secret: FlowHashKey, guess: &FlowHashKey, victims: u32) -> u32 {
+    let mask = conntrack_mask(SMALL_TABLE);
     let mut survivors = 0;
     let mut lb = datapath(SMALL_TABLE);
-    let buckets = lb.flow_geometry.buckets;
     lb.set_flow_secret(secret);
     for v in 0..victims {
         clear_table(&mut lb);
         let victim = client(v);
         send_syn(&lb, victim, 40000);
         assert!(pinned(&lb, victim, 40000).is_some());
-        let target = predicted(guess, victim, 40000, buckets);
+        let target = predicted(guess, victim, 40000, mask);
         // Nine crafted SYNs whose two predicted buckets are the victim's.
         let mut crafted = 0;
         let mut n = 0u32;
@@ -89,7 +90,7 @@ fn targeted_eviction(secret: FlowHashKey, guess: &FlowHashKey, victims: u32) -> 
             n += 1;
             let src = client(0x1_0000 + n);
             let port = 1024 + (n % 60_000) as u16;
-            if predicted(guess, src, port, buckets) == target {
+            if predicted(guess, src, port, mask) == target {
                 send_syn(&lb, src, port);
                 crafted += 1;
             }
@@ -103,11 +104,10 @@ fn targeted_eviction(secret: FlowHashKey, guess: &FlowHashKey, victims: u32) -> 
 
 /// Empties the connection table.
 fn clear_table(lb: &mut Lb) {
-    let m: ChunkTable<_> =
-        ChunkTable::try_from(lb.ebpf.map(lb_common::MAP_CONNTRACK).unwrap()).unwrap();
+    let mut m: Array<_, FlowBucket> =
+        Array::try_from(lb.ebpf.map_mut(lb_common::MAP_CONNTRACK).unwrap()).unwrap();
     for i in 0..m.len() {
-        let mut chunk = m.get(&i, 0).unwrap();
-        chunk.set(0, FlowChunk::default(), 0).unwrap();
+        m.set(i, FlowBucket::default(), 0).unwrap();
     }
 }
 

@@ -501,8 +501,7 @@ fn pins_of_the_earlier_layout_on_this_interface_are_retired_on_upgrade() {
     lb_tests::netns::in_netns(&net.lb, move || {
         use aya::programs::{Xdp, XdpMode, links::FdLink};
         let mut loader = aya::EbpfLoader::new();
-        let geometry = lb_common::flow_table::user::FlowTableGeometry::of_chunks(1);
-        lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
+        lb_common::flow_table::user::size_conntrack(&mut loader, &0);
         let mut ebpf = loader.load(lb::object::EBPF_OBJECT).unwrap();
         let prog: &mut Xdp = ebpf
             .program_mut(lb_common::PROG_DECAP)

@@ -38,58 +38,15 @@ fn a_bucket_is_one_cache_line_of_compact_slots() {
 }
 
 #[test]
-fn chunks_hold_enough_buckets_for_the_entries() {
-    assert_eq!(flow_chunks(0), 1);
-    assert_eq!(flow_chunks(1), 1);
-    assert_eq!(flow_chunks(4 * FLOW_CHUNK_BUCKETS), 1);
-    assert_eq!(flow_chunks(4 * FLOW_CHUNK_BUCKETS + 1), 2);
-    assert_eq!(flow_chunks(crate::DEFAULT_CONNTRACK_ENTRIES), 1093);
-    assert_eq!(flow_chunks(u32::MAX), MAX_FLOW_CHUNKS);
-    for entries in [1, 1000, 65_536, 2_000_000, 100_000_000] {
-        assert!(chunk_buckets(flow_chunks(entries)) * 4 >= entries);
-    }
-}
-
-#[test]
-fn buckets_start_on_a_cache_line_whatever_the_header() {
-    // 6.18's struct bpf_array puts the value at 312 bytes (8 bytes short of
-    // a line): the buckets start 8 bytes in.
-    assert_eq!(chunk_skew(312), 8);
-    assert_eq!(chunk_skew(320), 0);
-    assert_eq!(chunk_skew(256), 0);
-    for off in (0..1024).step_by(8) {
-        assert_eq!((off + chunk_skew(off)) % 64, 0);
-    }
-    // The last line of the last bucket still fits in the value.
-    assert!(chunks::line_offset(56, FLOW_CHUNK_BUCKETS - 1) + 64 <= FLOW_CHUNK_BYTES);
-}
-
-#[test]
-fn bucket_positions_cover_every_line_of_every_chunk() {
-    assert_eq!(bucket_position(0), (0, 0));
-    assert_eq!(
-        bucket_position(FLOW_CHUNK_BUCKETS - 1),
-        (0, FLOW_CHUNK_BUCKETS - 1)
-    );
-    assert_eq!(bucket_position(FLOW_CHUNK_BUCKETS), (1, 0));
-    assert_eq!(bucket_position(5 * FLOW_CHUNK_BUCKETS + 7), (5, 7));
-}
-
-#[test]
-fn a_chunk_reads_back_the_buckets_written_to_it() {
-    let mut chunk = std::boxed::Box::new(FlowChunk::default());
-    let mut b = FlowBucket::default();
-    b.slots[1] = FlowSlot::new(0xabc, pin(3), 99);
-    b.slots[3] = FlowSlot::hinted(0xdef, pin(4), Some(5), 7);
-    chunk.set_bucket(8, 479, &b);
-    chunk.set_bucket(8, 0, &b);
-    assert_eq!(chunk.bucket(8, 479), b);
-    assert_eq!(chunk.bucket(8, 0), b);
-    assert_eq!(chunk.bucket(8, 1), FlowBucket::default());
-    // Byte-exact: slot 1 of line 0 starts at 8 + 16; its tag, pin and seen.
-    let at = 8 + 16;
-    assert_eq!(chunk.bytes[at..at + 8], b.slots[1].tag.to_ne_bytes());
-    assert_eq!(chunk.bytes[at + 12..at + 16], 99u32.to_ne_bytes());
+fn buckets_round_up_to_powers_of_two() {
+    assert_eq!(flow_buckets(0), 1);
+    assert_eq!(flow_buckets(1), 1);
+    assert_eq!(flow_buckets(4), 1);
+    assert_eq!(flow_buckets(5), 2);
+    assert_eq!(flow_buckets(4096), 1024);
+    assert_eq!(flow_buckets(4097), 2048);
+    assert_eq!(flow_buckets(crate::DEFAULT_CONNTRACK_ENTRIES), 524_288);
+    assert_eq!(flow_buckets(u32::MAX), MAX_FLOW_BUCKETS);
 }
 
 /// Places `key` into `pair` as the datapath does.
@@ -233,38 +190,34 @@ fn the_keyed_place_depends_on_every_field_and_on_the_secret() {
 /// buckets under another secret land anywhere.
 #[test]
 fn flows_aimed_with_another_secret_miss_the_victims_buckets() {
-    let buckets = 1 << 16;
+    let mask = (1 << 16) - 1;
     let victim = key(1);
     let guess = FlowHashKey::default();
-    let target = bucket_pair(flow_place(&victim, &guess).hash, buckets);
+    let target = bucket_pair(flow_place(&victim, &guess).hash, mask);
     let mut aimed = std::vec::Vec::new();
     let mut k = key(0);
     for src in 0..2_000_000u32 {
         k.src[0] = src;
-        if bucket_pair(flow_place(&k, &guess).hash, buckets)[0] == target[0] {
+        if bucket_pair(flow_place(&k, &guess).hash, mask)[0] == target[0] {
             aimed.push(k);
         }
     }
     assert!(aimed.len() >= 9, "only {} aimed flows", aimed.len());
-    let real = bucket_pair(hash(&victim), buckets);
+    let real = bucket_pair(hash(&victim), mask);
     let hits = aimed
         .iter()
-        .filter(|k| {
-            bucket_pair(hash(k), buckets)
-                .iter()
-                .any(|b| real.contains(b))
-        })
+        .filter(|k| bucket_pair(hash(k), mask).iter().any(|b| real.contains(b)))
         .count();
     assert!(hits <= 1, "{hits} of {} aimed flows hit", aimed.len());
 }
 
 #[test]
 fn buckets_spread_evenly() {
-    let buckets = 256;
+    let mask = 255;
     let mut counts = [0u32; 256];
     let mut second = [0u32; 256];
     for port in 0..25_600u16 {
-        let [a, b] = bucket_pair(hash(&key(port)), buckets);
+        let [a, b] = bucket_pair(hash(&key(port)), mask);
         counts[a as usize] += 1;
         second[b as usize] += 1;
     }
@@ -284,7 +237,7 @@ fn cyclic_misses(flows: u16, two_choices: bool) -> u32 {
         for port in 0..flows {
             let k = key(port);
             let place = flow_place(&k, &secret());
-            let [a, b] = bucket_pair(place.hash, BUCKETS as u32);
+            let [a, b] = bucket_pair(place.hash, BUCKETS as u32 - 1);
             let (a, b) = (
                 a as usize,
                 if two_choices { b as usize } else { a as usize },

@@ -10,12 +10,11 @@ use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use lb_common::{
-    BackendId, FLOW_CHUNK_BYTES, FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace,
-    FlowSlot, GlobalCounter, bucket_pair, bucket_position, flow_place,
-    flow_table::chunks::line_offset, slot_for_pin,
+    BackendId, FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot,
+    GlobalCounter, bucket_pair, flow_place, slot_for_pin,
 };
 
-use crate::maps::{CONNTRACK, FLOW_BUCKETS, FLOW_CHUNK_SKEW, FLOW_INSERTS, FLOW_TABLE_CONFIG};
+use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, FLOW_TABLE_CONFIG};
 use crate::prog::counters::count;
 
 /// The all-zero secret, used only if the config map cannot be read.
@@ -39,48 +38,21 @@ pub fn place(key: &FlowKey) -> FlowPlace {
 #[inline(always)]
 fn bucket_indices(hash: u64) -> [u32; 2] {
     // SAFETY: a plain read of a loader-set constant.
-    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
-    bucket_pair(hash, buckets)
-}
-
-/// The bucket of index `index`: line `index % FLOW_CHUNK_BUCKETS` of chunk
-/// `index / FLOW_CHUNK_BUCKETS`, one cache line of direct-mapped memory.
-#[inline(always)]
-fn bucket(index: u32) -> Option<*mut FlowBucket> {
-    let (chunk, line) = bucket_position(index);
-    // SAFETY: a plain read of a loader-set constant (0..=56).
-    let skew = unsafe { read_volatile(&FLOW_CHUNK_SKEW) };
-    let offset = line_offset(skew, line);
-    // Through the stack, so that the compiler cannot drop the bound check
-    // below (it knows the offset's range; the verifier must be shown it).
-    // SAFETY: a local.
-    let offset = unsafe { read_volatile(&offset) };
-    if offset > FLOW_CHUNK_BYTES - size_of::<FlowBucket>() {
-        return None;
-    }
-    // The inner key on the stack: a promoted `&0` is a read-only constant
-    // that the compiler may merge with a loader-set global whose default is
-    // 0 (FLOW_CHUNK_SKEW), whose real value the loader then changes.
-    let first = 0u32;
-    // SAFETY: a local.
-    let first = unsafe { read_volatile(&first) };
-    let base = CONNTRACK.get_value_ptr_mut(chunk, &first)?;
-    // SAFETY: `base` is the chunk's value pointer and `offset` + 64 is within
-    // its FLOW_CHUNK_BYTES (checked above, as the verifier does).
-    Some(unsafe { base.cast::<u8>().add(offset) }.cast::<FlowBucket>())
+    let mask = unsafe { core::ptr::read_volatile(&FLOW_BUCKET_MASK) };
+    bucket_pair(hash, mask)
 }
 
 /// The two buckets of a flow of placement hash `hash` (an insert reads both).
 #[inline(always)]
 fn buckets(hash: u64) -> Option<[*mut FlowBucket; 2]> {
     let [a, b] = bucket_indices(hash);
-    Some([bucket(a)?, bucket(b)?])
+    Some([CONNTRACK.get_ptr_mut(a)?, CONNTRACK.get_ptr_mut(b)?])
 }
 
 /// Slot `way` of the bucket at `bucket`, as one read of the shared memory.
 #[inline(always)]
 fn read_slot(bucket: *const FlowBucket, way: usize) -> FlowSlot {
-    // SAFETY: `bucket` is a bucket of a CONNTRACK chunk (valid for the program's
+    // SAFETY: `bucket` is a CONNTRACK value pointer (valid for the program's
     // run) and `way < FLOW_WAYS` (callers loop below it); volatile because
     // other CPUs write the slot concurrently: a torn copy fails its tag check.
     unsafe { read_volatile(addr_of!((*bucket).slots[way])) }
@@ -124,20 +96,20 @@ fn now() -> u32 {
 #[inline(always)]
 pub fn lookup(place: &FlowPlace) -> Option<(FlowEntry, Option<BackendId>)> {
     let [a, b] = bucket_indices(place.hash);
-    let mut at = bucket(a)?;
-    let mut found = find(at, place.fingerprint);
+    let mut bucket = CONNTRACK.get_ptr_mut(a)?;
+    let mut found = find(bucket, place.fingerprint);
     if found.is_none() {
-        at = bucket(b)?;
-        found = find(at, place.fingerprint);
+        bucket = CONNTRACK.get_ptr_mut(b)?;
+        found = find(bucket, place.fingerprint);
     }
     let (way, pin, hint) = found?;
     if way < FLOW_WAYS {
         let t = now();
-        // SAFETY: `at` is a bucket of a CONNTRACK chunk and `way` one of its
+        // SAFETY: `bucket` is a CONNTRACK value pointer and `way` one of its
         // slots; one word, read and written volatile (other CPUs race on it:
         // `seen` is a hint, any of the racing values will do).
         unsafe {
-            let seen = addr_of_mut!((*at).slots[way].seen);
+            let seen = addr_of_mut!((*bucket).slots[way].seen);
             if read_volatile(seen) != t {
                 write_volatile(seen, t);
             }
@@ -164,7 +136,7 @@ pub fn record(place: &FlowPlace, entry: FlowEntry, hint: Option<BackendId>) {
     let (i, way) = slot_for_pin([&copies[0], &copies[1]], place.fingerprint, t);
     if i < 2 && way < FLOW_WAYS {
         let slot = FlowSlot::hinted(place.fingerprint, entry, hint, t);
-        // SAFETY: `pair[i]` is a bucket of a CONNTRACK chunk and `way` one of its
+        // SAFETY: `pair[i]` is a CONNTRACK value pointer and `way` one of its
         // slots; volatile: other CPUs read and write it concurrently.
         unsafe { write_volatile(addr_of_mut!((*pair[i]).slots[way]), slot) };
     }

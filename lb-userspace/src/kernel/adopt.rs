@@ -75,25 +75,12 @@ pub enum Incompatible {
         /// This build's.
         wanted: MapLayout,
     },
-    /// A pinned connection table of no chunks or more than this build takes.
-    #[error(
-        "{map}: {chunks} chunks, not 1 to {max}",
-        map = lb_common::MAP_CONNTRACK,
-        max = lb_common::MAX_FLOW_CHUNKS
-    )]
-    Chunks {
-        /// The pinned table's entries (chunks).
-        chunks: u32,
-    },
-    /// A pinned connection table whose chunks are not of this build's size.
-    #[error(
-        "{map}: pinned chunks of {bytes} B, this build's are {want} B",
-        map = lb_common::MAP_CONNTRACK,
-        want = lb_common::FLOW_CHUNK_BYTES
-    )]
-    ChunkSize {
-        /// The pinned chunk's value size.
-        bytes: u32,
+    /// A pinned connection table whose bucket count is not a power of two
+    /// (the datapath masks the hash).
+    #[error("{map}: {buckets} buckets, not a power of two", map = lb_common::MAP_CONNTRACK)]
+    Buckets {
+        /// The pinned table's entries.
+        buckets: u32,
     },
     /// The pinned map could not be inspected.
     #[error("{map}: reading its pinned layout: {source}")]
@@ -164,13 +151,13 @@ pub fn compatible(
     Ok(())
 }
 
-/// The chunk count of a pinned connection table of `entries` entries (1 to
-/// [`lb_common::MAX_FLOW_CHUNKS`]).
-pub fn chunk_count(entries: u32) -> Result<u32, Incompatible> {
-    if (1..=lb_common::MAX_FLOW_CHUNKS).contains(&entries) {
+/// The bucket count of a pinned connection table of `entries` entries
+/// (must be a power of two).
+pub fn bucket_count(entries: u32) -> Result<u32, Incompatible> {
+    if entries.is_power_of_two() {
         Ok(entries)
     } else {
-        Err(Incompatible::Chunks { chunks: entries })
+        Err(Incompatible::Buckets { buckets: entries })
     }
 }
 
@@ -209,16 +196,10 @@ mod tests {
     }
 
     #[test]
-    fn only_a_table_of_1_to_65536_chunks_is_adopted() {
-        assert_eq!(chunk_count(1093).unwrap(), 1093);
-        let e = chunk_count(0).unwrap_err().to_string();
-        assert_eq!(e, "CONNTRACK: 0 chunks, not 1 to 65536");
-        assert!(chunk_count(65_537).is_err());
-        let e = Incompatible::ChunkSize { bytes: 64 }.to_string();
-        assert_eq!(
-            e,
-            "CONNTRACK: pinned chunks of 64 B, this build's are 30784 B"
-        );
+    fn only_a_power_of_two_of_buckets_is_adopted() {
+        assert_eq!(bucket_count(1024).unwrap(), 1024);
+        let e = bucket_count(1000).unwrap_err().to_string();
+        assert_eq!(e, "CONNTRACK: 1000 buckets, not a power of two");
     }
 
     const NOW: MapLayout = MapLayout {

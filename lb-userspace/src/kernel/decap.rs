@@ -34,12 +34,11 @@ pub struct DecapAttach<'a> {
 pub fn attach_decap(object: &[u8], req: &DecapAttach<'_>) -> Result<(), KernelError> {
     let addrs_pin = req.dir.join(lb_common::MAP_DECAP_ADDRS);
     let stats_pin = req.dir.join(lb_common::MAP_DECAP_STATS);
-    // The decapsulator never touches the connection table: one chunk, never
-    // created.
-    let geometry = lb_common::flow_table::user::FlowTableGeometry::of_chunks(1);
+    // The decapsulator never touches the connection table: one bucket.
+    let mask = 0;
     let gue_ports = lb_common::decap_gue_ports(req.gue_ports);
     let mut loader = EbpfLoader::new();
-    lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
+    lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
     loader.override_global(lb_common::GLOBAL_DECAP_GUE_PORTS, &gue_ports, true);
     let mut ebpf = loader
         .map_pin_path(lb_common::MAP_DECAP_ADDRS, addrs_pin.as_path())

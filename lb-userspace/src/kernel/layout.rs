@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::adopt::{Incompatible, chunk_count};
-use super::sys;
+use super::adopt::{Incompatible, bucket_count};
 
 /// What must match between a map of the object and its pin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,36 +76,15 @@ pub fn pinned_layouts(
     Ok(layouts)
 }
 
-/// The chunk count of the connection table pinned in `dir`, when its first
-/// chunk has this build's size.
-pub fn pinned_conntrack_chunks(dir: &Path) -> Result<u32, Incompatible> {
+/// The bucket count of the connection table pinned in `dir`.
+pub fn pinned_conntrack_buckets(dir: &Path) -> Result<u32, Incompatible> {
     let map = lb_common::MAP_CONNTRACK;
-    let unreadable = |source| Incompatible::Unreadable {
-        map: map.into(),
-        source,
-    };
-    let pin = dir.join(map);
-    let chunks = chunk_count(
-        aya::maps::MapInfo::from_pin(&pin)
-            .map_err(unreadable)?
-            .max_entries(),
-    )?;
-    let io = |e: std::io::Error| {
-        unreadable(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_map_lookup_elem",
-            io_error: e,
-        }))
-    };
-    let outer = sys::obj_get(&pin).map_err(io)?;
-    if let Some(id) = sys::lookup_u32(std::os::fd::AsFd::as_fd(&outer), 0).map_err(io)? {
-        let inner = aya::maps::MapInfo::from_id(id).map_err(unreadable)?;
-        if inner.value_size() as usize != lb_common::FLOW_CHUNK_BYTES {
-            return Err(Incompatible::ChunkSize {
-                bytes: inner.value_size(),
-            });
-        }
-    }
-    Ok(chunks)
+    let info =
+        aya::maps::MapInfo::from_pin(dir.join(map)).map_err(|source| Incompatible::Unreadable {
+            map: map.into(),
+            source,
+        })?;
+    bucket_count(info.max_entries())
 }
 
 #[cfg(test)]
@@ -120,7 +98,7 @@ mod tests {
             assert!(layouts.contains_key(name), "{name} missing");
         }
         let ct = layouts[lb_common::MAP_CONNTRACK];
-        assert_eq!(ct.map_type, aya::maps::MapType::ArrayOfMaps as u32);
-        assert_eq!(ct.value_size, 4);
+        assert_eq!(ct.value_size as usize, size_of::<lb_common::FlowBucket>());
+        assert_eq!(ct.flags, lb_common::BPF_F_MMAPABLE);
     }
 }

@@ -7,7 +7,6 @@
 //! - `open`: load, adopt or start fresh, attach; `writer`: the map writer
 //!   (all-or-nothing applies, journalled in `undo`); `inner_table`: Maglev
 //!   tables filled through `mmap`;
-//! - [`flow_chunks`]: the connection table's chunks, created in one batch;
 //! - [`sys`]: every raw `bpf(2)` call (aya covers the rest); [`pinned`]:
 //!   pinned maps opened read-only by other processes (`lb stats`);
 //! - [`pins`], [`bpffs`], [`iface`]: pin directories, the bpffs mount, the
@@ -26,7 +25,6 @@ pub mod adopt;
 pub mod bpffs;
 pub mod decap;
 mod error;
-pub mod flow_chunks;
 pub mod iface;
 mod inner_table;
 pub mod layout;

@@ -9,7 +9,6 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use lb_common::flow_table::user::FlowTableGeometry;
 
 use super::adopt::{self, Incompatible, NotAdopted, PinFacts};
 use super::{
@@ -19,23 +18,13 @@ use super::{
 use crate::private_dir;
 use crate::state::AppliedState;
 
-/// The chunk count of the connection table pinned in `dir`, when every map
+/// The bucket count of the connection table pinned in `dir`, when every map
 /// pinned there has this build's layout.
-fn pinned_chunks(dir: &Path) -> Result<u32, Incompatible> {
+fn pinned_buckets(dir: &Path) -> Result<u32, Incompatible> {
     let wanted = layout::object_layouts(crate::object::EBPF_OBJECT)?;
     let pinned = layout::pinned_layouts(dir, &MAP_NAMES)?;
     adopt::compatible(&MAP_NAMES, &wanted, &pinned)?;
-    layout::pinned_conntrack_chunks(dir)
-}
-
-/// Creates the chunks of a fresh connection table (an adopted one has its
-/// own; any it lacks are created too).
-fn fill_flow_table(ebpf: &Ebpf) -> Result<(), KernelError> {
-    let created = super::flow_chunks::fill(ebpf)?;
-    if created > 0 {
-        tracing::debug!(chunks = created, "created connection-table chunks");
-    }
-    Ok(())
+    layout::pinned_conntrack_buckets(dir)
 }
 
 /// Writes the connection table's config: a new random secret unless
@@ -86,15 +75,15 @@ impl Datapath {
             ifindex: iface.ifindex,
         };
         let decision = adopt::may_adopt(&facts)
-            .and_then(|()| pinned_chunks(&dir).map_err(NotAdopted::Incompatible));
-        let (adopt, geometry) = match decision {
-            Ok(chunks) => (previous, FlowTableGeometry::of_chunks(chunks)),
+            .and_then(|()| pinned_buckets(&dir).map_err(NotAdopted::Incompatible));
+        let (adopt, buckets) = match decision {
+            Ok(buckets) => (previous, buckets),
             Err(why) => {
                 if existed {
                     tracing::warn!(dir = %dir.display(), %why, "clearing leftover datapath state (not adopted)");
                     detach_and_remove(&dir)?;
                 }
-                (None, FlowTableGeometry::for_entries(opts.conntrack_entries))
+                (None, lb_common::flow_buckets(opts.conntrack_entries))
             }
         };
         private_dir::ensure(&dir)?;
@@ -104,9 +93,9 @@ impl Datapath {
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        lb_common::flow_table::user::size_conntrack(&mut loader, &geometry);
+        let mask = buckets - 1;
+        lb_common::flow_table::user::size_conntrack(&mut loader, &mask);
         let mut ebpf = loader.load(crate::object::EBPF_OBJECT)?;
-        fill_flow_table(&ebpf)?;
         // The table's secret before the program can run: an adopted table
         // keeps the one its flows were placed with, a new one gets a fresh one.
         init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;

@@ -218,19 +218,13 @@ pub fn link_detach(link: &OwnedFd) -> io::Result<()> {
 /// Creates an array of `entries` `u32` values with `flags`, named `name`
 /// (at most 15 bytes).
 pub fn create_u32_array(name: &str, entries: u32, flags: u32) -> io::Result<OwnedFd> {
-    create_array(name, 4, entries, flags)
-}
-
-/// Creates an array of `entries` values of `value_size` bytes with `flags`,
-/// named `name` (at most 15 bytes).
-pub fn create_array(name: &str, value_size: u32, entries: u32, flags: u32) -> io::Result<OwnedFd> {
     let mut map_name = [0u8; 16];
     let len = name.len().min(15);
     map_name[..len].copy_from_slice(&name.as_bytes()[..len]);
     let mut attr = MapCreateAttr {
         map_type: BPF_MAP_TYPE_ARRAY,
         key_size: 4,
-        value_size,
+        value_size: 4,
         max_entries: entries,
         map_flags: flags,
         map_name,

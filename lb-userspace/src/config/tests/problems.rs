@@ -298,10 +298,10 @@ fn zero_conntrack_entries() {
 #[test]
 fn conntrack_entries_beyond_the_largest_table() {
     one_problem(
-        &format!("conntrack_entries: 125829121\n{}", web("")),
+        &format!("conntrack_entries: 268435457\n{}", web("")),
         1,
         "conntrack_entries",
-        "conntrack_entries 125829121 out of range 0..=125829120",
+        "conntrack_entries 268435457 out of range 0..=268435456",
     );
 }
 
