@@ -1,7 +1,8 @@
 //! `lb_xdp` as a pipeline of stages, none of which calls back into an earlier
 //! one: the VIP filter on the destination ([`to_a_vip_address`]) -> parse
-//! ([`lb_ebpf::parse`]) -> classify ([`classify`], ICMP a leaf of it) -> select a backend ([`balance`]) -> encapsulate ([`encap`], or answer
-//! "too big": [`too_big`]) -> verdict. Each stage returns a [`Step`]: an early
+//! ([`lb_ebpf::parse`]) -> classify ([`classify`], ICMP a leaf of it) ->
+//! select a backend ([`balance`]) -> encapsulate ([`encap`], or answer "too
+//! big": [`too_big`]) -> verdict. Each stage returns a [`Step`]: an early
 //! verdict is an `Err`, so that it reads as `?`.
 
 use aya_ebpf::programs::XdpContext;
