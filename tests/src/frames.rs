@@ -256,6 +256,21 @@ pub fn ipip(
     inner_frame: &[u8],
 ) -> Vec<u8> {
     let inner = ip_packet(inner_frame);
+    let p = outer_ipv4(outer_src, outer_dst, 4, inner, inner);
+    ethernet(dmac, smac, 0x0800, &p)
+}
+
+/// An outer IPv4 packet of `protocol` carrying `payload` around the inner
+/// IPv4 packet `inner`, per the DSR rules (TTL 64, id 0, DSCP/ECN and DF
+/// copied from `inner`): what IPIP (`payload` = `inner`) and GUE (`payload` =
+/// UDP + GUE + `inner`) both expect.
+pub fn outer_ipv4(
+    outer_src: Ipv4Addr,
+    outer_dst: Ipv4Addr,
+    protocol: u8,
+    inner: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let (ih, _) = Ipv4Header::from_slice(inner).unwrap();
     let opt = V4 {
         df: ih.dont_fragment,
@@ -266,12 +281,12 @@ pub fn ipip(
         options: vec![],
         id: 0,
     };
-    let mut outer = ipv4_header(outer_src, outer_dst, 4, inner.len(), &opt);
+    let mut outer = ipv4_header(outer_src, outer_dst, protocol, payload.len(), &opt);
     outer.time_to_live = 64;
     outer.header_checksum = outer.calc_header_checksum();
     let mut p = outer.to_bytes().to_vec();
-    p.extend_from_slice(inner);
-    ethernet(dmac, smac, 0x0800, &p)
+    p.extend_from_slice(payload);
+    p
 }
 
 /// The expected IPv6-in-IPv6 frame: outer traffic class and flow label copied,

@@ -6,11 +6,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{Ipv4Header, Ipv6Header, UdpHeader};
+use etherparse::{Ipv6Header, UdpHeader};
 use lb_common::flow::{FAMILY_V4, FAMILY_V6};
 use lb_common::gue::{GUE_PROTO_IPV4, GUE_PROTO_IPV6, emit_gue};
 
-use crate::frames::{V4, ethernet, ip_packet, ipv4_header, ipv6_header};
+use crate::frames::{ethernet, ip_packet, ipv6_header, outer_ipv4};
 
 /// The outer UDP ports of a GUE frame (host order).
 #[derive(Clone, Copy, Debug)]
@@ -64,22 +64,8 @@ pub fn gue_v4(
     inner_frame: &[u8],
 ) -> Vec<u8> {
     let inner = ip_packet(inner_frame);
-    let (ih, _) = Ipv4Header::from_slice(inner).unwrap();
     let payload = udp_gue(ports, GUE_PROTO_IPV4, hint.map(IpAddr::V4), inner);
-    let opt = V4 {
-        df: ih.dont_fragment,
-        mf: false,
-        frag_offset: 0,
-        dscp: ih.dscp.value(),
-        ecn: ih.ecn.value(),
-        options: vec![],
-        id: 0,
-    };
-    let mut outer = ipv4_header(outer_src, outer_dst, 17, payload.len(), &opt);
-    outer.time_to_live = 64;
-    outer.header_checksum = outer.calc_header_checksum();
-    let mut p = outer.to_bytes().to_vec();
-    p.extend_from_slice(&payload);
+    let p = outer_ipv4(outer_src, outer_dst, 17, inner, &payload);
     ethernet(macs.0, macs.1, 0x0800, &p)
 }
 
