@@ -11,8 +11,11 @@
 //! the second only when the first does not hold the flow. An insert
 //! overwrites the flow's own slot, else an empty one, else the least recently
 //! seen of the eight: LRU replacement within each pair of buckets, as a CPU
-//! cache does within a set. `seen` is in jiffies: flows seen within the same
-//! tick are equally recent.
+//! cache does within a set. `seen` is in jiffies, refreshed by a hit only once
+//! it is [`SEEN_REFRESH_JIFFIES`] old ([`seen_is_stale`]): flows seen within
+//! that window are equally recent, and a busy flow's line is written about
+//! once a second instead of on every tick (a written line is dirty, and
+//! writing it back costs the packet rate).
 //!
 //! Nothing is locked: a slot's tag word is the fingerprint mixed with its
 //! backend id and generation ([`slot_tag`]), so a slot torn by two CPUs writing
@@ -81,6 +84,22 @@ pub struct FlowSlot {
     pub generation: u32,
     /// When the flow was last seen, in jiffies (low 32 bits).
     pub seen: u32,
+}
+
+/// How old (in jiffies) a slot's `seen` must be before a hit writes it again:
+/// 256 jiffies, one second at the usual HZ of 250 (0.256 s at HZ 1000, 2.56 s
+/// at HZ 100). Replacement compares `seen` between a flow's eight candidates,
+/// so this is its resolution: flows seen within the window are equally
+/// recent. Between refreshes a hit only reads the bucket's line.
+pub const SEEN_REFRESH_JIFFIES: u32 = 256;
+
+/// Whether a hit at `now` (jiffies, low 32 bits) writes the slot's `seen`:
+/// when it is at least [`SEEN_REFRESH_JIFFIES`] old (wrapping arithmetic, so a
+/// `seen` from the other side of a wrap or a racing CPU's slightly later `now`
+/// reads as old and is rewritten, which is harmless).
+#[inline(always)]
+pub const fn seen_is_stale(seen: u32, now: u32) -> bool {
+    now.wrapping_sub(seen) >= SEEN_REFRESH_JIFFIES
 }
 
 /// One bucket of [`FLOW_WAYS`] slots: 64 bytes, one cache line.

@@ -23,7 +23,7 @@ pub use counters::{BackendStats, GlobalCounter, ServiceStats};
 pub use flow::{FlowKey, flow_hash, flow_hash64, maglev_hash};
 pub use flow_table::{
     FLOW_WAYS, FlowBucket, FlowHashKey, FlowPlace, FlowSlot, bucket_pair, find_pin, flow_buckets,
-    flow_place, slot_for_pin, slot_tag,
+    flow_place, seen_is_stale, slot_for_pin, slot_tag,
 };
 #[cfg(feature = "user")]
 pub use keys::vip_filter_words;

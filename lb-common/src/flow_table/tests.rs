@@ -295,3 +295,46 @@ fn a_slot_carries_a_second_chance_hint_covered_by_its_check() {
     bucket.slots[2] = FlowSlot::hinted(fp(&k), pin(3), Some(9), 5);
     assert_eq!(bucket.find_hinted(fp(&k)), Some((2, pin(3), Some(9))));
 }
+
+#[test]
+fn seen_is_rewritten_only_once_it_is_a_refresh_window_old() {
+    let w = SEEN_REFRESH_JIFFIES;
+    assert!(!seen_is_stale(1000, 1000));
+    assert!(!seen_is_stale(1000, 1000 + w - 1));
+    assert!(seen_is_stale(1000, 1000 + w));
+    // Across the wrap of the jiffies' low 32 bits.
+    assert!(!seen_is_stale(u32::MAX - 10, 5));
+    assert!(seen_is_stale(u32::MAX - 10, w));
+    // A racing CPU's slightly later `now` already written: old, rewritten.
+    assert!(seen_is_stale(1001, 1000));
+    // A slot written by the agent (seen 0) is refreshed on its first hit.
+    assert!(seen_is_stale(0, 5_000_000));
+}
+
+#[test]
+fn a_refresh_window_of_hits_keeps_a_busy_flow_ahead_of_an_idle_one() {
+    // Eight flows fill a pair at time 0; flow 0 is hit every tick for four
+    // windows (its `seen` refreshed as the datapath does), the others never.
+    let keys: [FlowKey; 8] = core::array::from_fn(|p| key(5000 + p as u16));
+    let mut pair = [FlowBucket::default(); 2];
+    for (i, k) in keys.iter().enumerate() {
+        let (b, w) = (i / FLOW_WAYS, i % FLOW_WAYS);
+        pair[b].slots[w] = FlowSlot::new(fp(k), pin(1), 0);
+    }
+    let mut writes = 0;
+    for now in 1..=4 * SEEN_REFRESH_JIFFIES {
+        let s = &mut pair[0].slots[0];
+        if seen_is_stale(s.seen, now) {
+            s.seen = now;
+            writes += 1;
+        }
+    }
+    assert_eq!(writes, 4, "one write per window, not one per tick");
+    // A new flow replaces one of the idle seven, never the busy flow.
+    let (b, w) = slot_for_pin(
+        [&pair[0], &pair[1]],
+        fp(&key(9999)),
+        4 * SEEN_REFRESH_JIFFIES,
+    );
+    assert_ne!((b, w), (0, 0));
+}

@@ -11,7 +11,7 @@ use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use lb_common::{
     BackendId, FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot,
-    GlobalCounter, bucket_pair, flow_place, slot_for_pin,
+    GlobalCounter, bucket_pair, flow_place, seen_is_stale, slot_for_pin,
 };
 
 use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, FLOW_TABLE_CONFIG};
@@ -91,7 +91,8 @@ fn now() -> u32 {
 }
 
 /// The pin of the flow at `place` and its second-chance hint, marking the
-/// flow seen now. The second bucket is only read when the first does not
+/// flow seen now when its `seen` is stale ([`seen_is_stale`]: about once a
+/// second, so that a hit leaves the line clean in between). The second bucket is only read when the first does not
 /// hold the flow.
 #[inline(always)]
 pub fn lookup(place: &FlowPlace) -> Option<(FlowEntry, Option<BackendId>)> {
@@ -110,7 +111,7 @@ pub fn lookup(place: &FlowPlace) -> Option<(FlowEntry, Option<BackendId>)> {
         // `seen` is a hint, any of the racing values will do).
         unsafe {
             let seen = addr_of_mut!((*bucket).slots[way].seen);
-            if read_volatile(seen) != t {
+            if seen_is_stale(read_volatile(seen), t) {
                 write_volatile(seen, t);
             }
         }
