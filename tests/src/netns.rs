@@ -47,6 +47,7 @@ impl NetNsPair {
         let short = format!("{:x}{n}", pid % 0xfffff);
         let lb_if = format!("lbA{short}");
         let peer_if = format!("lbB{short}");
+        sweep_orphans();
         for ns in [&lb, &peer] {
             ip_quiet(&["netns", "del", ns]);
             ip(&["netns", "add", ns]);
@@ -118,6 +119,7 @@ pub struct TestBpffs {
 impl TestBpffs {
     /// Mounts it (an earlier run's leftover is unmounted first).
     pub fn new(tag: &str) -> Self {
+        sweep_orphans();
         let base = std::path::PathBuf::from(format!("/run/lb-test-{tag}-{}", std::process::id()));
         let root = base.join("bpffs");
         let _ignored = Command::new("umount").arg(&root).output();
@@ -171,4 +173,71 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     })
     .join()
     .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// The pid in a test namespace's name `lbt-<tag>-<pid>-<n>-<role>`.
+fn namespace_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("lbt-")?;
+    let mut parts = rest.rsplitn(4, '-');
+    let (_role, _n, pid) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next()?;
+    pid.parse().ok()
+}
+
+/// The pid in a test bpffs directory's name `lb-test-<tag>-<pid>`.
+fn bpffs_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("lb-test-")?;
+    rest.rsplit_once('-')?.1.parse().ok()
+}
+
+/// Whether process `pid` is gone.
+fn dead(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes what killed test processes left behind: their namespaces
+/// (`lbt-*`, with the veths and XDP links in them) and their bpffs mounts
+/// (`/run/lb-test-*`). Only objects whose owner pid no longer runs.
+pub fn sweep_orphans() {
+    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            if namespace_owner(name).is_some_and(dead) {
+                ip_quiet(&["netns", "del", name]);
+            }
+        }
+    }
+    let Ok(entries) = std::fs::read_dir("/run") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if bpffs_owner(&name).is_some_and(dead) {
+            let _ignored = Command::new("umount")
+                .arg("-l")
+                .arg(entry.path().join("bpffs"))
+                .output();
+            let _ignored = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bpffs_owner, namespace_owner};
+
+    #[test]
+    fn owners_are_read_from_test_names() {
+        assert_eq!(namespace_owner("lbt-health-22615-0-lb"), Some(22615));
+        assert_eq!(namespace_owner("lbt-agent-22615-3-peer"), Some(22615));
+        assert_eq!(namespace_owner("lbt-two-part-7-1-lb"), Some(7));
+        assert_eq!(namespace_owner("lbt-22615-0-lb"), None);
+        assert_eq!(namespace_owner("lblab22615-0-cl"), None);
+        assert_eq!(namespace_owner("lbt-x-abc-0-lb"), None);
+        assert_eq!(bpffs_owner("lb-test-agent-22615"), Some(22615));
+        assert_eq!(bpffs_owner("lb-test-agent"), None);
+        assert_eq!(bpffs_owner("lblab"), None);
+    }
 }
