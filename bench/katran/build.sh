@@ -75,5 +75,5 @@ build balancer-insert.bpf.o -DMAX_CONN_RATE=4294967295ULL
 {
     echo "katran commit: $commit"
     echo "compiler: $(clang --version | head -n1)"
-    echo "compile: clang ${cflags[*]} [-DMAX_CONN_RATE=4294967295ULL] balancer.bpf.c | llc -march=bpf -filetype=obj"
+    echo "compile: clang ${cflags[*]//$src/SRC} [-DMAX_CONN_RATE=4294967295ULL] balancer.bpf.c | llc -march=bpf -filetype=obj"
 } >"$out_dir/katran-source.txt"
