@@ -325,3 +325,39 @@ fn current_cpu() -> Result<u32> {
     let cpu = unsafe { libc::sched_getcpu() };
     u32::try_from(cpu).with_context(|| format!("sched_getcpu: {}", std::io::Error::last_os_error()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FlowKey, RealDefinition, RealPosLru, VipDefinition, VipMeta, check_objects};
+
+    #[test]
+    fn structs_have_katrans_layout() {
+        assert_eq!(size_of::<VipDefinition>(), 20);
+        assert_eq!(size_of::<VipMeta>(), 8);
+        assert_eq!(size_of::<RealDefinition>(), 20);
+        assert_eq!(size_of::<FlowKey>(), 40);
+        assert_eq!(size_of::<RealPosLru>(), 16);
+        let key = FlowKey::tcp_v4(
+            "198.18.16.1".parse().unwrap(),
+            0x1234,
+            "198.18.100.1".parse().unwrap(),
+            80,
+        );
+        assert_eq!(key.src[..4], [198, 18, 16, 1]);
+        assert_eq!(key.src[4..], [0; 12]);
+        assert_eq!(key.dst[..4], [198, 18, 100, 1]);
+        assert_eq!(key.ports, [0x12, 0x34, 0, 80]);
+        assert_eq!((key.proto, key.pad), (6, [0; 3]));
+    }
+
+    #[test]
+    fn a_directory_without_the_objects_is_refused_with_how_to_build_them() {
+        let e = check_objects(std::path::Path::new("/nonexistent/katran"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("balancer.bpf.o") && e.contains("bench/katran/build.sh"),
+            "{e}"
+        );
+    }
+}

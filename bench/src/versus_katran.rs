@@ -405,7 +405,67 @@ fn check_ipip(out: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Figure, ratio};
+    use super::{Case, Figure, Verdict, check, ratio};
+    use crate::per_packet::{self, CLIENT, NOT_A_VIP, VIP};
+    use lb_tests::{
+        frames::{Tcp, ipip},
+        harness::{XDP_DROP, XDP_PASS, XDP_TX},
+    };
+
+    fn case(frame: Vec<u8>, verdict: Verdict) -> Case {
+        Case {
+            name: "test".into(),
+            frame,
+            flows: 0,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn a_forwarded_packet_must_be_ipip_to_a_real_around_the_vip_packet() {
+        let ack = per_packet::frame(CLIENT, VIP, Tcp::Ack).unwrap();
+        let fwd = case(ack.clone(), Verdict::Forward);
+        let to_real = ipip(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            "198.18.2.2".parse().unwrap(),
+            per_packet::backend(3),
+            &ack,
+        );
+        check(&fwd, XDP_TX, &to_real).unwrap();
+        assert!(check(&fwd, XDP_DROP, &to_real).is_err());
+        let elsewhere = ipip(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            "198.18.2.2".parse().unwrap(),
+            "198.18.3.9".parse().unwrap(),
+            &ack,
+        );
+        let e = check(&fwd, XDP_TX, &elsewhere).unwrap_err().to_string();
+        assert!(e.contains("198.18.3.9"), "{e}");
+        // The frame passed back unchanged is not a forwarded packet.
+        assert!(check(&fwd, XDP_TX, &ack).is_err());
+        let other = per_packet::frame(CLIENT, NOT_A_VIP, Tcp::Ack).unwrap();
+        let wrong_inner = ipip(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            "198.18.2.2".parse().unwrap(),
+            per_packet::backend(1),
+            &other,
+        );
+        assert!(check(&fwd, XDP_TX, &wrong_inner).is_err());
+    }
+
+    #[test]
+    fn a_passed_packet_must_be_untouched() {
+        let other = per_packet::frame(CLIENT, NOT_A_VIP, Tcp::Ack).unwrap();
+        let pass = case(other.clone(), Verdict::Pass);
+        check(&pass, XDP_PASS, &other).unwrap();
+        assert!(check(&pass, XDP_TX, &other).is_err());
+        let mut changed = other.clone();
+        changed[20] ^= 1;
+        assert!(check(&pass, XDP_PASS, &changed).is_err());
+    }
 
     #[test]
     fn ratio_is_the_median_of_the_runs_own_ratios() {
