@@ -307,6 +307,21 @@ impl Katran {
         Ok(())
     }
 
+    /// Whether the LRU of the CPU this thread runs on holds `key`.
+    pub(crate) fn has_flow(&self, key: &FlowKey) -> Result<bool> {
+        let cpu = current_cpu()?;
+        let (_, lru) = self
+            .lrus
+            .iter()
+            .find(|(c, _)| *c == cpu)
+            .with_context(|| format!("no Katran LRU for CPU {cpu}"))?;
+        match lru.get(key, 0) {
+            Ok(_) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("Katran LRU of CPU {cpu}")),
+        }
+    }
+
     /// TCP packets other than SYNs that missed the LRU so far (all CPUs).
     pub(crate) fn lru_misses(&self) -> Result<u64> {
         let stats: PerCpuArray<_, LbStats> = PerCpuArray::try_from(
@@ -320,7 +335,7 @@ impl Katran {
 }
 
 /// The CPU the calling thread runs on.
-fn current_cpu() -> Result<u32> {
+pub(crate) fn current_cpu() -> Result<u32> {
     // SAFETY: no arguments; returns -1 on error.
     let cpu = unsafe { libc::sched_getcpu() };
     u32::try_from(cpu).with_context(|| format!("sched_getcpu: {}", std::io::Error::last_os_error()))

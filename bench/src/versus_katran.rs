@@ -14,8 +14,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use aya::{
-    Ebpf,
-    programs::{ProgramFd, Xdp},
+    Ebpf, TestRun as _,
+    maps::PerCpuArray,
+    programs::{ProgramFd, TestRunOptions, Xdp},
 };
 use lb_tests::{
     frames::Tcp,
@@ -196,6 +197,9 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
         &lb_c,
         &[(&insert_c, Some(NEW_FLOW_MAX)), (&default_c, None)],
     )?;
+    if let (Some(k), Some(c)) = (&insert, &insert_c) {
+        ctx.check_insert(k, c, &new_flow)?;
+    }
     let same_syn = Case {
         name: "same SYN every pass".into(),
         frame: syn,
@@ -335,6 +339,43 @@ impl Rows<'_> {
             median: (self.net)(median),
             runs: net_runs,
         })
+    }
+
+    /// Fails unless one more pass of `case` (a new flow every pass) through
+    /// `katran` leaves that flow in its LRU: the insert build must insert.
+    fn check_insert(&mut self, katran: &Katran, c: &Contender, case: &Case) -> Result<()> {
+        per_packet::aim(self.bench, &c.fd, &case.frame, case.flows)?;
+        let p: &Xdp = self
+            .bench
+            .program("bench_restore")
+            .context("bench_restore")?
+            .try_into()?;
+        let r = p.test_run(TestRunOptions {
+            data_in: Some(&case.frame),
+            ..Default::default()
+        })?;
+        ensure!(
+            r.return_value == XDP_TX,
+            "{}: {}: returned {}",
+            c.name,
+            case.name,
+            r.return_value
+        );
+        // The wrapper's pass counter after that pass is the flow it sent.
+        let passes: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.bench.map("PASSES").context("PASSES")?)?;
+        let cpu = crate::katran::current_cpu()?;
+        let flow = *passes
+            .get(&0, 0)?
+            .get(cpu as usize)
+            .context("PASSES of this CPU")? as u32;
+        let (client, port) = per_packet::cold_client(flow);
+        ensure!(
+            katran.has_flow(&FlowKey::tcp_v4(client, port, VIP, 80))?,
+            "{}: the new flow {client}:{port} is not in its LRU after its SYN (not the insert build?)",
+            c.name
+        );
+        Ok(())
     }
 
     /// Fails when Katran's LRU missed more than 1 % of the passes since
