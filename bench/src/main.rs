@@ -4,11 +4,16 @@
 //! as JSON. `--quick` runs every benchmark once in a tiny configuration, so that
 //! `cargo xtask test` keeps this code from rotting; it still checks every
 //! program's verdict and fails on a broken path. `--only SECTION` runs one
-//! section (`per-packet`, `rate`, `control-plane`).
+//! section (`per-packet`, `rate`, `control-plane`). `--katran DIR` (or
+//! `LB_BENCH_KATRAN=DIR`) adds Katran's XDP balancer, built by
+//! `bench/katran/build.sh` into DIR, to the per-packet section: lb against
+//! Katran, interleaved in the same run.
 
 mod agent_host;
+mod args;
 mod control_plane;
 mod generator;
+mod katran;
 mod memory;
 mod per_packet;
 mod per_packet_decap;
@@ -20,29 +25,27 @@ mod report;
 mod scale_config;
 mod scale_latency;
 mod sections;
+mod versus_katran;
 
-use std::path::PathBuf;
+use anyhow::Result;
 
-use anyhow::{Context, Result};
+use args::Args;
 
 use report::Report;
 use sections::Section;
 
 fn main() -> Result<()> {
-    let mut quick = false;
-    let mut out: Option<PathBuf> = None;
-    let mut only: Option<Section> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--out" => out = Some(args.next().context("--out needs a path")?.into()),
-            "--only" => only = Some(args.next().context("--only needs a section")?.parse()?),
-            other => anyhow::bail!(
-                "unknown argument {other:?} (expected --quick, --out FILE, --only {})",
-                Section::NAMES
-            ),
-        }
+    let Args {
+        quick,
+        out,
+        only,
+        katran,
+    } = Args::parse(
+        std::env::args().skip(1),
+        std::env::var(args::KATRAN_ENV).ok(),
+    )?;
+    if let Some(dir) = &katran {
+        katran::check_objects(dir)?;
     }
     let wanted = |s: Section| only.is_none_or(|o| o == s);
     let mut report = Report::new(quick);
@@ -53,6 +56,7 @@ fn main() -> Result<()> {
         let saved = current_affinity();
         pin_to_last_cpu();
         per_packet::run(&mut report, quick)?;
+        versus_katran::run(&mut report, quick, katran.as_deref())?;
         restore_affinity(&saved);
     }
     if wanted(Section::Rate) {

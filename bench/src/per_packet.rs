@@ -33,10 +33,10 @@ use crate::report::{Report, Row, Target};
 pub(crate) static BENCH_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const NOT_A_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 50, 50);
+pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+pub(crate) const NOT_A_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 50, 50);
 /// A port of the VIP address that no service serves.
-const UNSERVED_PORT: u16 = 81;
+pub(crate) const UNSERVED_PORT: u16 = 81;
 
 /// Targets as ratios to baselines of the same run. Katran measured with this
 /// method (README, *lb against Katran*) costs 3.2-3.6x encap-only for a hot
@@ -51,19 +51,22 @@ const NEW_FLOW_MAX_X_ENCAP: f64 = 8.5;
 /// what parsing costs: within noise of the empty program.
 const NOT_SERVED_MAX_X_PASS: f64 = 1.5;
 /// Template client; the wrapper overwrites its last two octets and the port.
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 16, 0);
-const BACKENDS: u32 = 4;
+pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 16, 0);
+pub(crate) const BACKENDS: u32 = 4;
 const TABLE_SIZE: u32 = 65537;
 /// The wrapper's "new flow every pass" setting.
-const EVERY_PASS_NEW: u32 = u32::MAX;
+pub(crate) const EVERY_PASS_NEW: u32 = u32::MAX;
 
 /// Mirrors `bench-ebpf`'s `Template`.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Template {
-    frame: [u8; 64],
-    flows: u32,
-    pad: u32,
+pub(crate) struct Template {
+    /// The frame.
+    pub(crate) frame: [u8; 64],
+    /// 0: the same flow, N: N flows cycled, [`EVERY_PASS_NEW`].
+    pub(crate) flows: u32,
+    /// Zero.
+    pub(crate) pad: u32,
 }
 // SAFETY: repr(C), integers and bytes only, no padding (64 + 4 + 4).
 unsafe impl aya::Pod for Template {}
@@ -76,12 +79,14 @@ pub(crate) struct Sizes {
     pub(crate) passes: u32,
     /// Runs per figure (the median is kept).
     pub(crate) runs: usize,
-    cold_flows: u32,
+    /// Flows the cold rows cycle over.
+    pub(crate) cold_flows: u32,
 }
 
-/// Runs every per-packet case and adds its rows to `report`.
-pub fn run(report: &mut Report, quick: bool) -> Result<()> {
-    let sizes = if quick {
+/// The per-packet sizes: full, or tiny for `--quick` (`XP=N` sets the passes
+/// of a quick run, with 5 runs).
+pub(crate) fn sizes(quick: bool) -> Sizes {
+    if quick {
         Sizes {
             passes: std::env::var("XP")
                 .ok()
@@ -96,17 +101,55 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
             runs: 7,
             cold_flows: 1_000_000,
         }
-    };
-    // Two slots per cold flow (the table half full, as sized in production).
+    }
+}
+
+/// lb configured for the per-packet rows: a connection table of two slots
+/// per cold flow (half full, as sized in production), one TCP service on
+/// [`VIP`]:80 over [`BACKENDS`] backends (198.18.3.x) in a 65,537-slot table.
+pub(crate) fn lb_case(sizes: &Sizes) -> Lb {
     let mut lb = Lb::with_conntrack(sizes.cold_flows * 2);
     for id in 1..=BACKENDS {
-        let addr = Ipv4Addr::new(198, 18, 3, id as u8);
-        lb.set_backend(id, backend_entry(addr.into(), 1, TEST_RUN_INGRESS));
+        lb.set_backend(id, backend_entry(backend(id).into(), 1, TEST_RUN_INGRESS));
     }
     let table: Vec<u32> = (0..TABLE_SIZE).map(|i| 1 + i % BACKENDS).collect();
     lb.add_service(VIP.into(), 80, PROTO_TCP, 0, &table);
     lb.add_marker(VIP.into());
+    lb
+}
 
+/// Backend `id`'s address (1-based).
+pub(crate) fn backend(id: u32) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 3, id as u8)
+}
+
+/// The client address and port of cold flow `flow`, as `bench_restore`
+/// writes them into the template.
+pub(crate) fn cold_client(flow: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::new(198, 18, 16 + (flow >> 24) as u8, (flow >> 16) as u8),
+        flow as u16,
+    )
+}
+
+/// Pins cold flows `0..flows` in lb's connection table, flow `f` on backend
+/// `1 + f % BACKENDS`.
+pub(crate) fn pin_cold_flows(lb: &mut Lb, flows: u32) {
+    for flow in 0..flows {
+        let (client, port) = cold_client(flow);
+        let key = flow_key(client.into(), port, VIP.into(), 80, PROTO_TCP);
+        lb.set_conntrack(
+            key,
+            FlowEntry {
+                backend_id: 1 + flow % BACKENDS,
+                generation: 1,
+            },
+        );
+    }
+}
+
+/// The baseline programs and wrappers, loaded (`ENCAP_ADDRS` set).
+pub(crate) fn load_bench() -> Result<Ebpf> {
     let mut bench = EbpfLoader::new()
         .load(BENCH_OBJECT)
         .context("load the baseline programs")?;
@@ -126,10 +169,18 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         0,
         [
             u32::from_ne_bytes([198, 18, 2, 2]),
-            u32::from_ne_bytes([198, 18, 3, 1]),
+            u32::from_ne_bytes(backend(1).octets()),
         ],
         0,
     )?;
+    Ok(bench)
+}
+
+/// Runs every per-packet case and adds its rows to `report`.
+pub fn run(report: &mut Report, quick: bool) -> Result<()> {
+    let sizes = sizes(quick);
+    let mut lb = lb_case(&sizes);
+    let mut bench = load_bench()?;
 
     let ack = frame(CLIENT, VIP, Tcp::Ack)?;
     let syn = frame(CLIENT, VIP, Tcp::Syn)?;
@@ -162,17 +213,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
         XDP_TX,
     )?);
     // Cold: the wrapper cycles over `cold_flows` flows, all already pinned.
-    for flow in 0..sizes.cold_flows {
-        let client = Ipv4Addr::new(198, 18, 16 + (flow >> 24) as u8, (flow >> 16) as u8);
-        let key = flow_key(client.into(), flow as u16, VIP.into(), 80, PROTO_TCP);
-        lb.set_conntrack(
-            key,
-            FlowEntry {
-                backend_id: 1 + flow % BACKENDS,
-                generation: 1,
-            },
-        );
-    }
+    pin_cold_flows(&mut lb, sizes.cold_flows);
     let hits_before = lb.global(lb_common::GlobalCounter::ConntrackHit);
     let cold = net(wrapped(
         &mut bench,
@@ -364,12 +405,12 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
 }
 
 /// A 64-byte TCP/IPv4 frame to port 80.
-fn frame(src: Ipv4Addr, dst: Ipv4Addr, flags: Tcp) -> Result<Vec<u8>> {
+pub(crate) fn frame(src: Ipv4Addr, dst: Ipv4Addr, flags: Tcp) -> Result<Vec<u8>> {
     frame_to(src, dst, 80, flags)
 }
 
 /// A 64-byte TCP/IPv4 frame to `port`.
-fn frame_to(src: Ipv4Addr, dst: Ipv4Addr, port: u16, flags: Tcp) -> Result<Vec<u8>> {
+pub(crate) fn frame_to(src: Ipv4Addr, dst: Ipv4Addr, port: u16, flags: Tcp) -> Result<Vec<u8>> {
     let f = tcp_v4(src, 40000, dst, port, flags, &[0u8; 10], &V4::default());
     if f.len() != 64 {
         bail!("template frame is {} bytes, expected 64", f.len());
@@ -377,19 +418,25 @@ fn frame_to(src: Ipv4Addr, dst: Ipv4Addr, port: u16, flags: Tcp) -> Result<Vec<u
     Ok(f)
 }
 
-fn prog_fd(ebpf: &Ebpf, name: &str) -> Result<ProgramFd> {
+pub(crate) fn prog_fd(ebpf: &Ebpf, name: &str) -> Result<ProgramFd> {
     let p: &Xdp = ebpf.program(name).context(name.to_owned())?.try_into()?;
     Ok(p.fd()?.try_clone()?)
 }
 
 /// Median ns per pass of program `name` run bare.
-fn bare(ebpf: &Ebpf, name: &str, frame: &[u8], sizes: &Sizes, expect: u32) -> Result<f64> {
+pub(crate) fn bare(
+    ebpf: &Ebpf,
+    name: &str,
+    frame: &[u8],
+    sizes: &Sizes,
+    expect: u32,
+) -> Result<f64> {
     let p: &Xdp = ebpf.program(name).context(name.to_owned())?.try_into()?;
     median(sizes, || time(p, frame, sizes.passes, expect))
 }
 
 /// Median ns per pass of the wrapper tail-calling `target` with `flows`.
-fn wrapped(
+pub(crate) fn wrapped(
     ebpf: &mut Ebpf,
     target: ProgramFd,
     frame: &[u8],
@@ -397,6 +444,20 @@ fn wrapped(
     sizes: &Sizes,
     expect: u32,
 ) -> Result<f64> {
+    aim(ebpf, &target, frame, flows)?;
+    let p: &Xdp = ebpf
+        .program("bench_restore")
+        .context("bench_restore")?
+        .try_into()?;
+    let result = median(sizes, || time(p, frame, sizes.passes, expect));
+    // The array holds its own reference; keep ours until the runs are done.
+    drop(target);
+    result
+}
+
+/// Points `bench_restore` at `target`, restoring `frame` before every pass
+/// (cycling `flows` flows, see [`Template`]).
+pub(crate) fn aim(ebpf: &mut Ebpf, target: &ProgramFd, frame: &[u8], flows: u32) -> Result<()> {
     let mut t = Template {
         frame: [0; 64],
         flows,
@@ -407,15 +468,8 @@ fn wrapped(
         Array::try_from(ebpf.map_mut("TEMPLATE").context("TEMPLATE")?)?;
     template.set(0, t, 0)?;
     let mut targets = ProgramArray::try_from(ebpf.map_mut("TARGET").context("TARGET")?)?;
-    targets.set(0, &target, 0)?;
-    let p: &Xdp = ebpf
-        .program("bench_restore")
-        .context("bench_restore")?
-        .try_into()?;
-    let result = median(sizes, || time(p, frame, sizes.passes, expect));
-    // The array holds its own reference; keep ours until the runs are done.
-    drop(target);
-    result
+    targets.set(0, target, 0)?;
+    Ok(())
 }
 
 /// One run of a figure: ns per pass from the thread's CPU time (the figure)
@@ -509,6 +563,23 @@ pub(crate) fn median(sizes: &Sizes, mut one: impl FnMut() -> Result<RunTime>) ->
 
 /// One run of `passes` passes of `p` on `frame`: ns per pass, checking the verdict.
 fn time(p: &Xdp, frame: &[u8], passes: u32, expect: u32) -> Result<RunTime> {
+    time_checked(p, frame, passes, |verdict, _| {
+        ensure!(
+            verdict == expect,
+            "program returned {verdict} instead of {expect}"
+        );
+        Ok(())
+    })
+}
+
+/// One run of `passes` passes of `p` on `frame`: ns per pass, `check`ing
+/// every test run's verdict and output frame (the last pass's).
+pub(crate) fn time_checked(
+    p: &Xdp,
+    frame: &[u8],
+    passes: u32,
+    check: impl Fn(u32, &[u8]) -> Result<()>,
+) -> Result<RunTime> {
     let mut out = vec![0u8; 256];
     ns_per_pass(passes, |repeat| {
         let r = p.test_run(TestRunOptions {
@@ -517,11 +588,8 @@ fn time(p: &Xdp, frame: &[u8], passes: u32, expect: u32) -> Result<RunTime> {
             repeat,
             ..Default::default()
         })?;
-        ensure!(
-            r.return_value == expect,
-            "program returned {} instead of {expect}",
-            r.return_value
-        );
+        let len = (r.data_size_out as usize).min(out.len());
+        check(r.return_value, &out[..len])?;
         Ok(r.duration)
     })
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the benchmarks (release build, pinned to one CPU),
 //! printed as one table and written as JSON to `target/bench/latest.json`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::bootstrap;
 use crate::cargo::{cargo, run_checked, workspace_root};
@@ -15,6 +15,11 @@ pub struct Args {
     /// Run one section only: per-packet, rate or control-plane.
     #[arg(long, value_name = "SECTION")]
     pub only: Option<String>,
+    /// Also measure Katran's XDP balancer against lb in the per-packet
+    /// section: DIR holds the objects `bench/katran/build.sh` builds (also
+    /// taken from `LB_BENCH_KATRAN`).
+    #[arg(long, value_name = "DIR")]
+    pub katran: Option<std::path::PathBuf>,
 }
 
 /// Builds release and runs `lb-bench`.
@@ -32,6 +37,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(section) = &args.only {
         cmd.args(["--only", section]);
+    }
+    if let Some(dir) = &args.katran {
+        // lb-bench runs from the workspace root: pass the directory as given
+        // from here.
+        let dir =
+            std::path::absolute(dir).with_context(|| format!("--katran {}", dir.display()))?;
+        cmd.arg("--katran").arg(dir);
     }
     run_checked(&mut cmd)
 }
