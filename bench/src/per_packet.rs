@@ -198,14 +198,7 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
     let encap_fd = prog_fd(&bench, "bench_encap")?;
     let encap = net(wrapped(&mut bench, encap_fd, &ack, 0, &sizes, XDP_TX)?);
 
-    let lb_fd = {
-        let p: &Xdp = lb
-            .ebpf
-            .program(lb_common::PROG_LB)
-            .context("lb_xdp")?
-            .try_into()?;
-        p.fd()?.try_clone()?
-    };
+    let lb_fd = lb_prog_fd(&lb)?;
     // Hot: one established flow (the first pass pins it).
     let hot = net(wrapped(
         &mut bench,
@@ -421,6 +414,17 @@ pub(crate) fn frame_to(src: Ipv4Addr, dst: Ipv4Addr, port: u16, flags: Tcp) -> R
     Ok(f)
 }
 
+/// A descriptor of the loaded `lb_xdp` of `lb` (for the wrapper's `TARGET`).
+pub(crate) fn lb_prog_fd(lb: &Lb) -> Result<ProgramFd> {
+    let p: &Xdp = lb
+        .ebpf
+        .program(lb_common::PROG_LB)
+        .context("lb_xdp")?
+        .try_into()?;
+    Ok(p.fd()?.try_clone()?)
+}
+
+/// A descriptor of program `name` of `ebpf`.
 pub(crate) fn prog_fd(ebpf: &Ebpf, name: &str) -> Result<ProgramFd> {
     let p: &Xdp = ebpf.program(name).context(name.to_owned())?.try_into()?;
     Ok(p.fd()?.try_clone()?)
@@ -447,11 +451,7 @@ pub(crate) fn wrapped(
     sizes: &Sizes,
     expect: u32,
 ) -> Result<f64> {
-    aim(ebpf, &target, frame, flows)?;
-    let p: &Xdp = ebpf
-        .program("bench_restore")
-        .context("bench_restore")?
-        .try_into()?;
+    let p = aimed(ebpf, &target, frame, flows)?;
     let result = median(sizes, || time(p, frame, sizes.passes, expect));
     // The array holds its own reference; keep ours until the runs are done.
     drop(target);
@@ -473,6 +473,20 @@ pub(crate) fn aim(ebpf: &mut Ebpf, target: &ProgramFd, frame: &[u8], flows: u32)
     let mut targets = ProgramArray::try_from(ebpf.map_mut("TARGET").context("TARGET")?)?;
     targets.set(0, target, 0)?;
     Ok(())
+}
+
+/// [`aim`]s the wrapper, then returns it, ready to run.
+pub(crate) fn aimed<'a>(
+    ebpf: &'a mut Ebpf,
+    target: &ProgramFd,
+    frame: &[u8],
+    flows: u32,
+) -> Result<&'a Xdp> {
+    aim(ebpf, target, frame, flows)?;
+    Ok(ebpf
+        .program("bench_restore")
+        .context("bench_restore")?
+        .try_into()?)
 }
 
 /// One run of a figure: ns per pass from the thread's CPU time (the figure)

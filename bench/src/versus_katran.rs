@@ -16,7 +16,7 @@ use anyhow::{Context, Result, ensure};
 use aya::{
     Ebpf, TestRun as _,
     maps::PerCpuArray,
-    programs::{ProgramFd, TestRunOptions, Xdp},
+    programs::{ProgramFd, TestRunOptions},
 };
 use lb_tests::{
     frames::Tcp,
@@ -113,14 +113,7 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
     let wrapper = per_packet::wrapped(&mut bench, pass_fd, &ack, 0, &sizes, XDP_PASS)?;
     let net = |t: f64| (t - wrapper + pass).max(0.0);
 
-    let lb_fd = {
-        let p: &Xdp = lb
-            .ebpf
-            .program(lb_common::PROG_LB)
-            .context("lb_xdp")?
-            .try_into()?;
-        p.fd()?.try_clone()?
-    };
+    let lb_fd = per_packet::lb_prog_fd(&lb)?;
     let lb_c = Contender {
         name: "lb",
         fd: lb_fd,
@@ -313,12 +306,7 @@ impl Rows<'_> {
         let mut runs = vec![Vec::with_capacity(self.sizes.runs); contenders.len()];
         for _ in 0..self.sizes.runs {
             for (c, out) in contenders.iter().zip(&mut runs) {
-                per_packet::aim(self.bench, &c.fd, &case.frame, case.flows)?;
-                let p: &Xdp = self
-                    .bench
-                    .program("bench_restore")
-                    .context("bench_restore")?
-                    .try_into()?;
+                let p = per_packet::aimed(self.bench, &c.fd, &case.frame, case.flows)?;
                 let t = per_packet::time_checked(p, &case.frame, self.sizes.passes, |v, out| {
                     check(case, v, out)
                 })
@@ -344,12 +332,7 @@ impl Rows<'_> {
     /// Fails unless one more pass of `case` (a new flow every pass) through
     /// `katran` leaves that flow in its LRU: the insert build must insert.
     fn check_insert(&mut self, katran: &Katran, c: &Contender, case: &Case) -> Result<()> {
-        per_packet::aim(self.bench, &c.fd, &case.frame, case.flows)?;
-        let p: &Xdp = self
-            .bench
-            .program("bench_restore")
-            .context("bench_restore")?
-            .try_into()?;
+        let p = per_packet::aimed(self.bench, &c.fd, &case.frame, case.flows)?;
         let r = p.test_run(TestRunOptions {
             data_in: Some(&case.frame),
             ..Default::default()

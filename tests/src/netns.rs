@@ -215,11 +215,7 @@ pub fn sweep_orphans() {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if bpffs_owner(&name).is_some_and(dead) {
-            let _ignored = Command::new("umount")
-                .arg("-l")
-                .arg(entry.path().join("bpffs"))
-                .output();
-            let _ignored = std::fs::remove_dir_all(entry.path());
+            crate::lab::netns::remove_pin_base(&entry.path());
         }
     }
 }
