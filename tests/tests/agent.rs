@@ -415,6 +415,9 @@ fn scale_events_invalid_config_and_restart() {
             for name in ["\"web\"", "\"api\"", "198.18.3.4", "198.18.4.2"] {
                 assert!(json.contains(name), "{name} missing from lb stats: {v}");
             }
+            for svc in v["services"].as_array().expect("services") {
+                assert_eq!(svc["encap"], "ipip", "the default encapsulation: {v}");
+            }
             st
         },
     );

@@ -178,6 +178,10 @@ fn tier_of_lb_nodes_with_bgp_ecmp_and_bfd() {
             "{} announces both VIPs itself: {routes:?}",
             node.name
         );
+        let stats = node.stats(tier.lb()).expect("lb stats of a node");
+        for svc in stats["services"].as_array().expect("services") {
+            assert_eq!(svc["encap"], "gue", "{}: lb stats: {svc}", node.name);
+        }
     }
 
     // 1. Spread: long-lived connections over the nodes, new ones over nodes and backends.

@@ -48,6 +48,8 @@ pub struct JsonService {
     pub port: u16,
     /// "tcp" / "udp".
     pub protocol: String,
+    /// "ipip" / "gue": how packets go to the backends.
+    pub encap: String,
     /// Live Maglev table size.
     pub table_size: u32,
     /// Panic mode.
@@ -124,6 +126,7 @@ pub fn report_json(snap: &Snapshot, rates: Option<&Rates>) -> JsonReport {
             vip: s.vip,
             port: s.port,
             protocol: s.protocol.clone(),
+            encap: s.encap.clone(),
             table_size: s.table_size,
             panic: s.panic,
             fingerprint: s.fingerprint.map(crate::maglev::fingerprint_hex),

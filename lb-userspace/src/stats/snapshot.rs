@@ -75,6 +75,9 @@ pub struct ServiceSnapshot {
     pub port: u16,
     /// "tcp" or "udp".
     pub protocol: String,
+    /// How its packets go to the backends: "ipip" (IPv4-in-IPv4 /
+    /// IPv6-in-IPv6) or "gue".
+    pub encap: String,
     /// Index into SERVICE_STATS.
     pub service_id: u32,
     /// Size of the live Maglev table (0 = no backend takes new flows).
@@ -154,6 +157,7 @@ impl Snapshot {
                 vip: svc.vip,
                 port: svc.port,
                 protocol: svc.protocol.clone(),
+                encap: svc.encap.as_str().to_string(),
                 service_id: svc.service_id,
                 table_size: svc.table_size,
                 panic: svc.panic,

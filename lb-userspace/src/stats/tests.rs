@@ -25,6 +25,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
                 vip: "198.18.100.1".parse().unwrap(),
                 port: 80,
                 protocol: "tcp".into(),
+                encap: "ipip".into(),
                 service_id: 0,
                 table_size: 13,
                 panic: false,
@@ -66,6 +67,7 @@ pub(crate) fn sample(scale: u64) -> Snapshot {
                 vip: "2001:2::100:1".parse().unwrap(),
                 port: 53,
                 protocol: "udp".into(),
+                encap: "gue".into(),
                 service_id: 1,
                 table_size: 0,
                 panic: true,
@@ -151,11 +153,13 @@ fn text_without_rates_shows_every_figure() {
     );
     assert!(!text.contains("PKT/S"), "{text}");
     assert!(
-        text.contains("service web  198.18.100.1:80/tcp  table 13  fingerprint 0badcafe\n"),
+        text.contains(
+            "service web  198.18.100.1:80/tcp  encap ipip  table 13  fingerprint 0badcafe\n"
+        ),
         "{text}"
     );
     assert!(
-        text.contains("service dns6  [2001:2::100:1]:53/udp  table 0  PANIC\n"),
+        text.contains("service dns6  [2001:2::100:1]:53/udp  encap gue  table 0  PANIC\n"),
         "{text}"
     );
     let line = |prefix: &str| {
@@ -380,6 +384,8 @@ fn announcements_and_fingerprints_show_in_text_and_json() {
     assert_eq!(v["vips"][1]["announced"], false);
     assert_eq!(v["vips"][1]["reason"], "every backend down");
     assert_eq!(v["services"][0]["fingerprint"], "0badcafe");
+    assert_eq!(v["services"][0]["encap"], "ipip");
+    assert_eq!(v["services"][1]["encap"], "gue");
     assert!(v["services"][1]["fingerprint"].is_null());
 
     snap.draining = true;

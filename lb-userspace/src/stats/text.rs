@@ -41,10 +41,11 @@ pub fn render_text(snap: &Snapshot, rates: Option<&Rates>) -> String {
         out.push('\n');
         let sr = rates.map(|r| r.service(i));
         let mut line = format!(
-            "service {}  {}/{}  table {}",
+            "service {}  {}/{}  encap {}  table {}",
             svc.name,
             endpoint(svc.vip, svc.port),
             svc.protocol,
+            svc.encap,
             svc.table_size
         );
         if let Some(f) = svc.fingerprint {
