@@ -92,8 +92,8 @@ fn now() -> u32 {
 
 /// The pin of the flow at `place` and its second-chance hint, marking the
 /// flow seen now when its `seen` is stale ([`seen_is_stale`]: about once a
-/// second, so that a hit leaves the line clean in between). The second bucket is only read when the first does not
-/// hold the flow.
+/// second, so that a hit leaves the line clean in between). The second
+/// bucket is only read when the first does not hold the flow.
 #[inline(always)]
 pub fn lookup(place: &FlowPlace) -> Option<(FlowEntry, Option<BackendId>)> {
     let [a, b] = bucket_indices(place.hash);
