@@ -2,18 +2,20 @@
 //! action; exactly one terminal counter moved (the counter identity), and the
 //! one that goes with the action; a frame not addressed to a VIP passed
 //! byte-identical; every transmitted frame well-formed (encapsulations with a
-//! valid outer header and the original packet intact inside, ICMP answers
-//! with valid checksums quoting the original).
+//! valid outer header, IPIP or GUE as the backend's service asks, and the
+//! original packet intact inside; ICMP answers with valid checksums quoting
+//! the original).
 
 use std::net::IpAddr;
 
 use lb_common::GlobalCounter as G;
+use lb_common::gue::{DEFAULT_GUE_PORT, GUE_SOURCE_PORT_BASE, parse_gue};
 
 use crate::frames::{EGRESS_MAC, GATEWAY_MAC, NEXT_HOP_MAC};
 use crate::harness::{LB_SOURCE_V4, LB_SOURCE_V6, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 
 use super::generate::destination;
-use super::setup::{JUMBO_BACKEND_MTU, backends, vips};
+use super::setup::{JUMBO_BACKEND_MTU, backends, gue_backend, vips};
 
 /// Counters of which every frame moves exactly one.
 pub const TERMINAL: [G; 12] = [
@@ -141,7 +143,10 @@ fn backend_address(a: IpAddr) -> bool {
 }
 
 /// An encapsulation: MACs of a known next hop, a valid outer header from the
-/// load balancer to a backend, and the original IP packet intact inside.
+/// load balancer to a backend, GUE (UDP to the GUE port from a per-flow port,
+/// a GUE header without a hint: the fuzzed config has no previous tables)
+/// exactly when that backend's service asks for it, and the original IP
+/// packet intact inside.
 fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
     let (inp, out) = (o.input, o.output);
     let macs = (&out[0..6], &out[6..12]);
@@ -151,23 +156,48 @@ fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
         return Err(format!("encapsulated with unknown MACs {macs:02x?}"));
     }
     let inner_version = inp.get(14).map(|b| b >> 4);
-    let (outer_len, inner_proto) = match inner_version {
+    let (ip_len, inner_proto) = match inner_version {
         Some(4) => (20, 4),
         Some(6) => (40, 41),
         v => return Err(format!("encapsulated a non-IP packet (version {v:?})")),
     };
-    if out.len() != inp.len() + outer_len || out[14 + outer_len..] != inp[14..] {
-        return Err("the inner packet is not the original one".into());
-    }
     if out[12..14] != inp[12..14] {
         return Err("outer ethertype differs from the inner family".into());
     }
+    let h = out
+        .get(14..14 + ip_len)
+        .ok_or("no room for the outer header")?;
+    // The outer header's payload length (what UDP's length must say for GUE).
+    let (outer_proto, payload) = if ip_len == 20 {
+        (
+            h[9],
+            usize::from(u16::from_be_bytes([h[2], h[3]])).saturating_sub(20),
+        )
+    } else {
+        (h[6], usize::from(u16::from_be_bytes([h[4], h[5]])))
+    };
+    let gue = outer_proto == 17;
+    let gue_len = if gue {
+        gue_ok(&out[14 + ip_len..], inner_proto, payload)?
+    } else {
+        0
+    };
+    if o.moved(G::GueEncapsulated) != u64::from(gue) {
+        return Err(format!(
+            "GUE {gue}, but gue_encapsulated moved by {}",
+            o.moved(G::GueEncapsulated)
+        ));
+    }
+    let outer_len = ip_len + gue_len;
+    if out.len() != inp.len() + outer_len || out[14 + outer_len..] != inp[14..] {
+        return Err("the inner packet is not the original one".into());
+    }
     let room = out.len() - 14;
-    let h = &out[14..14 + outer_len];
-    if outer_len == 20 {
+    let next = if gue { 17 } else { inner_proto };
+    let dst = if ip_len == 20 {
         let tot = usize::from(u16::from_be_bytes([h[2], h[3]]));
         let dst = IpAddr::from(<[u8; 4]>::try_from(&h[16..20]).unwrap());
-        if h[0] != 0x45 || h[9] != inner_proto || h[8] != 64 {
+        if h[0] != 0x45 || h[9] != next || h[8] != 64 {
             return Err(format!("outer IPv4 header {h:02x?}"));
         }
         if !sums_to_zero(h, 0) {
@@ -178,10 +208,11 @@ fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
                 "outer IPv4 length {tot} (room {room}) or addresses {h:02x?}"
             ));
         }
+        dst
     } else {
         let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
         let dst = IpAddr::from(<[u8; 16]>::try_from(&h[24..40]).unwrap());
-        if h[0] >> 4 != 6 || h[6] != inner_proto || h[7] != 64 {
+        if h[0] >> 4 != 6 || h[6] != next || h[7] != 64 {
             return Err(format!("outer IPv6 header {h:02x?}"));
         }
         if plen + 40 > room
@@ -193,8 +224,39 @@ fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
                 "outer IPv6 length {plen} (room {room}) or addresses"
             ));
         }
+        dst
+    };
+    if gue != gue_backend(dst) {
+        return Err(format!(
+            "backend {dst} reached {} GUE",
+            if gue { "through" } else { "without" }
+        ));
     }
     Ok(())
+}
+
+/// The UDP and GUE headers at the start of `b` (after the outer IP header,
+/// whose payload is `payload` bytes) for an inner packet of protocol
+/// `inner_proto`: their length.
+fn gue_ok(b: &[u8], inner_proto: u8, payload: usize) -> Result<usize, String> {
+    let udp = b.get(..8).ok_or("GUE frame without a UDP header")?;
+    let src = u16::from_be_bytes([udp[0], udp[1]]);
+    let dst = u16::from_be_bytes([udp[2], udp[3]]);
+    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if src < GUE_SOURCE_PORT_BASE
+        || dst != DEFAULT_GUE_PORT
+        || len != payload
+        || udp[6..8] != [0, 0]
+    {
+        return Err(format!(
+            "GUE's UDP header {udp:02x?} (outer payload {payload})"
+        ));
+    }
+    let g = parse_gue(&b[8..]).ok_or("not a GUE header")?;
+    if g.inner_protocol != inner_proto || g.hint.is_some() || g.header_len != 4 {
+        return Err(format!("GUE header {g:?}"));
+    }
+    Ok(8 + g.header_len)
 }
 
 /// MACs swapped, addresses swapped, the rest of the message unchanged.
@@ -268,6 +330,10 @@ fn too_big_ok(o: &Outcome<'_>) -> Result<(), String> {
     }
     reply_addressing_ok(inp, out, v4)?;
     let mtus = [1500, JUMBO_BACKEND_MTU];
+    let announced = |mtu: u32| {
+        mtus.iter()
+            .any(|m| overheads(inp, v4).iter().any(|o| m - o == mtu))
+    };
     if v4 {
         let h = &out[14..34];
         let tot = usize::from(u16::from_be_bytes([h[2], h[3]]));
@@ -276,7 +342,7 @@ fn too_big_ok(o: &Outcome<'_>) -> Result<(), String> {
         }
         let icmp = &out[34..];
         let mtu = u32::from(u16::from_be_bytes([icmp[6], icmp[7]]));
-        if icmp[0..2] != [3, 4] || !mtus.iter().any(|m| m - 20 == mtu) {
+        if icmp[0..2] != [3, 4] || !announced(mtu) {
             return Err(format!("too-big ICMP type/code/MTU {:02x?}", &icmp[..8]));
         }
         if !sums_to_zero(icmp, 0) {
@@ -294,7 +360,7 @@ fn too_big_ok(o: &Outcome<'_>) -> Result<(), String> {
         }
         let icmp = &out[54..];
         let mtu = u32::from_be_bytes(icmp[4..8].try_into().unwrap());
-        if icmp[0..2] != [2, 0] || !mtus.iter().any(|m| m - 40 == mtu) {
+        if icmp[0..2] != [2, 0] || !announced(mtu) {
             return Err(format!("too-big ICMPv6 type/code/MTU {:02x?}", &icmp[..8]));
         }
         if !sums_to_zero(icmp, pseudo6(&h[8..24], &h[24..40], icmp.len(), 58)) {
@@ -305,4 +371,19 @@ fn too_big_ok(o: &Outcome<'_>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The encapsulation overheads a too-big answer to `inp` may take off the
+/// MTU: GUE's for a UDP packet (the UDP services use GUE), IPIP's for a TCP
+/// one, either for an ICMP error (about a flow of either kind).
+fn overheads(inp: &[u8], v4: bool) -> &'static [u32] {
+    let protocol = inp.get(if v4 { 14 + 9 } else { 14 + 6 }).copied();
+    match (v4, protocol) {
+        (true, Some(17)) => &[32],
+        (true, Some(6)) => &[20],
+        (true, _) => &[20, 32],
+        (false, Some(17)) => &[52],
+        (false, Some(6)) => &[40],
+        (false, _) => &[40, 52],
+    }
 }

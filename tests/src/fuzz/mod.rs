@@ -54,6 +54,8 @@ pub struct Report {
     pub icmp_errors_forwarded: u64,
     /// "Too big" answers sent.
     pub too_big_sent: u64,
+    /// Frames encapsulated in GUE.
+    pub gue_encapsulated: u64,
     /// Frames that broke a rule (count).
     pub failed: u64,
     /// The first of them.
@@ -91,6 +93,7 @@ impl Report {
         *self.actions.entry(action_name(action)).or_default() += 1;
         self.icmp_errors_forwarded += moved[G::IcmpErrorForwarded as usize];
         self.too_big_sent += moved[G::IcmpTooBigSent as usize];
+        self.gue_encapsulated += moved[G::GueEncapsulated as usize];
         let outcome = Outcome {
             input: &frame,
             action,
@@ -134,8 +137,8 @@ impl std::fmt::Display for Report {
         writeln!(f, "  terminal counters: {:?}", self.terminal)?;
         writeln!(
             f,
-            "  icmp errors forwarded: {}, too-big answers sent: {}",
-            self.icmp_errors_forwarded, self.too_big_sent
+            "  icmp errors forwarded: {}, too-big answers sent: {}, GUE encapsulated: {}",
+            self.icmp_errors_forwarded, self.too_big_sent, self.gue_encapsulated
         )?;
         for x in &self.failures {
             let hex: String = x

@@ -3,17 +3,18 @@
 //!
 //! - VIP4 TCP/80: four backends, next hop out the ingress (`XDP_TX`), one of
 //!   them with a 9000-byte next-hop MTU; VIP4 UDP/53: two backends behind
-//!   another interface (`XDP_REDIRECT`).
+//!   another interface (`XDP_REDIRECT`), encapsulated in GUE.
 //! - VIP4_WILD: a TCP every-port service whose backends have no next hop
 //!   (FIB lookup, then the gateway MAC of the settings).
 //! - VIP4_EMPTY TCP/443: a service without backends (`DropNoBackend`).
-//! - VIP6 TCP/80 and UDP/53: four backends, one of them not LIVE.
+//! - VIP6 TCP/80: four backends, one of them not LIVE; VIP6 UDP/53: two
+//!   backends of its own, encapsulated in GUE.
 //! - VIP address markers for every VIP; settings with both source addresses,
 //!   MTU 1500 and a gateway MAC.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use lb_common::{BACKEND_LIVE, ServiceEntry, flow::PROTO_TCP, flow::PROTO_UDP};
+use lb_common::{BACKEND_ENCAP_GUE, BACKEND_LIVE, ServiceEntry, flow::PROTO_TCP, flow::PROTO_UDP};
 
 use crate::harness::{Lb, TEST_RUN_INGRESS, backend_entry};
 
@@ -57,13 +58,23 @@ pub fn backends() -> Vec<(u32, IpAddr)> {
         .map(|id| (id, Ipv4Addr::new(198, 18, 2, id as u8).into()))
         .collect();
     v.extend((7..=8).map(|id| (id, Ipv4Addr::new(198, 18, 3, id as u8).into())));
-    v.extend((11..=14).map(|id| {
+    v.extend((11..=16).map(|id| {
         (
             id,
             Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 2, id as u16).into(),
         )
     }));
     v
+}
+
+/// Backends whose service encapsulates in GUE (the UDP/53 services).
+pub const GUE_BACKENDS: [u32; 4] = [5, 6, 15, 16];
+
+/// Whether `addr` is the address of a backend reached through GUE.
+pub fn gue_backend(addr: IpAddr) -> bool {
+    backends()
+        .iter()
+        .any(|&(id, b)| b == addr && GUE_BACKENDS.contains(&id))
 }
 
 /// The next-hop MTU of backend 4 (a jumbo path: large frames to it fit).
@@ -90,17 +101,22 @@ pub fn datapath() -> Lb {
         lb.set_backend(id, e);
     }
     for id in 5..=6 {
-        lb.set_backend(id, backend_entry(addr(id), 1, OTHER_IFINDEX));
+        let mut e = backend_entry(addr(id), 1, OTHER_IFINDEX);
+        e.flags |= BACKEND_ENCAP_GUE;
+        lb.set_backend(id, e);
     }
     for id in 7..=8 {
         let mut e = backend_entry(addr(id), 1, 0);
         e.flags = BACKEND_LIVE;
         lb.set_backend(id, e);
     }
-    for id in 11..=14 {
+    for id in 11..=16 {
         let mut e = backend_entry(addr(id), 1, TEST_RUN_INGRESS);
         if id == 13 {
             e.flags &= !BACKEND_LIVE;
+        }
+        if GUE_BACKENDS.contains(&id) {
+            e.flags |= BACKEND_ENCAP_GUE;
         }
         lb.set_backend(id, e);
     }
@@ -108,7 +124,7 @@ pub fn datapath() -> Lb {
     lb.add_service(VIP4.into(), 53, PROTO_UDP, 2, &table(&[5, 6]));
     lb.add_service(VIP4_WILD.into(), 0, PROTO_TCP, 3, &table(&[7, 8]));
     lb.add_service(VIP6.into(), 80, PROTO_TCP, 4, &table(&[11, 12, 13, 14]));
-    lb.add_service(VIP6.into(), 53, PROTO_UDP, 5, &table(&[11, 12, 13, 14]));
+    lb.add_service(VIP6.into(), 53, PROTO_UDP, 5, &table(&[15, 16]));
     lb.set_vip(
         VIP4_EMPTY.into(),
         443,
