@@ -34,4 +34,8 @@ fn fifty_thousand_fuzzed_frames_keep_every_rule() {
     assert!(report.icmp_errors_forwarded > 0, "{report}");
     assert!(report.too_big_sent > 0, "{report}");
     assert!(report.gue_encapsulated > 0, "no GUE frame:\n{report}");
+    assert!(
+        report.second_chance > 0,
+        "no GUE frame with a hint:\n{report}"
+    );
 }

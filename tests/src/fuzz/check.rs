@@ -9,13 +9,16 @@
 use std::net::IpAddr;
 
 use lb_common::GlobalCounter as G;
+use lb_common::flow::{FAMILY_V4, FAMILY_V6};
 use lb_common::gue::{DEFAULT_GUE_PORT, GUE_SOURCE_PORT_BASE, parse_gue};
 
 use crate::frames::{EGRESS_MAC, GATEWAY_MAC, NEXT_HOP_MAC};
 use crate::harness::{LB_SOURCE_V4, LB_SOURCE_V6, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 
 use super::generate::destination;
-use super::setup::{JUMBO_BACKEND_MTU, backends, gue_backend, vips};
+use super::setup::{
+    JUMBO_BACKEND_MTU, VIP4_WILD, backends, gue_backend, second_chance_backend, vips,
+};
 
 /// Counters of which every frame moves exactly one.
 pub const TERMINAL: [G; 12] = [
@@ -144,9 +147,9 @@ fn backend_address(a: IpAddr) -> bool {
 
 /// An encapsulation: MACs of a known next hop, a valid outer header from the
 /// load balancer to a backend, GUE (UDP to the GUE port from a per-flow port,
-/// a GUE header without a hint: the fuzzed config has no previous tables)
-/// exactly when that backend's service asks for it, and the original IP
-/// packet intact inside.
+/// a GUE header, with a hint only toward the service that has a previous
+/// table, naming its other backend) exactly when that backend's service asks
+/// for it, and the original IP packet intact inside.
 fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
     let (inp, out) = (o.input, o.output);
     let macs = (&out[0..6], &out[6..12]);
@@ -177,11 +180,17 @@ fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
         (h[6], usize::from(u16::from_be_bytes([h[4], h[5]])))
     };
     let gue = outer_proto == 17;
-    let gue_len = if gue {
+    let (gue_len, hint) = if gue {
         gue_ok(&out[14 + ip_len..], inner_proto, payload)?
     } else {
-        0
+        (0, None)
     };
+    if o.moved(G::SecondChancePackets) != u64::from(hint.is_some()) {
+        return Err(format!(
+            "hint {hint:?}, but second_chance_packets moved by {}",
+            o.moved(G::SecondChancePackets)
+        ));
+    }
     if o.moved(G::GueEncapsulated) != u64::from(gue) {
         return Err(format!(
             "GUE {gue}, but gue_encapsulated moved by {}",
@@ -232,13 +241,18 @@ fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
             if gue { "through" } else { "without" }
         ));
     }
+    if let Some(h) = hint
+        && (h == dst || !second_chance_backend(h) || !second_chance_backend(dst))
+    {
+        return Err(format!("GUE to {dst} names {h} as the previous owner"));
+    }
     Ok(())
 }
 
 /// The UDP and GUE headers at the start of `b` (after the outer IP header,
 /// whose payload is `payload` bytes) for an inner packet of protocol
-/// `inner_proto`: their length.
-fn gue_ok(b: &[u8], inner_proto: u8, payload: usize) -> Result<usize, String> {
+/// `inner_proto`: their length and the hint's address, if any.
+fn gue_ok(b: &[u8], inner_proto: u8, payload: usize) -> Result<(usize, Option<IpAddr>), String> {
     let udp = b.get(..8).ok_or("GUE frame without a UDP header")?;
     let src = u16::from_be_bytes([udp[0], udp[1]]);
     let dst = u16::from_be_bytes([udp[2], udp[3]]);
@@ -253,10 +267,18 @@ fn gue_ok(b: &[u8], inner_proto: u8, payload: usize) -> Result<usize, String> {
         ));
     }
     let g = parse_gue(&b[8..]).ok_or("not a GUE header")?;
-    if g.inner_protocol != inner_proto || g.hint.is_some() || g.header_len != 4 {
-        return Err(format!("GUE header {g:?}"));
+    let hint = match g.hint {
+        None if g.header_len == 4 => None,
+        Some((FAMILY_V4, a)) if g.header_len == 12 => {
+            Some(IpAddr::from(<[u8; 4]>::try_from(&a[..4]).unwrap()))
+        }
+        Some((FAMILY_V6, a)) if g.header_len == 24 => Some(IpAddr::from(a)),
+        _ => return Err(format!("GUE header {g:?}")),
+    };
+    if g.inner_protocol != inner_proto {
+        return Err(format!("GUE header {g:?} around protocol {inner_proto}"));
     }
-    Ok(8 + g.header_len)
+    Ok((8 + g.header_len, hint))
 }
 
 /// MACs swapped, addresses swapped, the rest of the message unchanged.
@@ -375,13 +397,16 @@ fn too_big_ok(o: &Outcome<'_>) -> Result<(), String> {
 
 /// The encapsulation overheads a too-big answer to `inp` may take off the
 /// MTU: GUE's for a UDP packet (the UDP services use GUE), IPIP's for a TCP
-/// one, either for an ICMP error (about a flow of either kind).
+/// one, except to VIP4_WILD (GUE, with or without the hint), any for an ICMP
+/// error (about a flow of any kind).
 fn overheads(inp: &[u8], v4: bool) -> &'static [u32] {
     let protocol = inp.get(if v4 { 14 + 9 } else { 14 + 6 }).copied();
+    let wild = destination(inp) == Some(VIP4_WILD.into());
     match (v4, protocol) {
         (true, Some(17)) => &[32],
+        (true, Some(6)) if wild => &[32, 40],
         (true, Some(6)) => &[20],
-        (true, _) => &[20, 32],
+        (true, _) => &[20, 32, 40],
         (false, Some(17)) => &[52],
         (false, Some(6)) => &[40],
         (false, _) => &[40, 52],

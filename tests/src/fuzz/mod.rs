@@ -56,6 +56,8 @@ pub struct Report {
     pub too_big_sent: u64,
     /// Frames encapsulated in GUE.
     pub gue_encapsulated: u64,
+    /// GUE frames that named a previous owner (second chance).
+    pub second_chance: u64,
     /// Frames that broke a rule (count).
     pub failed: u64,
     /// The first of them.
@@ -94,6 +96,7 @@ impl Report {
         self.icmp_errors_forwarded += moved[G::IcmpErrorForwarded as usize];
         self.too_big_sent += moved[G::IcmpTooBigSent as usize];
         self.gue_encapsulated += moved[G::GueEncapsulated as usize];
+        self.second_chance += moved[G::SecondChancePackets as usize];
         let outcome = Outcome {
             input: &frame,
             action,
@@ -137,8 +140,12 @@ impl std::fmt::Display for Report {
         writeln!(f, "  terminal counters: {:?}", self.terminal)?;
         writeln!(
             f,
-            "  icmp errors forwarded: {}, too-big answers sent: {}, GUE encapsulated: {}",
-            self.icmp_errors_forwarded, self.too_big_sent, self.gue_encapsulated
+            "  icmp errors forwarded: {}, too-big answers sent: {}, GUE encapsulated: {} \
+             ({} with a second-chance hint)",
+            self.icmp_errors_forwarded,
+            self.too_big_sent,
+            self.gue_encapsulated,
+            self.second_chance
         )?;
         for x in &self.failures {
             let hex: String = x

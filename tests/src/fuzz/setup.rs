@@ -5,7 +5,9 @@
 //!   them with a 9000-byte next-hop MTU; VIP4 UDP/53: two backends behind
 //!   another interface (`XDP_REDIRECT`), encapsulated in GUE.
 //! - VIP4_WILD: a TCP every-port service whose backends have no next hop
-//!   (FIB lookup, then the gateway MAC of the settings).
+//!   (FIB lookup, then the gateway MAC of the settings), in GUE, with a
+//!   previous table that gives every slot to the other backend: a TCP segment
+//!   without SYN that misses is sent with the second-chance hint.
 //! - VIP4_EMPTY TCP/443: a service without backends (`DropNoBackend`).
 //! - VIP6 TCP/80: four backends, one of them not LIVE; VIP6 UDP/53: two
 //!   backends of its own, encapsulated in GUE.
@@ -67,8 +69,20 @@ pub fn backends() -> Vec<(u32, IpAddr)> {
     v
 }
 
-/// Backends whose service encapsulates in GUE (the UDP/53 services).
-pub const GUE_BACKENDS: [u32; 4] = [5, 6, 15, 16];
+/// Backends whose service encapsulates in GUE (the UDP/53 services and
+/// VIP4_WILD's).
+pub const GUE_BACKENDS: [u32; 6] = [5, 6, 7, 8, 15, 16];
+
+/// Backends of the service with a previous table (VIP4_WILD's): the only
+/// ones a GUE hint may name, and be sent with.
+pub const SECOND_CHANCE_BACKENDS: [u32; 2] = [7, 8];
+
+/// Whether `addr` is the address of one of [`SECOND_CHANCE_BACKENDS`].
+pub fn second_chance_backend(addr: IpAddr) -> bool {
+    backends()
+        .iter()
+        .any(|&(id, b)| b == addr && SECOND_CHANCE_BACKENDS.contains(&id))
+}
 
 /// Whether `addr` is the address of a backend reached through GUE.
 pub fn gue_backend(addr: IpAddr) -> bool {
@@ -107,7 +121,7 @@ pub fn datapath() -> Lb {
     }
     for id in 7..=8 {
         let mut e = backend_entry(addr(id), 1, 0);
-        e.flags = BACKEND_LIVE;
+        e.flags = BACKEND_LIVE | BACKEND_ENCAP_GUE;
         lb.set_backend(id, e);
     }
     for id in 11..=16 {
@@ -123,6 +137,22 @@ pub fn datapath() -> Lb {
     lb.add_service(VIP4.into(), 80, PROTO_TCP, 1, &table(&[1, 2, 3, 4]));
     lb.add_service(VIP4.into(), 53, PROTO_UDP, 2, &table(&[5, 6]));
     lb.add_service(VIP4_WILD.into(), 0, PROTO_TCP, 3, &table(&[7, 8]));
+    // Its previous table (second buffer) swaps the two backends, for good.
+    lb.set_table(2 * 3 + 1, &table(&[8, 7]));
+    lb.set_vip(
+        VIP4_WILD.into(),
+        0,
+        PROTO_TCP,
+        ServiceEntry {
+            service_id: 3,
+            table_index: 2 * 3,
+            table_size: M as u32,
+            previous_table_index: 2 * 3 + 1,
+            previous_table_size: M as u32,
+            previous_until_ns: u64::MAX,
+            ..Default::default()
+        },
+    );
     lb.add_service(VIP6.into(), 80, PROTO_TCP, 4, &table(&[11, 12, 13, 14]));
     lb.add_service(VIP6.into(), 53, PROTO_UDP, 5, &table(&[15, 16]));
     lb.set_vip(
