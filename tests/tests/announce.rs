@@ -212,8 +212,9 @@ fn routes_follow_health_drain_stop_kill_and_restart() {
 
     // Attached, backend up: both VIPs announced.
     wait_routes(&net.lb, PROTO, &[HC_VIP, V6_VIP], &[&a]);
+    // Not vacuously: a state written before the first announcement has no VIPs.
     let st = wait_state(&a, "announced", |s| {
-        s.announce.vips.iter().all(|v| v.announced)
+        !s.announce.vips.is_empty() && s.announce.vips.iter().all(|v| v.announced)
     });
     assert_eq!(reason(&st, HC_VIP), (true, "backends live".into()));
     assert_eq!(st.announce.protocol, PROTO);
