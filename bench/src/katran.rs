@@ -272,12 +272,19 @@ impl Katran {
 
     /// The program, for the wrapper's `TARGET`.
     pub(crate) fn prog_fd(&self) -> Result<ProgramFd> {
-        let p: &Xdp = self
-            .ebpf
-            .program("balancer_ingress")
-            .context("balancer_ingress")?
-            .try_into()?;
-        Ok(p.fd()?.try_clone()?)
+        crate::per_packet::prog_fd(&self.ebpf, "balancer_ingress")
+    }
+
+    /// The index in `lrus` of the LRU of the CPU this thread runs on, and
+    /// that CPU.
+    fn this_cpu_lru(&self) -> Result<(usize, u32)> {
+        let cpu = current_cpu()?;
+        let i = self
+            .lrus
+            .iter()
+            .position(|(c, _)| *c == cpu)
+            .with_context(|| format!("no Katran LRU for CPU {cpu}"))?;
+        Ok((i, cpu))
     }
 
     /// Records `flows` (key, real index) in the LRU of the CPU this thread
@@ -286,12 +293,8 @@ impl Katran {
         &mut self,
         flows: impl IntoIterator<Item = (FlowKey, u32)>,
     ) -> Result<()> {
-        let cpu = current_cpu()?;
-        let (_, lru) = self
-            .lrus
-            .iter_mut()
-            .find(|(c, _)| *c == cpu)
-            .with_context(|| format!("no Katran LRU for CPU {cpu}"))?;
+        let (i, cpu) = self.this_cpu_lru()?;
+        let lru = &mut self.lrus[i].1;
         for (key, pos) in flows {
             lru.insert(
                 key,
@@ -309,13 +312,8 @@ impl Katran {
 
     /// Whether the LRU of the CPU this thread runs on holds `key`.
     pub(crate) fn has_flow(&self, key: &FlowKey) -> Result<bool> {
-        let cpu = current_cpu()?;
-        let (_, lru) = self
-            .lrus
-            .iter()
-            .find(|(c, _)| *c == cpu)
-            .with_context(|| format!("no Katran LRU for CPU {cpu}"))?;
-        match lru.get(key, 0) {
+        let (i, cpu) = self.this_cpu_lru()?;
+        match self.lrus[i].1.get(key, 0) {
             Ok(_) => Ok(true),
             Err(aya::maps::MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("Katran LRU of CPU {cpu}")),
