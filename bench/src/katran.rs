@@ -22,7 +22,7 @@ pub(crate) const INSERT_OBJECT: &str = "balancer-insert.bpf.o";
 /// Katran's `MAX_VIPS`: its global counters live past the per-VIP ones.
 const MAX_VIPS: u32 = 512;
 /// Katran's `RING_SIZE`: ring slots per VIP.
-const RING_SIZE: u32 = 65537;
+pub(crate) const RING_SIZE: u32 = 65537;
 /// `stats[MAX_VIPS + LRU_MISS_CNTR]`: v1 TCP SYNs, v2 other TCP packets that
 /// missed the LRU.
 const LRU_MISS_CNTR: u32 = 1;

@@ -118,20 +118,8 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
         name: "lb",
         fd: lb_fd,
     };
-    let default_c = match &default {
-        Some(k) => Some(Contender {
-            name: "Katran (default)",
-            fd: k.prog_fd()?,
-        }),
-        None => None,
-    };
-    let insert_c = match &insert {
-        Some(k) => Some(Contender {
-            name: "Katran (insert)",
-            fd: k.prog_fd()?,
-        }),
-        None => None,
-    };
+    let default_c = contender("Katran (default)", &default)?;
+    let insert_c = contender("Katran (insert)", &insert)?;
     let mut ctx = Rows {
         report,
         bench: &mut bench,
@@ -225,7 +213,7 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
             dir.display(),
             DEFAULT_OBJECT,
             INSERT_OBJECT,
-            65537,
+            crate::katran::RING_SIZE,
             crate::katran::LRU_SIZE,
             sizes.runs,
             sizes.passes.max(per_packet::MIN_PASSES),
@@ -234,6 +222,19 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
         None => "lb vs Katran: no --katran DIR, lb's side only (smoke run)".into(),
     });
     Ok(())
+}
+
+/// The contender `name` of a loaded Katran build (`None` without it).
+fn contender(name: &'static str, katran: &Option<Katran>) -> Result<Option<Contender>> {
+    katran
+        .as_ref()
+        .map(|k| {
+            Ok(Contender {
+                name,
+                fd: k.prog_fd()?,
+            })
+        })
+        .transpose()
 }
 
 /// TCP non-SYN LRU misses of Katran's default build so far (0 without it).
