@@ -17,7 +17,8 @@ use crate::harness::{LB_SOURCE_V4, LB_SOURCE_V6, XDP_DROP, XDP_PASS, XDP_REDIREC
 
 use super::generate::destination;
 use super::setup::{
-    JUMBO_BACKEND_MTU, VIP4_WILD, backends, gue_backend, second_chance_backend, vips,
+    GUE_BACKENDS, JUMBO_BACKEND_MTU, SECOND_CHANCE_BACKENDS, VIP4_WILD, backend_among, backends,
+    vips,
 };
 
 /// Counters of which every frame moves exactly one.
@@ -235,14 +236,16 @@ fn encapsulated_ok(o: &Outcome<'_>) -> Result<(), String> {
         }
         dst
     };
-    if gue != gue_backend(dst) {
+    if gue != backend_among(dst, &GUE_BACKENDS) {
         return Err(format!(
             "backend {dst} reached {} GUE",
             if gue { "through" } else { "without" }
         ));
     }
     if let Some(h) = hint
-        && (h == dst || !second_chance_backend(h) || !second_chance_backend(dst))
+        && (h == dst
+            || !backend_among(h, &SECOND_CHANCE_BACKENDS)
+            || !backend_among(dst, &SECOND_CHANCE_BACKENDS))
     {
         return Err(format!("GUE to {dst} names {h} as the previous owner"));
     }

@@ -77,18 +77,11 @@ pub const GUE_BACKENDS: [u32; 6] = [5, 6, 7, 8, 15, 16];
 /// ones a GUE hint may name, and be sent with.
 pub const SECOND_CHANCE_BACKENDS: [u32; 2] = [7, 8];
 
-/// Whether `addr` is the address of one of [`SECOND_CHANCE_BACKENDS`].
-pub fn second_chance_backend(addr: IpAddr) -> bool {
+/// Whether `addr` is the address of one of the backends `ids`.
+pub fn backend_among(addr: IpAddr, ids: &[u32]) -> bool {
     backends()
         .iter()
-        .any(|&(id, b)| b == addr && SECOND_CHANCE_BACKENDS.contains(&id))
-}
-
-/// Whether `addr` is the address of a backend reached through GUE.
-pub fn gue_backend(addr: IpAddr) -> bool {
-    backends()
-        .iter()
-        .any(|&(id, b)| b == addr && GUE_BACKENDS.contains(&id))
+        .any(|&(id, b)| b == addr && ids.contains(&id))
 }
 
 /// The next-hop MTU of backend 4 (a jumbo path: large frames to it fit).
