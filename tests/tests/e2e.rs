@@ -449,11 +449,28 @@ fn e2e_9_ten_mixed_scale_events_under_load() {
             c.add(3, 1);
         }),
     ];
+    // A backend removed while in service (not drained) breaks the short
+    // connections in flight on it at that moment, by design: the churn may
+    // lose those (a connection of a few ms at 40 a second: rarely one), and no
+    // other.
+    let mut drained = std::collections::BTreeSet::new();
+    let mut live_removals = Vec::new();
     for (name, event) in events {
-        if let Some(index) = name.strip_prefix("remove b") {
+        if let Some(index) = name.strip_prefix("drain b") {
+            drained.insert(index);
+        }
+        if let Some(index) = name.strip_prefix("undrain b") {
+            drained.remove(index);
+        }
+        let removal = name.strip_prefix("remove b");
+        if let Some(index) = removal {
             removed.insert(format!("b{index}"), pinger.with(|flows| flows.flows.len()));
         }
+        let start = std::time::Instant::now();
         let took = s.edit(event).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if removal.is_some_and(|index| !drained.contains(index)) {
+            live_removals.push(start..std::time::Instant::now());
+        }
         eprintln!(
             "event {name}: applied in {:.0} ms",
             took.as_secs_f64() * 1e3
@@ -492,8 +509,16 @@ fn e2e_9_ten_mixed_scale_events_under_load() {
     );
     let kept = flows.flows.len() - flows.broken();
     assert_eq!(
-        churned.failed, 0,
-        "new connections failed during the events: {:?}",
+        churned.failed_outside(&live_removals),
+        0,
+        "new connections failed outside the removal of a live backend: {:?}",
+        churned.errors
+    );
+    assert_eq!(live_removals.len(), 1, "remove b3 is the one live removal");
+    assert!(
+        churned.failed <= 2 * live_removals.len(),
+        "more new connections failed than a removal can explain: {} ({:?})",
+        churned.failed,
         churned.errors
     );
     eprintln!(

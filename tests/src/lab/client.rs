@@ -3,6 +3,7 @@
 //! answered; every later answer must come from that same backend.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +29,10 @@ pub struct ShortReport {
     pub failed: usize,
     /// A few failure reasons.
     pub errors: Vec<String>,
+    /// When each failed connection was in flight: from just before its
+    /// connect to its failure (so that a test can tell whether a failure
+    /// overlapped an event that may break connections in flight).
+    pub failed_during: Vec<Range<Instant>>,
 }
 
 impl ShortReport {
@@ -38,6 +43,16 @@ impl ShortReport {
         self.failed += other.failed;
         self.errors.extend(other.errors);
         self.errors.truncate(10);
+        self.failed_during.extend(other.failed_during);
+    }
+
+    /// The failed connections that were not in flight at any time in
+    /// `windows`: the failures those events do not explain.
+    pub fn failed_outside(&self, windows: &[Range<Instant>]) -> usize {
+        self.failed_during
+            .iter()
+            .filter(|f| !windows.iter().any(|w| f.start <= w.end && w.start <= f.end))
+            .count()
     }
 
     /// Connections that got an answer.
@@ -56,10 +71,12 @@ impl ShortReport {
 }
 
 pub(super) fn short_one(dst: SocketAddr, report: &mut ShortReport) {
+    let start = Instant::now();
     match tcp_open(dst) {
         Ok(flow) => *report.by_backend.entry(flow.backend).or_default() += 1,
         Err(e) => {
             report.failed += 1;
+            report.failed_during.push(start..Instant::now());
             if report.errors.len() < 10 {
                 report.errors.push(format!("{}: {e}", e.kind()));
             }
@@ -106,6 +123,7 @@ impl Client {
                     for _ in 0..count {
                         if Instant::now() > deadline {
                             report.failed += 1;
+                            report.failed_during.push(deadline..Instant::now());
                             continue;
                         }
                         short_one(dst, &mut report);
@@ -167,5 +185,27 @@ impl Client {
                 })
                 .collect()
         })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::ShortReport;
+
+    #[test]
+    fn only_failures_in_flight_during_a_window_are_excused() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let report = ShortReport {
+            failed: 4,
+            failed_during: vec![at(0)..at(5), at(8)..at(12), at(20)..at(30), at(41)..at(42)],
+            ..ShortReport::default()
+        };
+        // Window 10..25 overlaps the second and third failures only.
+        assert_eq!(report.failed_outside(&[at(10)..at(25)]), 2);
+        assert_eq!(report.failed_outside(&[at(10)..at(25), at(40)..at(41)]), 1);
+        assert_eq!(report.failed_outside(&[]), 4);
     }
 }
