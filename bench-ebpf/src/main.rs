@@ -9,6 +9,9 @@
 //!   the second pass on. This wrapper undoes any growth of the frame, rewrites
 //!   the template frame (optionally with a per-pass flow), then tail-calls the
 //!   program under test in `TARGET[0]`.
+//! - `bench_one_line` (`one_line.rs`): encapsulation after one read of a
+//!   cache line chosen by the flow from a table as large as lb's: the floor of
+//!   a one-line connection-table lookup.
 //! - `bench_restore_decap` (`decap.rs`): the same for `lb_decap`, which
 //!   shrinks frames.
 //! - `bench_gen`, `bench_forward`, `bench_encap_forward`, `bench_sink`: the
@@ -20,6 +23,8 @@
 
 #[cfg(target_arch = "bpf")]
 mod decap;
+#[cfg(target_arch = "bpf")]
+mod one_line;
 #[cfg(target_arch = "bpf")]
 mod outer_ipv4;
 #[cfg(target_arch = "bpf")]
@@ -65,7 +70,7 @@ mod progs {
 
     /// Swaps the destination and source MAC addresses.
     #[inline(always)]
-    fn swap_macs(eth: &mut [u8; 12]) {
+    pub(crate) fn swap_macs(eth: &mut [u8; 12]) {
         let mut swapped = [0u8; 12];
         swapped[..6].copy_from_slice(&eth[6..]);
         swapped[6..].copy_from_slice(&eth[..6]);

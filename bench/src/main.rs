@@ -15,6 +15,7 @@ mod control_plane;
 mod generator;
 mod katran;
 mod memory;
+mod one_line;
 mod per_packet;
 mod per_packet_decap;
 mod rate;

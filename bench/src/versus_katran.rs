@@ -24,6 +24,7 @@ use lb_tests::{
 };
 
 use crate::katran::{DEFAULT_OBJECT, FlowKey, INSERT_OBJECT, Katran};
+use crate::one_line::OneLine;
 use crate::per_packet::{
     self, BACKENDS, CLIENT, EVERY_PASS_NEW, NOT_A_VIP, RunTime, Sizes, UNSERVED_PORT, VIP,
 };
@@ -52,7 +53,7 @@ enum Verdict {
 
 /// A program measured behind the wrapper.
 struct Contender {
-    name: &'static str,
+    name: String,
     fd: ProgramFd,
 }
 
@@ -115,7 +116,7 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
 
     let lb_fd = per_packet::lb_prog_fd(&lb)?;
     let lb_c = Contender {
-        name: "lb",
+        name: "lb".into(),
         fd: lb_fd,
     };
     let default_c = contender("Katran (default)", &default)?;
@@ -155,9 +156,36 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
         flows: sizes.cold_flows,
         verdict: Verdict::Forward,
     };
+    // The one-line floors: a table as large as lb's, and one half that size.
+    let lines = lb_common::flow_buckets(sizes.cold_flows * 2);
+    let floors = [OneLine::load(lines)?, OneLine::load((lines / 2).max(1))?];
+    let floor_c = floors
+        .iter()
+        .map(|f| {
+            Ok(Some(Contender {
+                name: format!("one-line floor, {}", f.size_text()),
+                fd: f.prog_fd()?,
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let hits_before = lb.global(lb_common::GlobalCounter::ConntrackHit);
     let misses_before = misses(&default)?;
-    ctx.case(&cold, &lb_c, &[(&default_c, Some(COLD_MAX))])?;
+    let figures = ctx.case(
+        &cold,
+        &lb_c,
+        &[
+            (&default_c, Some(COLD_MAX)),
+            (&floor_c[0], None),
+            (&floor_c[1], None),
+        ],
+    )?;
+    if let [_, katran, floor_figures @ ..] = &figures[..]
+        && let Some(k) = &default_c
+    {
+        for (c, f) in floor_c.iter().flatten().zip(floor_figures) {
+            ctx.floor_row(c, f, k, katran, &cold);
+        }
+    }
     let hits = lb.global(lb_common::GlobalCounter::ConntrackHit) - hits_before;
     let passes = u64::from(sizes.passes) * sizes.runs as u64;
     ensure!(
@@ -230,7 +258,7 @@ fn contender(name: &'static str, katran: &Option<Katran>) -> Result<Option<Conte
         .as_ref()
         .map(|k| {
             Ok(Contender {
-                name,
+                name: name.into(),
                 fd: k.prog_fd()?,
             })
         })
@@ -252,14 +280,16 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// Runs `case` interleaved for lb and every Katran build present, and
-    /// adds its rows: each figure, then lb/Katran (against `bound`, if set).
+    /// Runs `case` interleaved for lb and every other contender present
+    /// (Katran's builds, the floors), and adds its rows: each figure, then lb
+    /// over each other one (against `bound`, if set). Returns the figures, lb's
+    /// first, then the present contenders' in order.
     fn case(
         &mut self,
         case: &Case,
         lb: &Contender,
         katrans: &[(&Option<Contender>, Option<f64>)],
-    ) -> Result<()> {
+    ) -> Result<Vec<Figure>> {
         let present: Vec<(&Contender, Option<f64>)> = katrans
             .iter()
             .filter_map(|(c, bound)| c.as_ref().map(|c| (c, *bound)))
@@ -299,7 +329,33 @@ impl Rows<'_> {
                 ),
             });
         }
-        Ok(())
+        Ok(figures)
+    }
+
+    /// The row of a one-line floor over Katran on `case`: when it is above
+    /// lb's goal ([`COLD_MAX`]), no table that reads a line of that size per
+    /// packet can meet the goal on this machine.
+    fn floor_row(
+        &mut self,
+        floor: &Contender,
+        figure: &Figure,
+        katran: &Contender,
+        katran_figure: &Figure,
+        case: &Case,
+    ) {
+        let (median, min, max) = ratio(figure, katran_figure);
+        let verdict = floor_verdict(median, min, COLD_MAX);
+        self.report.push(Row {
+            section: SECTION,
+            name: format!("{} / {}: {}", floor.name, katran.name, case.name),
+            value: median,
+            unit: "x",
+            target: None,
+            versus: format!(
+                "runs {min:.2}..{max:.2}x; {verdict} of lb <= {COLD_MAX}x {}",
+                katran.name
+            ),
+        });
     }
 
     /// `sizes.runs` rounds of one run per contender, in order.
@@ -376,6 +432,18 @@ impl Rows<'_> {
     }
 }
 
+/// What a floor's ratio to Katran (median `median`, smallest run `min`)
+/// says of lb's goal `goal` (lb at most `goal` x Katran).
+fn floor_verdict(median: f64, min: f64, goal: f64) -> &'static str {
+    if min > goal {
+        "above the goal in every run: the goal is below this floor"
+    } else if median > goal {
+        "above the goal in most runs"
+    } else {
+        "below the goal: the goal is not below this floor"
+    }
+}
+
 /// `runs 61.2..64.0 ns (7 runs)`.
 fn runs_text(f: &Figure) -> String {
     let min = f.runs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -430,7 +498,7 @@ fn check_ipip(out: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Case, Figure, Verdict, check, ratio};
+    use super::{Case, Figure, Verdict, check, floor_verdict, ratio};
     use crate::per_packet::{self, CLIENT, NOT_A_VIP, VIP};
     use lb_tests::{
         frames::{Tcp, ipip},
@@ -490,6 +558,13 @@ mod tests {
         let mut changed = other.clone();
         changed[20] ^= 1;
         assert!(check(&pass, XDP_PASS, &changed).is_err());
+    }
+
+    #[test]
+    fn a_floor_above_the_goal_in_every_run_rules_the_goal_out() {
+        assert!(floor_verdict(0.6, 0.55, 0.5).contains("goal is below this floor"));
+        assert!(floor_verdict(0.6, 0.45, 0.5).contains("most runs"));
+        assert!(floor_verdict(0.42, 0.34, 0.5).contains("not below this floor"));
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! `bench_one_line`: the floor of any connection table that reads one cache
+//! line per established packet. It reads one 64-byte line of `LINES` (sized by
+//! the loader like lb's table, page-aligned because mmapable), chosen by a
+//! hash of the frame's flow (IPv4 source and source port, which the wrapper
+//! cycles), takes the outer destination from that line (so the rest of the
+//! program waits for the read, as lb's pick waits for its bucket), and
+//! encapsulates like `bench_encap`. No fingerprint check, no backend lookup,
+//! no counters: what is left of a lookup when everything but the one line is
+//! free.
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    btf_maps::Array,
+    helpers::bpf_xdp_adjust_head,
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+
+/// `BPF_F_MMAPABLE`: values page-aligned, so every line is one cache line.
+const MMAPABLE: usize = 1 << 10;
+
+/// The lines: word 0 of each is an outer destination (network order). The
+/// loader sets the real size, a power of two, with [`LINE_MASK`] to match.
+#[btf_map]
+static LINES: Array<[u32; 16], 1, MMAPABLE> = Array::new();
+
+/// Number of [`LINES`] minus one, set by the loader.
+#[unsafe(no_mangle)]
+static LINE_MASK: u32 = 0;
+
+/// The outer source address (network order), set by the loader.
+#[unsafe(no_mangle)]
+static LINE_OUTER_SRC: u32 = 0;
+
+/// The line index of a flow: a 64-bit multiply-xorshift mix of its source
+/// address and port, so that consecutive flows land on unrelated lines (no
+/// prefetcher helps, as for lb's keyed placement).
+#[inline(always)]
+fn line_of(src: u32, port: u16) -> u32 {
+    let mut h = (u64::from(src) << 16) | u64::from(port);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    // SAFETY: a plain read of a loader-set constant.
+    (h as u32) & unsafe { core::ptr::read_volatile(&LINE_MASK) }
+}
+
+#[xdp]
+pub fn bench_one_line(ctx: XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + 36 > ctx.data_end() {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: 36 bytes are in bounds (checked above): the IPv4 source at
+    // 26..30 and the source port at 34..36 of an IPv4 frame without options.
+    let (src, port) = unsafe {
+        let p = start as *const u8;
+        (
+            core::ptr::read_unaligned(p.add(26) as *const u32),
+            core::ptr::read_unaligned(p.add(34) as *const u16),
+        )
+    };
+    let Some(line) = LINES.get_ptr(line_of(src, port)) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: a map value pointer; volatile so that the read stays one read.
+    let dst = unsafe { core::ptr::read_volatile(line as *const u32) };
+    // SAFETY: the helper checks the headroom itself.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
+        return xdp_action::XDP_ABORTED;
+    }
+    let start = ctx.data();
+    if start + 54 > ctx.data_end() {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: as above.
+    let src = unsafe { core::ptr::read_volatile(&LINE_OUTER_SRC) };
+    // SAFETY: 54 bytes are in bounds (checked above).
+    unsafe {
+        let p = start as *mut u8;
+        // The old Ethernet header now sits at 20..34; move it to the front.
+        core::ptr::copy(p.add(20), p, 14);
+        let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
+        let ip = p.add(14) as *mut [u16; 10];
+        *ip = crate::outer_ipv4::outer_ipv4(inner_len, src.to_ne_bytes(), dst.to_ne_bytes());
+        crate::progs::swap_macs(&mut *(p as *mut [u8; 12]));
+    }
+    xdp_action::XDP_TX
+}

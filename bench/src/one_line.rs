@@ -1,0 +1,74 @@
+//! The one-line floor (`bench_one_line` of `bench-ebpf`): encapsulation after
+//! one read of a cache line that the flow chooses in a table of a given size.
+//! Next to lb and Katran on the cold rows, it shows what any connection table
+//! that reads one line per packet costs at least on this machine, for a table
+//! as large as lb's and for one half that size (what slots half as wide would
+//! take).
+
+use anyhow::{Context, Result, ensure};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::Array,
+    programs::{ProgramFd, Xdp},
+};
+
+use crate::per_packet::{self, BACKENDS, BENCH_OBJECT};
+
+/// The program's name.
+const PROGRAM: &str = "bench_one_line";
+
+/// Bytes of one line (`LINES`' value).
+pub(crate) const LINE_BYTES: u64 = 64;
+
+/// A loaded floor program over `lines` lines.
+pub(crate) struct OneLine {
+    /// The object (it owns `LINES` and the program).
+    ebpf: Ebpf,
+    /// Lines of `LINES`.
+    pub(crate) lines: u32,
+}
+
+impl OneLine {
+    /// Loads `bench_one_line` over a table of `lines` lines (a power of two),
+    /// every line naming one of the reals (round robin) as outer destination.
+    pub(crate) fn load(lines: u32) -> Result<Self> {
+        ensure!(lines.is_power_of_two(), "{lines} lines: not a power of two");
+        let mask = lines - 1;
+        let outer_src = u32::from_ne_bytes([198, 18, 2, 2]);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("LINES", lines)
+            .override_global("LINE_MASK", &mask, true)
+            .override_global("LINE_OUTER_SRC", &outer_src, true)
+            .load(BENCH_OBJECT)
+            .context("load the baseline programs for the one-line floor")?;
+        let prog: &mut Xdp = ebpf.program_mut(PROGRAM).context(PROGRAM)?.try_into()?;
+        prog.load()
+            .with_context(|| format!("verifier rejected {PROGRAM}"))?;
+        let mut table: Array<_, [u32; 16]> =
+            Array::try_from(ebpf.map_mut("LINES").context("LINES")?)?;
+        for i in 0..lines {
+            let real = per_packet::backend(1 + i % BACKENDS);
+            let mut line = [0u32; 16];
+            line[0] = u32::from_ne_bytes(real.octets());
+            table
+                .set(i, line, 0)
+                .with_context(|| format!("LINES: write line {i}"))?;
+        }
+        Ok(Self { ebpf, lines })
+    }
+
+    /// The program, for the wrapper's `TARGET`.
+    pub(crate) fn prog_fd(&self) -> Result<ProgramFd> {
+        per_packet::prog_fd(&self.ebpf, PROGRAM)
+    }
+
+    /// The table's size: `32 MiB`, `32 KiB`.
+    pub(crate) fn size_text(&self) -> String {
+        let bytes = u64::from(self.lines) * LINE_BYTES;
+        if bytes >= 1 << 20 {
+            format!("{} MiB", bytes >> 20)
+        } else {
+            format!("{} KiB", bytes >> 10)
+        }
+    }
+}
