@@ -8,9 +8,12 @@
 //!   concurrent connections and survives descriptor exhaustion (EMFILE).
 //! - [`page`]: the status page's routes, its embedded assets and the sampler
 //!   that turns successive snapshots into rates.
+//! - [`decap`]: the decapsulator's counters in the same text format, for
+//!   `lb decap --stats --format prometheus` (pure).
 //! - [`limits`]: raising the process's descriptor limit and sizing the
 //!   connection cap from it.
 
+pub mod decap;
 pub mod limits;
 pub mod page;
 pub mod server;

@@ -130,6 +130,49 @@ fn decap_strips_real_gue_and_forwards_a_second_chance() {
         assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
     }
     assert_eq!(text.lines().count(), lb_common::DecapCounter::ALL.len());
+    // The same counters for node_exporter's textfile collector: the same
+    // values, and a file promtool accepts.
+    let prom = lb_decap(&net, &fs, &["--stats", "--format", "prometheus"]);
+    assert!(prom.status.success());
+    let prom = String::from_utf8_lossy(&prom.stdout).into_owned();
+    for (counter, value) in [
+        ("gue_v4", 1),
+        ("second_chance_forwarded", 1),
+        ("gue_malformed", 0),
+    ] {
+        let line = format!(
+            "lb_decap_events_total{{iface=\"{}\",counter=\"{counter}\"}} {value}",
+            net.lb_if
+        );
+        assert!(prom.lines().any(|l| l == line), "{line:?} in:\n{prom}");
+    }
+    promtool_check_metrics(&prom);
     let detached = lb_decap(&net, &fs, &["--detach"]);
     assert!(detached.status.success());
+}
+
+/// Fails unless `promtool check metrics` (Debian package prometheus) accepts
+/// `text` without a lint.
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

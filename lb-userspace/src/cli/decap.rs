@@ -30,12 +30,25 @@ pub struct Args {
     /// Print the decapsulator's counters (summed over CPUs) instead of attaching.
     #[arg(long)]
     stats: bool,
+    /// How `--stats` prints: `text` (one `name value` line each) or
+    /// `prometheus` (a text exposition, for node_exporter's textfile collector).
+    #[arg(long, value_enum, default_value_t = StatsFormat::Text, requires = "stats")]
+    format: StatsFormat,
     /// Use generic (skb) mode instead of native.
     #[arg(long)]
     skb: bool,
     /// bpffs root of the pin directories.
     #[arg(long, default_value = DEFAULT_PIN_ROOT)]
     pin_root: PathBuf,
+}
+
+/// The output of `lb decap --stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StatsFormat {
+    /// One `name value` line per counter.
+    Text,
+    /// `lb_decap_events_total{iface, counter}`, Prometheus text format.
+    Prometheus,
 }
 
 /// Runs `lb decap`: attaches `lb_decap` and pins it under
@@ -50,7 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let dir = decap_pin_dir(&root, netns, &args.iface);
     if args.stats {
-        print!("{}", stats_text(&dir)?);
+        let counts = read_counts(&dir)?;
+        print!(
+            "{}",
+            match args.format {
+                StatsFormat::Text => counts
+                    .iter()
+                    .map(|(c, v)| format!("{} {v}\n", c.name()))
+                    .collect(),
+                StatsFormat::Prometheus => lb::metrics::decap::encode_decap(&args.iface, &counts),
+            }
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if args.gue_ports.len() > lb_common::MAX_DECAP_GUE_PORTS {
@@ -105,9 +128,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The counters of the decapsulator pinned in `dir`, one `name value` line
-/// each (summed over CPUs), in [`DecapCounter::ALL`] order.
-fn stats_text(dir: &Path) -> anyhow::Result<String> {
+/// The counters of the decapsulator pinned in `dir` (summed over CPUs), in
+/// [`DecapCounter::ALL`] order.
+fn read_counts(dir: &Path) -> anyhow::Result<Vec<(DecapCounter, u64)>> {
     let path = dir.join(lb_common::MAP_DECAP_STATS);
     let map = lb::kernel::pinned::per_cpu_array::<u64>(&path).with_context(|| {
         format!(
@@ -115,13 +138,13 @@ fn stats_text(dir: &Path) -> anyhow::Result<String> {
             path.display()
         )
     })?;
-    let mut out = String::new();
+    let mut out = Vec::new();
     for counter in DecapCounter::ALL {
         let values = map
             .get(&(*counter as u32), 0)
             .with_context(|| format!("read {} index {}", path.display(), *counter as u32))?;
         let sum = values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
-        out.push_str(&format!("{} {sum}\n", counter.name()));
+        out.push((*counter, sum));
     }
     Ok(out)
 }
