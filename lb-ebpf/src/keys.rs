@@ -5,7 +5,7 @@
 //! and stalls the CPU for each such word. Building the key as words, with the
 //! small fields packed in a register first, makes every store a full word.
 
-use lb_common::{FlowKey, VipKey};
+use lb_common::{DecapKey, FlowKey, VipKey};
 
 #[cfg(target_endian = "big")]
 compile_error!("lb-ebpf packs map keys for a little-endian target (bpfel)");
@@ -19,6 +19,17 @@ pub fn vip_key(addr: &[u32; 4], port: u16, protocol: u8, family: u8) -> VipKey {
     // SAFETY: VipKey is #[repr(C)], 20 bytes, 4-byte aligned, and valid for
     // any bit pattern; on little-endian targets the packing above matches it.
     unsafe { core::mem::transmute::<[u32; 5], VipKey>(words) }
+}
+
+/// The [`DecapKey`] of address `addr` of `family`. Built field by field, its
+/// 3-byte zero pad became a call to a byte-loop `memset` (the BPF backend does
+/// not inline it) on every packet `lb_decap` strips.
+#[inline(always)]
+pub fn decap_key(addr: &[u32; 4], family: u8) -> DecapKey {
+    // DecapKey layout: addr[4], then family (offset 16), pad (17..20).
+    let words: [u32; 5] = [addr[0], addr[1], addr[2], addr[3], u32::from(family)];
+    // SAFETY: as for `vip_key`: 20 bytes, 4-byte aligned, any bit pattern valid.
+    unsafe { core::mem::transmute::<[u32; 5], DecapKey>(words) }
 }
 
 /// The [`FlowKey`] of client `src`:`src_port` -> VIP `dst`:`dst_port` (ports in network order).
@@ -69,6 +80,14 @@ mod tests {
                 protocol: 17,
                 family: 6,
                 pad: [0; 2],
+            }
+        );
+        assert_eq!(
+            decap_key(&b, 10),
+            DecapKey {
+                addr: b,
+                family: 10,
+                pad: [0; 3],
             }
         );
     }

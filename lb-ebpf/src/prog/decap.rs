@@ -6,11 +6,12 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
 };
 use lb_common::{
-    DecapCounter, DecapKey,
+    DecapCounter,
     flow::{FAMILY_V4, FAMILY_V6, PROTO_UDP},
 };
 use lb_ebpf::{
     Packet,
+    keys::decap_key,
     wire::{
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ipv4::{IP_DF, IP_MF, IP_OFFSET, IPPROTO_IPIP, IPV4_LEN, Ipv4Hdr},
@@ -61,11 +62,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
         if protocol != IPPROTO_IPIP {
             return xdp_action::XDP_PASS;
         }
-        let key = DecapKey {
-            addr: [dst, 0, 0, 0],
-            family: FAMILY_V4,
-            pad: [0; 3],
-        };
+        let key = decap_key(&[dst, 0, 0, 0], FAMILY_V4);
         let ihl = ((vihl & 0x0f) as usize) * 4;
         if DECAP_ADDRS.get_ptr(key).is_none()
             || vihl >> 4 != 4
@@ -96,11 +93,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
         if next_hdr != IPPROTO_IPV6 {
             return xdp_action::XDP_PASS;
         }
-        let key = DecapKey {
-            addr: dst,
-            family: FAMILY_V6,
-            pad: [0; 3],
-        };
+        let key = decap_key(&dst, FAMILY_V6);
         if DECAP_ADDRS.get_ptr(key).is_none() || pkt.view::<Ipv6Hdr>(ETH_LEN + IPV6_LEN).is_none() {
             count_decap(DecapCounter::Passed);
             return xdp_action::XDP_PASS;

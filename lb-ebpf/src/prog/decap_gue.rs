@@ -14,7 +14,7 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    DecapCounter, DecapKey,
+    DecapCounter,
     flow::{FAMILY_V4, FAMILY_V6},
     gue::{
         GUE_BASE_LEN, GUE_PROTO_IPV4, GUE_PROTO_IPV6, GueHeader, HINT_HEAD_LEN,
@@ -23,6 +23,7 @@ use lb_common::{
 };
 use lb_ebpf::{
     Packet,
+    keys::decap_key,
     wire::{
         ethernet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
         udp::{UDP_LEN, UdpHdr},
@@ -92,11 +93,7 @@ fn is_gue_port(dst_port: u16) -> bool {
 /// Whether `addr` of `family` is one of this host's decapsulation addresses.
 #[inline(always)]
 pub fn is_local(family: u8, addr: &[u32; 4]) -> bool {
-    let key = DecapKey {
-        addr: *addr,
-        family,
-        pad: [0; 3],
-    };
+    let key = decap_key(addr, family);
     DECAP_ADDRS.get_ptr(key).is_some()
 }
 

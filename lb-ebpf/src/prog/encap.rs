@@ -48,6 +48,7 @@ use crate::{
         counters::count,
         frame::{Grown, grow_head},
         verdict::{Step, Verdict},
+        words,
     },
 };
 
@@ -131,7 +132,7 @@ fn tunnel(
     let hint = match hint {
         None => Hint::None,
         Some(h) if v4 => Hint::V4(h.addr[0]),
-        Some(h) => Hint::V6(h.addr),
+        Some(h) => Hint::V6(words::read_address(&h.addr)),
     };
     let dst_port = if settings.gue_port != 0 {
         settings.gue_port
@@ -265,8 +266,8 @@ fn fib(
     settings: &Settings,
     overhead: usize,
 ) -> Option<NextHop> {
-    // SAFETY: an all-zero bpf_fib_lookup is valid.
-    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    let mut raw = core::mem::MaybeUninit::uninit();
+    let params = words::zeroed_fib_params(&mut raw);
     params.l4_protocol = p.protocol;
     params.__bindgen_anon_1.tot_len = (p.ip_len + overhead) as u16;
     params.ifindex = ctx.ingress_ifindex() as u32;
@@ -276,14 +277,17 @@ fn fib(
         params.__bindgen_anon_4.ipv4_dst = b.addr[0];
     } else {
         params.family = AF_INET6;
-        params.__bindgen_anon_3.ipv6_src = settings.source_v6;
-        params.__bindgen_anon_4.ipv6_dst = b.addr;
+        // SAFETY: writing a union's integer field.
+        unsafe {
+            words::copy_address(&mut params.__bindgen_anon_3.ipv6_src, &settings.source_v6);
+            words::copy_address(&mut params.__bindgen_anon_4.ipv6_dst, &b.addr);
+        }
     }
     // SAFETY: params is a valid, writable bpf_fib_lookup.
     let rc = unsafe {
         fib_lookup_helper(
             ctx.as_ptr(),
-            &mut params,
+            params,
             size_of::<bpf_fib_lookup>() as i32,
             BPF_FIB_LOOKUP_OUTPUT,
         )

@@ -80,3 +80,4 @@ pub mod second_chance;
 pub mod too_big;
 pub mod verdict;
 pub mod vip;
+pub mod words;

@@ -49,6 +49,7 @@ use lb_ebpf::{
 use crate::prog::{
     decap_gue::{Gue, OuterIp, is_local},
     frame::{Grown, shrink_head},
+    words,
 };
 
 /// Output lookup, as for a locally generated packet (ip_forward need not be on).
@@ -237,9 +238,8 @@ fn next_hop(
     ports: (u16, u16),
     tot_len: usize,
 ) -> Option<NextHop> {
-    // SAFETY: `bpf_fib_lookup` is a C struct of integers and unions of
-    // integers: all zero bytes is a valid value.
-    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    let mut raw = core::mem::MaybeUninit::uninit();
+    let params = words::zeroed_fib_params(&mut raw);
     params.l4_protocol = PROTO_UDP;
     params.sport = ports.0;
     params.dport = ports.1;
@@ -251,8 +251,11 @@ fn next_hop(
         params.__bindgen_anon_4.ipv4_dst = owner[0];
     } else {
         params.family = AF_INET6;
-        params.__bindgen_anon_3.ipv6_src = outer.local;
-        params.__bindgen_anon_4.ipv6_dst = *owner;
+        // SAFETY: writing a union's integer field.
+        unsafe {
+            words::copy_address(&mut params.__bindgen_anon_3.ipv6_src, &outer.local);
+            words::copy_address(&mut params.__bindgen_anon_4.ipv6_dst, owner);
+        }
     }
     // SAFETY: `params` is a live, writable `bpf_fib_lookup` of the size
     // passed (the helper reads and rewrites it during the call only); `ctx`
@@ -260,7 +263,7 @@ fn next_hop(
     let rc = unsafe {
         fib_lookup_helper(
             ctx.as_ptr(),
-            &mut params,
+            params,
             size_of::<bpf_fib_lookup>() as i32,
             BPF_FIB_LOOKUP_OUTPUT,
         )
