@@ -20,7 +20,7 @@ use lb_tests::lab::forward::forward;
 use lb_tests::lab::process::{Proc, lb_binary};
 use lb_tests::lab::prometheus::{PROMETHEUS_ADDR, Prometheus};
 use lb_tests::lab::tier::Tier;
-use lb_tests::lab::{Client, Lab, LiveLoad, LoadSpec, addr};
+use lb_tests::lab::{Client, Lab, LabError, LiveLoad, LoadSpec, LoadStatus, addr};
 
 /// The lb lab: a client, a router, the load balancer and backends in network
 /// namespaces, with live client load. Edit the config while it runs.
@@ -164,28 +164,68 @@ fn run(args: &Args) -> Result<()> {
     extra.extend(args.run_arg.iter().map(String::as_str));
     lab.start_agent(&config, &extra).context("start lb run")?;
     let prometheus = observe(&mut lab, args)?;
-    let client = Client::new(lab.client_ns.clone());
-    let mut load = LiveLoad::start(
-        &client,
+    let load = client_load(&Client::new(lab.client_ns.clone()), args)?;
+    banner(&lab, &config, args);
+    let watch = spawn_watch(args, &lab.scratch().join("watch.log"), || {
+        Ok(lab.watch_command()?)
+    })?;
+    let (outcome, status) = serve(load, watch, args, || {
+        if lab.agent_running() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("lb run exited:\n{}", lab.agent_log()))
+        }
+    });
+    println!("\ntearing the lab down");
+    drop(prometheus);
+    lab.teardown();
+    report_load(status);
+    outcome
+}
+
+/// The bounded client load both labs run: 50 long-lived TCP connections and
+/// 40 new ones a second to the IPv4 and IPv6 TCP services.
+fn client_load(client: &Client, args: &Args) -> Result<LiveLoad> {
+    Ok(LiveLoad::start(
+        client,
         LoadSpec {
             targets: vec![addr::tcp_service(false), addr::tcp_service(true)],
             long_lived: 50,
             new_per_second: 40,
             limit: Duration::from_secs(args.minutes * 60),
         },
-    )?;
-    banner(&lab, &config, args);
-    let mut watch = if args.no_watch {
-        None
-    } else {
-        std::thread::sleep(Duration::from_secs(3));
-        let mut command = lab.watch_command()?;
-        command
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        Some(Proc::spawn(command, &lab.scratch().join("watch.log"))?)
-    };
+    )?)
+}
+
+/// `lb watch` on this terminal (after 3 s, so that it has something to show),
+/// unless `--no-watch`; its own output goes to `log`.
+fn spawn_watch(
+    args: &Args,
+    log: &std::path::Path,
+    command: impl FnOnce() -> Result<std::process::Command>,
+) -> Result<Option<Proc>> {
+    if args.no_watch {
+        return Ok(None);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let mut command = command()?;
+    command
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    Ok(Some(Proc::spawn(command, log)?))
+}
+
+/// Runs until Ctrl-C, `lb watch` exiting, `check` failing (an agent gone) or
+/// the client load finishing; without `lb watch`, prints the load's status
+/// every 2 s. Then stops `lb watch` and the load: the outcome, and the load's
+/// final status.
+fn serve(
+    mut load: LiveLoad,
+    mut watch: Option<Proc>,
+    args: &Args,
+    mut check: impl FnMut() -> Result<()>,
+) -> (Result<()>, Result<LoadStatus, LabError>) {
     let mut last_status = Instant::now();
     let outcome = loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -199,8 +239,8 @@ fn run(args: &Args) -> Result<()> {
                 Err(anyhow::anyhow!("lb watch exited: {status}"))
             };
         }
-        if !lab.agent_running() {
-            break Err(anyhow::anyhow!("lb run exited:\n{}", lab.agent_log()));
+        if let Err(e) = check() {
+            break Err(e);
         }
         if load.finished() {
             println!("client load finished after {} minutes", args.minutes);
@@ -214,15 +254,15 @@ fn run(args: &Args) -> Result<()> {
     if let Some(mut watch) = watch {
         watch.stop(Duration::from_secs(2));
     }
-    let status = load.stop();
-    println!("\ntearing the lab down");
-    drop(prometheus);
-    lab.teardown();
+    (outcome, load.stop())
+}
+
+/// Prints how the client load ended.
+fn report_load(status: Result<LoadStatus, LabError>) {
     match status {
         Ok(status) => println!("client load: {status}"),
         Err(e) => println!("client load failed: {e}"),
     }
-    outcome
 }
 
 fn tier_banner(tier: &Tier, args: &Args, backend_pins: &std::path::Path) {
@@ -336,74 +376,30 @@ fn run_tier(args: &Args, config: &std::path::Path) -> Result<()> {
         std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let mut tier = Tier::with_yaml(args.nodes, args.nodes, args.backends + args.spare, yaml)
         .context("build the tier")?;
-    let client = Client::new(tier.lab.client_ns.clone());
-    let mut load = LiveLoad::start(
-        &client,
-        LoadSpec {
-            targets: vec![addr::tcp_service(false), addr::tcp_service(true)],
-            long_lived: 50,
-            new_per_second: 40,
-            limit: Duration::from_secs(args.minutes * 60),
-        },
-    )?;
+    let load = client_load(&Client::new(tier.lab.client_ns.clone()), args)?;
     let backend_pins = tier.lab.pin_root().context("the lab's bpffs")?;
     tier_banner(&tier, args, &backend_pins);
-    let mut watch = if args.no_watch {
-        None
-    } else {
-        std::thread::sleep(Duration::from_secs(3));
-        let mut command = tier.watch_command(&[]);
-        command
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        Some(Proc::spawn(command, &tier.lab.scratch().join("watch.log"))?)
-    };
-    let mut last_status = Instant::now();
+    let log = tier.lab.scratch().join("watch.log");
+    let watch = spawn_watch(args, &log, || Ok(tier.watch_command(&[])))?;
     let mut mirror = ConfigMirror::new(config);
-    let outcome = loop {
-        std::thread::sleep(Duration::from_millis(100));
-        if STOP.load(Ordering::SeqCst) {
-            break Ok(());
-        }
-        if let Some(status) = watch.as_mut().and_then(Proc::try_wait) {
-            break if status.success() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("lb watch exited: {status}"))
-            };
-        }
+    let (outcome, status) = serve(load, watch, args, || {
         mirror.sync(&tier);
-        if let Some(node) = tier
+        match tier
             .nodes
             .iter_mut()
             .find_map(|n| (!n.agent_running()).then_some(n))
         {
-            break Err(anyhow::anyhow!(
+            Some(node) => Err(anyhow::anyhow!(
                 "lb run exited on {}:\n{}",
                 node.name,
                 node.agent_log()
-            ));
+            )),
+            None => Ok(()),
         }
-        if load.finished() {
-            println!("client load finished after {} minutes", args.minutes);
-            break Ok(());
-        }
-        if watch.is_none() && last_status.elapsed() >= Duration::from_secs(2) {
-            println!("{}", load.status());
-            last_status = Instant::now();
-        }
-    };
-    if let Some(mut watch) = watch {
-        watch.stop(Duration::from_secs(2));
-    }
-    let status = load.stop();
+    });
     println!("\ntearing the tier down");
     tier.teardown();
-    match status {
-        Ok(status) => println!("client load: {status}"),
-        Err(e) => println!("client load failed: {e}"),
-    }
+    report_load(status);
     outcome
 }
 
