@@ -39,21 +39,7 @@ mod progs {
         macros::{btf_map, xdp},
         programs::XdpContext,
     };
-
-    /// Length of the template frame (64-byte frames, as the issue asks).
-    const FRAME_LEN: usize = 64;
-
-    /// The frame the wrapper restores before every pass.
-    #[repr(C)]
-    pub struct Template {
-        /// Bytes of the frame.
-        pub frame: [u8; FRAME_LEN],
-        /// 0: same flow every pass; N > 0: cycle the client over N flows;
-        /// u32::MAX: a new flow every pass.
-        pub flows: u32,
-        /// Zero.
-        pub pad: u32,
-    }
+    use bench_ebpf::{FRAME_LEN, Template};
 
     #[btf_map]
     static TEMPLATE: Array<Template, 1> = Array::new();

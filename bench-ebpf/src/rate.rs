@@ -24,45 +24,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 
-/// Length of a generated frame.
-const GEN_LEN: usize = 64;
-
-/// The generator's template: a 64-byte UDP/IPv4 frame (checksum field zero).
-#[repr(C)]
-pub struct GenTemplate {
-    /// Bytes of the frame.
-    pub frame: [u8; GEN_LEN],
-    /// Number of distinct flows (0 or 1: one flow).
-    pub flows: u32,
-    /// Zero.
-    pub pad: u32,
-}
-
-/// Where `bench_forward` sends frames.
-#[repr(C)]
-pub struct Forward {
-    /// Egress ifindex.
-    pub ifindex: u32,
-    /// Destination MAC to write.
-    pub dst: [u8; 6],
-    /// Source MAC to write.
-    pub src: [u8; 6],
-}
-
-/// Where and how `bench_encap_forward` sends frames.
-#[repr(C)]
-pub struct EncapForward {
-    /// Egress ifindex.
-    pub ifindex: u32,
-    /// Destination MAC to write.
-    pub dst: [u8; 6],
-    /// Source MAC to write.
-    pub src: [u8; 6],
-    /// Outer IPv4 source, network order.
-    pub outer_src: [u8; 4],
-    /// Outer IPv4 destination (the backend), network order.
-    pub outer_dst: [u8; 4],
-}
+use bench_ebpf::{EncapForward, Forward, GEN_LEN, GenTemplate};
 
 #[btf_map]
 static ENCAP_FORWARD: Array<EncapForward, 1> = Array::new();

@@ -21,6 +21,7 @@ use aya::{
     maps::{Array, ProgramArray},
     programs::{ProgramFd, TestRunOptions, Xdp},
 };
+use bench_ebpf::Template;
 use lb_common::{FlowEntry, flow::PROTO_TCP};
 use lb_tests::{
     frames::{Tcp, V4, tcp_v4},
@@ -59,20 +60,6 @@ pub(crate) const BACKENDS: u32 = 4;
 const TABLE_SIZE: u32 = 65537;
 /// The wrapper's "new flow every pass" setting.
 pub(crate) const EVERY_PASS_NEW: u32 = u32::MAX;
-
-/// Mirrors `bench-ebpf`'s `Template`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct Template {
-    /// The frame.
-    pub(crate) frame: [u8; 64],
-    /// 0: the same flow, N: N flows cycled, [`EVERY_PASS_NEW`].
-    pub(crate) flows: u32,
-    /// Zero.
-    pub(crate) pad: u32,
-}
-// SAFETY: repr(C), integers and bytes only, no padding (64 + 4 + 4).
-unsafe impl aya::Pod for Template {}
 
 /// How many passes and runs each figure takes.
 #[derive(Clone, Copy)]

@@ -3,56 +3,10 @@
 
 use std::net::Ipv4Addr;
 
-/// Length of every generated frame.
-pub const FRAME_LEN: usize = 64;
+/// Length of every generated frame (`bench-ebpf`'s generator frame).
+pub const FRAME_LEN: usize = bench_ebpf::GEN_LEN;
 
-/// Mirrors `bench-ebpf`'s `GenTemplate`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct GenTemplate {
-    /// The frame; the generator rewrites bytes 28..30 (source address), 34..36
-    /// (source port) and 24..26 (IPv4 checksum) on every run.
-    pub frame: [u8; FRAME_LEN],
-    /// Number of distinct flows (source address and port pairs).
-    pub flows: u32,
-    /// Zero.
-    pub pad: u32,
-}
-// SAFETY: repr(C), bytes and integers only, no padding (64 + 4 + 4).
-unsafe impl aya::Pod for GenTemplate {}
-
-/// Mirrors `bench-ebpf`'s `Forward`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Forward {
-    /// Egress ifindex.
-    pub ifindex: u32,
-    /// Destination MAC to write.
-    pub dst: [u8; 6],
-    /// Source MAC to write.
-    pub src: [u8; 6],
-}
-// SAFETY: repr(C), no padding (4 + 6 + 6).
-unsafe impl aya::Pod for Forward {}
-
-/// Mirrors `bench-ebpf`'s `EncapForward`: where `bench_encap_forward` sends
-/// frames and the outer IPv4 addresses it writes.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct EncapForward {
-    /// Egress ifindex.
-    pub ifindex: u32,
-    /// Destination MAC to write.
-    pub dst: [u8; 6],
-    /// Source MAC to write.
-    pub src: [u8; 6],
-    /// Outer IPv4 source.
-    pub outer_src: [u8; 4],
-    /// Outer IPv4 destination (the backend).
-    pub outer_dst: [u8; 4],
-}
-// SAFETY: repr(C), no padding (4 + 6 + 6 + 4 + 4).
-unsafe impl aya::Pod for EncapForward {}
+pub use bench_ebpf::{EncapForward, Forward, GenTemplate};
 
 /// A 64-byte UDP/IPv4 frame `dst_mac <- src_mac`, from `src` (the generator
 /// overwrites its last two octets and the port) to `dst:port`; IPv4 checksum
