@@ -56,7 +56,7 @@ mod progs {
 
     /// Swaps the destination and source MAC addresses.
     #[inline(always)]
-    pub(crate) fn swap_macs(eth: &mut [u8; 12]) {
+    fn swap_macs(eth: &mut [u8; 12]) {
         let mut swapped = [0u8; 12];
         swapped[..6].copy_from_slice(&eth[6..]);
         swapped[6..].copy_from_slice(&eth[..6]);
@@ -84,6 +84,19 @@ mod progs {
 
     #[xdp]
     pub fn bench_encap(ctx: XdpContext) -> u32 {
+        let Some(addrs) = ENCAP_ADDRS.get(0) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        ipip_back(&ctx, addrs[0], addrs[1])
+    }
+
+    /// Puts an outer IPv4 header from `src` to `dst` (network order) in front
+    /// of the frame's IPv4 packet (IPIP), the Ethernet header moved to the
+    /// front with its MACs swapped, and returns XDP_TX: the tail of
+    /// `bench_encap` and `bench_one_line`. XDP_ABORTED when the head cannot
+    /// grow.
+    #[inline(always)]
+    pub(crate) fn ipip_back(ctx: &XdpContext, src: u32, dst: u32) -> u32 {
         // SAFETY: the helper checks the headroom itself.
         if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
             return xdp_action::XDP_ABORTED;
@@ -92,9 +105,6 @@ mod progs {
         if start + 54 > ctx.data_end() {
             return xdp_action::XDP_ABORTED;
         }
-        let Some(addrs) = ENCAP_ADDRS.get(0) else {
-            return xdp_action::XDP_ABORTED;
-        };
         // SAFETY: 54 bytes are in bounds (checked above).
         unsafe {
             let p = start as *mut u8;
@@ -102,14 +112,9 @@ mod progs {
             core::ptr::copy(p.add(20), p, 14);
             let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
             let ip = p.add(14) as *mut [u16; 10];
-            *ip = crate::outer_ipv4::outer_ipv4(
-                inner_len,
-                addrs[0].to_ne_bytes(),
-                addrs[1].to_ne_bytes(),
-            );
+            *ip = crate::outer_ipv4::outer_ipv4(inner_len, src.to_ne_bytes(), dst.to_ne_bytes());
             // Ethernet type stays IPv4; swap MACs so the frame goes back.
-            let eth = p as *mut [u8; 12];
-            swap_macs(&mut *eth);
+            swap_macs(&mut *(p as *mut [u8; 12]));
         }
         xdp_action::XDP_TX
     }

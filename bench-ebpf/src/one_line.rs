@@ -4,14 +4,13 @@
 //! hash of the frame's flow (IPv4 source and source port, which the wrapper
 //! cycles), takes the outer destination from that line (so the rest of the
 //! program waits for the read, as lb's pick waits for its bucket), and
-//! encapsulates like `bench_encap`. No fingerprint check, no backend lookup,
-//! no counters: what is left of a lookup when everything but the one line is
-//! free.
+//! encapsulates like `bench_encap` (the same `ipip_back`). No fingerprint
+//! check, no backend lookup, no counters: what is left of a lookup when
+//! everything but the one line is free.
 
 use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::Array,
-    helpers::bpf_xdp_adjust_head,
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
@@ -65,25 +64,7 @@ pub fn bench_one_line(ctx: XdpContext) -> u32 {
     };
     // SAFETY: a map value pointer; volatile so that the read stays one read.
     let dst = unsafe { core::ptr::read_volatile(line as *const u32) };
-    // SAFETY: the helper checks the headroom itself.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
-        return xdp_action::XDP_ABORTED;
-    }
-    let start = ctx.data();
-    if start + 54 > ctx.data_end() {
-        return xdp_action::XDP_ABORTED;
-    }
-    // SAFETY: as above.
+    // SAFETY: a plain read of a loader-set constant.
     let src = unsafe { core::ptr::read_volatile(&LINE_OUTER_SRC) };
-    // SAFETY: 54 bytes are in bounds (checked above).
-    unsafe {
-        let p = start as *mut u8;
-        // The old Ethernet header now sits at 20..34; move it to the front.
-        core::ptr::copy(p.add(20), p, 14);
-        let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
-        let ip = p.add(14) as *mut [u16; 10];
-        *ip = crate::outer_ipv4::outer_ipv4(inner_len, src.to_ne_bytes(), dst.to_ne_bytes());
-        crate::progs::swap_macs(&mut *(p as *mut [u8; 12]));
-    }
-    xdp_action::XDP_TX
+    crate::progs::ipip_back(&ctx, src, dst)
 }
