@@ -314,3 +314,55 @@ fn leaving_gue_with_a_table_change_forgets_the_previous_table_first() {
     );
     assert_eq!(p2.services[0].encap, Encapsulation::Ipip);
 }
+
+/// The model flags a previous table rewritten with other slots or deleted,
+/// not one rewritten with its own slots (a new inner table, equal contents).
+#[test]
+fn the_model_flags_a_previous_table_changed_under_an_entry() {
+    let named_previous = || {
+        let mut maps = model::MapsModel::default();
+        let gue = MapOp::PutBackend {
+            id: 0,
+            address: ip("198.18.3.1"),
+            generation: 1,
+            live: true,
+            service_id: 0,
+            next_hop: None,
+            gue: true,
+        };
+        maps.apply(&gue);
+        maps.apply(&MapOp::PutTable {
+            index: 0,
+            slots: vec![0; M as usize],
+        });
+        maps.apply(&MapOp::PutTable {
+            index: 1,
+            slots: vec![0; M as usize],
+        });
+        maps.apply(&MapOp::PutServiceWithPrevious {
+            key: key(),
+            entry: ServiceEntry {
+                previous_table_index: 0,
+                previous_table_size: M,
+                ..entry(1)
+            },
+            grace_s: 300,
+        });
+        maps
+    };
+    let mut same = named_previous();
+    same.apply(&MapOp::PutTable {
+        index: 0,
+        slots: vec![0; M as usize],
+    });
+    assert!(same.overwritten_previous.is_empty());
+    let mut other = named_previous();
+    other.apply(&MapOp::PutTable {
+        index: 0,
+        slots: vec![1; M as usize],
+    });
+    assert_eq!(other.overwritten_previous.len(), 1);
+    let mut deleted = named_previous();
+    deleted.apply(&MapOp::DeleteTable { index: 0 });
+    assert_eq!(deleted.overwritten_previous.len(), 1);
+}

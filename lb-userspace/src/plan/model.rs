@@ -54,8 +54,9 @@ pub struct MapsModel {
     pub zeroed_backends: BTreeSet<u32>,
     /// Service ids whose counters were zeroed.
     pub zeroed_services: BTreeSet<u32>,
-    /// Tables rewritten or deleted while a VIPS entry of a GUE service named
-    /// them as its previous table (a packet could have read a wrong owner).
+    /// Tables rewritten with other slots, or deleted, while a VIPS entry of a
+    /// GUE service named them as its previous table (a packet could have read
+    /// a wrong owner).
     pub overwritten_previous: Vec<String>,
 }
 
@@ -111,7 +112,11 @@ impl MapsModel {
                 );
             }
             MapOp::PutTable { index, slots } => {
-                self.note_previous_overwritten(*index);
+                // The kernel swaps in a whole new inner table: the same
+                // slots again change nothing a packet could read.
+                if self.tables.get(index) != Some(slots) {
+                    self.note_previous_overwritten(*index);
+                }
                 self.tables.insert(*index, slots.clone());
             }
             MapOp::DeleteTable { index } => {

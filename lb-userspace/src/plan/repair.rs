@@ -6,6 +6,16 @@
 //! service gives up second chance until its next table change).
 //! Settings and the insert budget are not map entries of the view; the agent's
 //! core rewrites those itself.
+//!
+//! Previous tables (second chance) stay safe through a repair:
+//! - a failed write may have left an entry naming the view's *live* table as
+//!   its previous one (a `PutServiceWithPrevious` that landed). Refilling that
+//!   table before the entry is rewritten is harmless: every apply starts with
+//!   the repair, so a table a plan names as previous holds the view's slots,
+//!   and the repair writes those same slots again (a whole new inner table
+//!   with equal contents, nothing a packet reads changes);
+//! - an entry of the view may name its *spare* table as previous. A touched
+//!   spare is deleted, so that entry is rewritten first, naming none.
 
 use std::collections::{BTreeMap, BTreeSet};
 

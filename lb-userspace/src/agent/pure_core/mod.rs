@@ -70,7 +70,8 @@ enum Pending {
         why: String,
         started: Instant,
     },
-    /// A next hop rewritten into the entries of its address.
+    /// A next hop rewritten into the entries of its address (after the
+    /// repair of what a failed apply left unknown, if anything).
     NextHop {
         address: IpAddr,
         next_hop: Option<NextHop>,
@@ -292,15 +293,19 @@ impl AgentCore {
     }
 
     /// A next hop found or lost: rewrites the backend entries of its address
-    /// (through an apply) when it changed.
+    /// (through an apply) when it changed. While a failed apply left entries
+    /// unknown, the apply repairs them first: a backend entry written from
+    /// the view (LIVE or not) must not meet a table the failed apply left.
     fn next_hop(&mut self, address: IpAddr, next_hop: Option<NextHop>) -> Vec<Effect> {
         if self.next_hops.get(&address).copied() == next_hop {
             return Vec::new();
         }
-        let ops = next_hop_ops(&self.applied.services, address, next_hop);
-        if ops.is_empty() {
+        let writes = next_hop_ops(&self.applied.services, address, next_hop);
+        if writes.is_empty() {
             return self.next_hop_written(address, next_hop);
         }
+        let mut ops = self.repair_first();
+        ops.extend(writes);
         self.pending = Some(Pending::NextHop {
             address,
             next_hop,

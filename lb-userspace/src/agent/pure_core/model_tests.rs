@@ -342,3 +342,145 @@ proptest! {
         prop_assert!(h.core.is_reconciled());
     }
 }
+
+/// Found by the property test in CI: a plan's rollback fails after its
+/// `PutServiceWithPrevious` gave a GUE service its spare table with the
+/// view's live table as previous; the repair that follows refills that live
+/// table (which a failed removal had touched) before it rewrites the entry.
+#[test]
+fn a_repair_may_refill_a_previous_table_with_its_own_slots() {
+    let off = |_: usize| (false, vec![(false, 0, false); 4], false, false, 0u8);
+    let none: Vec<ServiceSpec> = (0..4).map(off).collect();
+    let one = |weight: u32| (true, weight, false);
+    let absent = (false, 0, false);
+    let empty = (true, vec![absent; 4], false, false, 0);
+    let steps = vec![
+        Step::Reload(none.clone(), false),
+        Step::Reload(
+            vec![
+                (true, vec![absent, one(1), absent, absent], false, false, 0),
+                empty.clone(),
+                (true, vec![absent, absent, one(0), one(0)], false, false, 0),
+                (true, vec![one(0), absent, absent, absent], false, false, 0),
+            ],
+            false,
+        ),
+        Step::Health(vec![false; 16]),
+        Step::Reload(vec![off(0), off(1), empty.clone(), empty], false),
+        Step::Reload(none.clone(), false),
+        // Service 0 turns GUE with second chance; service 1 gets backends.
+        Step::Reload(
+            vec![
+                (true, vec![absent, absent, absent, one(1)], false, false, 1),
+                (true, vec![one(1), one(0), absent, absent], false, false, 0),
+                off(2),
+                off(3),
+            ],
+            false,
+        ),
+    ];
+    let faults = vec![
+        Fault::None,
+        Fault::None,
+        Fault::None,
+        Fault::None,
+        // The removal of everything: nothing lands, the rollback fails.
+        Fault::Uncertain(0),
+        Fault::RolledBack(0),
+        // Lands up to the flip of service 0 to its spare table.
+        Fault::Uncertain(30),
+    ];
+    let mut h = Harness {
+        core: core(),
+        maps: MapsModel::default(),
+        faults: faults.into_iter(),
+        now: Instant::now(),
+        health: HealthSnapshot::all_up(),
+    };
+    let run = |h: &mut Harness| -> Result<(), TestCaseError> {
+        h.step(Step::Reload(none, false))?;
+        for s in steps {
+            h.step(s)?;
+        }
+        h.faults = Vec::new().into_iter();
+        h.step(Step::Tick)
+    };
+    if let Err(e) = run(&mut h) {
+        panic!("{e}");
+    }
+    assert!(!h.core.has_wanted());
+    assert!(h.core.is_reconciled());
+    assert!(
+        h.maps
+            .services
+            .values()
+            .all(|e| e.previous_table_size == 0 || e.previous_table_index != e.table_index)
+    );
+}
+
+/// Found by the property test: a next hop resolved while a failed apply had
+/// left a table holding a backend the view has down. Written alone, the
+/// next hop's backend entry (not LIVE, as the view says) met that table.
+#[test]
+fn a_next_hop_written_after_a_failed_apply_repairs_first() {
+    let off = |_: usize| (false, vec![(false, 0, false); 4], false, false, 0u8);
+    let none: Vec<ServiceSpec> = (0..4).map(off).collect();
+    let one = |weight: u32| (true, weight, false);
+    let absent = (false, 0, false);
+    let mut down = vec![false; 16];
+    // 198.18.3.3 of service 0 and 2001:2::3:1 of service 3.
+    down[2] = true;
+    down[12] = true;
+    let steps = vec![
+        Step::Reload(none.clone(), false),
+        Step::Health(down),
+        Step::Reload(
+            vec![
+                (true, vec![absent, absent, one(0), absent], false, false, 0),
+                (true, vec![absent; 4], false, false, 0),
+                off(2),
+                (true, vec![one(0), absent, one(0), absent], true, false, 0),
+            ],
+            false,
+        ),
+        Step::Reload(
+            vec![
+                off(0),
+                off(1),
+                off(2),
+                (true, vec![one(1), absent, absent, absent], false, false, 0),
+            ],
+            false,
+        ),
+        // 2001:2::3:1.
+        Step::NextHop(5, Some(0)),
+    ];
+    let faults = vec![
+        Fault::None,
+        Fault::None,
+        Fault::None,
+        Fault::None,
+        Fault::Uncertain(8),
+        Fault::None,
+    ];
+    let mut h = Harness {
+        core: core(),
+        maps: MapsModel::default(),
+        faults: faults.into_iter(),
+        now: Instant::now(),
+        health: HealthSnapshot::all_up(),
+    };
+    let run = |h: &mut Harness| -> Result<(), TestCaseError> {
+        h.step(Step::Reload(none, false))?;
+        for s in steps {
+            h.step(s)?;
+        }
+        h.faults = Vec::new().into_iter();
+        h.step(Step::Tick)
+    };
+    if let Err(e) = run(&mut h) {
+        panic!("{e}");
+    }
+    assert!(!h.core.has_wanted());
+    assert!(h.core.is_reconciled());
+}

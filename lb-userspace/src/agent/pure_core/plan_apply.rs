@@ -19,6 +19,24 @@ impl AgentCore {
         }
     }
 
+    /// The writes every apply starts with while a failed apply left entries
+    /// unknown: those entries back to the applied view (then SETTINGS and
+    /// the insert budget as written), before anything is written on top of
+    /// it. Empty when nothing is uncertain.
+    pub(super) fn repair_first(&self) -> Vec<MapOp> {
+        if self.uncertain.is_empty() {
+            return Vec::new();
+        }
+        let mut ops = repair_ops(&self.previous(), &self.uncertain);
+        if let Some(s) = self.settings {
+            ops.push(MapOp::PutSettings { settings: s });
+        }
+        ops.push(MapOp::SetInsertBudget {
+            budget: self.insert_budget,
+        });
+        ops
+    }
+
     /// Plans `wanted` with the last health snapshot and asks for the apply
     /// (or commits at once when there is nothing to write).
     pub(super) fn start_plan(&mut self, wanted: Wanted) -> Vec<Effect> {
@@ -37,18 +55,7 @@ impl AgentCore {
             }
         };
         let settings = settings(&self.link, &config.encapsulation);
-        let mut ops = Vec::new();
-        // Entries a failed apply left unknown go back to the applied view
-        // before anything else is planned on top of it.
-        if !self.uncertain.is_empty() {
-            ops.extend(repair_ops(&self.previous(), &self.uncertain));
-            if let Some(s) = self.settings {
-                ops.push(MapOp::PutSettings { settings: s });
-            }
-            ops.push(MapOp::SetInsertBudget {
-                budget: self.insert_budget,
-            });
-        }
+        let mut ops = self.repair_first();
         if self.settings != Some(settings) {
             ops.push(MapOp::PutSettings { settings });
         }
@@ -90,7 +97,11 @@ impl AgentCore {
             )],
             Some(Pending::NextHop {
                 address, next_hop, ..
-            }) => self.next_hop_written(address, next_hop),
+            }) => {
+                // Its ops began with the repair of what was uncertain.
+                self.uncertain.clear();
+                self.next_hop_written(address, next_hop)
+            }
             Some(Pending::Plan {
                 plan,
                 config,
