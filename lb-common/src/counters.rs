@@ -1,15 +1,60 @@
 //! Counter values and indices of the per-CPU statistics maps.
 
 /// Value of [`crate::MAP_BACKEND_STATS`] (per CPU; the agent sums the CPUs).
+///
+/// A forwarded packet is counted here only, with one lookup: its backend's
+/// record also holds the packet's share of the global counters
+/// `conntrack_hit`, `tx` and `redirect` ([`BackendStats::global_share`]),
+/// which readers add to [`crate::MAP_GLOBAL_STATS`]'s own values. The
+/// datapath never writes those three indices of the global map; the agent
+/// moves a backend id's shares there before it zeroes the id for reuse.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackendStats {
-    /// Packets sent to this backend.
+    /// Packets sent to this backend (`XDP_TX` or `XDP_REDIRECT` done).
     pub packets: u64,
     /// Bytes of those packets before encapsulation.
     pub bytes: u64,
     /// Flows newly pinned to this backend (SYNs, first UDP packets, re-picks).
     pub new_flows: u64,
+    /// Packets of known flows that found their connection-table entry
+    /// pinned to this backend (`conntrack_hit`).
+    pub hits: u64,
+    /// Of `packets`, those sent with `XDP_REDIRECT` (the rest went out
+    /// with `XDP_TX`).
+    pub redirects: u64,
+}
+
+/// The global counters a backend's record holds a share of
+/// ([`BackendStats::global_share`]).
+pub const PER_BACKEND_GLOBALS: [GlobalCounter; 3] = [
+    GlobalCounter::ConntrackHit,
+    GlobalCounter::Tx,
+    GlobalCounter::Redirect,
+];
+
+impl BackendStats {
+    /// This record's share of global counter `c` (0 for the counters the
+    /// datapath counts in [`crate::MAP_GLOBAL_STATS`] itself).
+    pub const fn global_share(&self, c: GlobalCounter) -> u64 {
+        match c {
+            GlobalCounter::ConntrackHit => self.hits,
+            GlobalCounter::Tx => self.packets.wrapping_sub(self.redirects),
+            GlobalCounter::Redirect => self.redirects,
+            _ => 0,
+        }
+    }
+
+    /// The sum of two records, field by field (CPUs, or backends).
+    pub const fn plus(self, o: BackendStats) -> BackendStats {
+        BackendStats {
+            packets: self.packets.wrapping_add(o.packets),
+            bytes: self.bytes.wrapping_add(o.bytes),
+            new_flows: self.new_flows.wrapping_add(o.new_flows),
+            hits: self.hits.wrapping_add(o.hits),
+            redirects: self.redirects.wrapping_add(o.redirects),
+        }
+    }
 }
 
 /// Value of [`crate::MAP_SERVICE_STATS`] (per CPU).
@@ -46,7 +91,8 @@ macro_rules! global_counters {
 }
 
 global_counters! {
-    /// A packet of a known flow found its connection-table entry.
+    /// A packet of a known flow found its connection-table entry (counted in
+    /// the backend's record: [`BackendStats::hits`]).
     ConntrackHit = 0 => "conntrack_hit",
     /// A packet to a VIP found no (valid) connection-table entry.
     ConntrackMiss = 1 => "conntrack_miss",
@@ -70,9 +116,12 @@ global_counters! {
     DropInternal = 10 => "drop_internal",
     /// Passed: to a VIP but a protocol the load balancer does not handle.
     PassUnsupported = 11 => "pass_unsupported",
-    /// Sent back out the ingress interface (XDP_TX).
+    /// Forwarded to a backend back out the ingress interface (XDP_TX;
+    /// counted in the backend's record: [`BackendStats::packets`] less
+    /// [`BackendStats::redirects`]).
     Tx = 12 => "tx",
-    /// Redirected to another interface (XDP_REDIRECT).
+    /// Forwarded to a backend through another interface (XDP_REDIRECT;
+    /// counted in the backend's record: [`BackendStats::redirects`]).
     Redirect = 13 => "redirect",
     /// ICMP/ICMPv6 echo requests to a VIP answered by the load balancer.
     IcmpEchoReply = 14 => "icmp_echo_reply",
@@ -100,6 +149,37 @@ pub const GLOBAL_COUNTER_COUNT: u32 = 21;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_record_holds_hits_tx_and_redirects() {
+        let s = BackendStats {
+            packets: 10,
+            bytes: 1000,
+            new_flows: 2,
+            hits: 7,
+            redirects: 3,
+        };
+        assert_eq!(s.global_share(GlobalCounter::ConntrackHit), 7);
+        assert_eq!(s.global_share(GlobalCounter::Tx), 7);
+        assert_eq!(s.global_share(GlobalCounter::Redirect), 3);
+        assert_eq!(s.global_share(GlobalCounter::PassNotVip), 0);
+        let shared: u64 = PER_BACKEND_GLOBALS.iter().map(|&c| s.global_share(c)).sum();
+        assert_eq!(shared, 17);
+        assert_eq!(s.plus(s).hits, 14);
+        let one_each = BackendStats {
+            packets: 2,
+            hits: 1,
+            redirects: 1,
+            ..BackendStats::default()
+        };
+        for c in GlobalCounter::ALL {
+            assert_eq!(
+                PER_BACKEND_GLOBALS.contains(c),
+                one_each.global_share(*c) == 1,
+                "{c:?}"
+            );
+        }
+    }
 
     #[test]
     fn counter_indices_are_dense() {

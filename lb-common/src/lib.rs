@@ -19,7 +19,7 @@ pub mod maps;
 pub mod net;
 pub mod vip_filter;
 
-pub use counters::{BackendStats, GlobalCounter, ServiceStats};
+pub use counters::{BackendStats, GlobalCounter, PER_BACKEND_GLOBALS, ServiceStats};
 pub use flow::{FlowKey, flow_hash, flow_hash64, maglev_hash};
 pub use flow_table::{
     FLOW_WAYS, FlowBucket, FlowHashKey, FlowPlace, FlowSlot, bucket_pair, find_pin, flow_buckets,

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use aya::maps::{PerCpuArray, PerCpuValues};
 use aya::{Ebpf, EbpfLoader};
 use lb::announce::{AnnounceState, VipAnnouncement};
-use lb::state::{AppliedBackend, AppliedService, AppliedState, BackendState, state_path};
+use lb::state::{
+    AppliedBackend, AppliedService, AppliedState, BackendState, RetiredBackend, state_path,
+};
 use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 const IFACE: &str = "lbstat0";
@@ -106,6 +108,8 @@ fn backend_stats(ebpf: &mut Ebpf, id: u32, scale: u64) {
         packets: scale * 10 * (cpu + 1),
         bytes: scale * 1000 * (cpu + 1),
         new_flows: scale * (cpu + 1),
+        hits: scale * 7 * (cpu + 1),
+        redirects: scale * 2 * (cpu + 1),
     });
 }
 
@@ -160,7 +164,10 @@ fn state(pin_dir: &Path) -> AppliedState {
                 encap: Default::default(),
             },
         ],
-        retired_backends: vec![],
+        retired_backends: vec![RetiredBackend {
+            id: 20,
+            generation: 1,
+        }],
         announce: AnnounceState {
             draining: false,
             protocol: 250,
@@ -229,6 +236,10 @@ fn stats_and_metrics_read_the_pinned_counters() {
     backend_stats(&mut ebpf, 7, 3);
     backend_stats(&mut ebpf, 8, 1);
     backend_stats(&mut ebpf, 12, 5);
+    // Retired: its shares of the global counters still count. Id 30 is in
+    // no state: its record is not read.
+    backend_stats(&mut ebpf, 20, 2);
+    backend_stats(&mut ebpf, 30, 100);
     set_per_cpu(&mut ebpf, lb_common::MAP_SERVICE_STATS, 3, |cpu| {
         ServiceStats {
             packets: 40 * (cpu + 1),
@@ -286,10 +297,18 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert_eq!(v["vips"][1]["reason"], "every backend down");
     assert_eq!(web["fingerprint"], "0badcafe");
     assert_eq!(dns["fingerprint"], "000000ff");
+    // Backends 7, 8, 12 and retired 20 (scales 3 + 1 + 5 + 2) hold 7 hits,
+    // 10 packets and 2 redirects per unit of scale.
+    let shares = |c: GlobalCounter| match c {
+        GlobalCounter::ConntrackHit => total(11 * 7),
+        GlobalCounter::Tx => total(11 * 8),
+        GlobalCounter::Redirect => total(11 * 2),
+        _ => 0,
+    };
     for c in GlobalCounter::ALL {
         assert_eq!(
             v["global"][c.label()],
-            total((*c as u64 + 1) * 100),
+            total((*c as u64 + 1) * 100) + shares(*c),
             "{}",
             c.label()
         );

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData};
+use aya::maps::{Array, ArrayOfMaps, HashMap, Map, MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
 use lb::kernel::{Datapath, KernelError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
-use lb::plan::{AllUp, Previous, plan};
-use lb_common::{BackendEntry, MAX_VIP_ENTRIES, ServiceEntry, VipKey};
+use lb::plan::{AllUp, MapOp, Previous, plan};
+use lb_common::{BackendEntry, BackendStats, GlobalCounter, MAX_VIP_ENTRIES, ServiceEntry, VipKey};
 use lb_tests::frames::{EGRESS_MAC, NEXT_HOP_MAC, Tcp, V4, tcp_v4};
 use lb_tests::harness::{XDP_PASS, XDP_REDIRECT, XDP_TX};
 use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
@@ -89,7 +89,16 @@ impl Probe {
     /// A new TCP flow (SYN from `client_port`) to `vip`:80: the action and,
     /// when encapsulated, the backend (outer IPv4 destination).
     fn send(&self, vip: Ipv4Addr, client_port: u16) -> (u32, Option<Ipv4Addr>) {
-        let frame = tcp_v4(CLIENT, client_port, vip, 80, Tcp::Syn, b"", &V4::default());
+        let (action, out) = self.packet(vip, client_port, Tcp::Syn);
+        let ipip = out.len() > 34 && out[14] >> 4 == 4 && out[14 + 9] == 4;
+        let backend = ipip.then(|| Ipv4Addr::new(out[30], out[31], out[32], out[33]));
+        (action, backend)
+    }
+
+    /// One packet of `client_port`'s flow to `vip`:80: the action and the
+    /// frame out.
+    fn packet(&self, vip: Ipv4Addr, client_port: u16, tcp: Tcp) -> (u32, Vec<u8>) {
+        let frame = tcp_v4(CLIENT, client_port, vip, 80, tcp, b"", &V4::default());
         let prog: &Xdp = self
             .ebpf
             .program(lb_common::PROG_LB)
@@ -106,9 +115,7 @@ impl Probe {
             })
             .expect("BPF_PROG_TEST_RUN");
         out.truncate(r.data_size_out as usize);
-        let ipip = out.len() > 34 && out[14] >> 4 == 4 && out[14 + 9] == 4;
-        let backend = ipip.then(|| Ipv4Addr::new(out[30], out[31], out[32], out[33]));
-        (r.return_value, backend)
+        (r.return_value, out)
     }
 
     /// The backend a new flow to `vip` reaches (it must be forwarded).
@@ -246,6 +253,97 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         dp.apply(&p.ops).unwrap();
         assert_eq!(probe.backend(WEB_VIP, 1003), NEW);
         let _unused: IpAddr = WEB_VIP.into();
+    });
+    lb::kernel::detach_and_remove(&dir).unwrap();
+    drop(fs);
+}
+
+/// Global counter `c` as `lb stats` reads it (the global map's value plus
+/// the shares of backend ids `0..ids`), and the global map's own value.
+fn global(dir: &Path, c: GlobalCounter, ids: u32) -> (u64, u64) {
+    let open = |name: &str| MapData::from_pin(dir.join(name)).unwrap();
+    let own: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(Map::PerCpuArray(open(lb_common::MAP_GLOBAL_STATS))).unwrap();
+    let own: u64 = own.get(&(c as u32), 0).unwrap().iter().sum();
+    let stats: PerCpuArray<MapData, BackendStats> =
+        PerCpuArray::try_from(Map::PerCpuArray(open(lb_common::MAP_BACKEND_STATS))).unwrap();
+    let shares: u64 = (0..ids)
+        .flat_map(|id| {
+            stats
+                .get(&id, 0)
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .map(|s| s.global_share(c))
+        .sum();
+    (own + shares, own)
+}
+
+/// A backend id given out again is zeroed first: its shares of the global
+/// counters (`conntrack_hit`, `tx`, `redirect`, which the datapath counts in
+/// the backend's record) move into the global map, so that what `lb stats`
+/// shows never goes back.
+#[test]
+fn zeroing_a_backend_id_for_reuse_keeps_the_global_totals() {
+    let net = NetNsPair::new("rz");
+    let fs = TestBpffs::new("rz");
+    let dir = lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
+    let opts = OpenOptions {
+        pin_root: fs.root.clone(),
+        netns: net.lb_netns(),
+        conntrack_insert_budget: 0,
+        ifname: net.lb_if.clone(),
+        conntrack_entries: CONNTRACK,
+        mode: ModeChoice::Auto,
+        fresh: false,
+    };
+    let pins = dir.clone();
+    in_netns(&net.lb, move || {
+        let (mut dp, _) = Datapath::open(&opts, None).unwrap();
+        dp.write_settings(&EncapConfig::default()).unwrap();
+        let next_hop = NextHop {
+            ifindex: dp.interface().ifindex,
+            mtu: 1500,
+            mac: NEXT_HOP_MAC,
+            source_mac: EGRESS_MAC,
+        };
+        let next_hops: lb::plan::NextHops = [(OLD.into(), next_hop)].into_iter().collect();
+        let first = Previous {
+            next_hops: &next_hops,
+            ..Previous::default()
+        };
+        let applied = plan(&first, &config(vec![service("web", WEB_VIP, OLD)]), &AllUp).unwrap();
+        dp.apply(&applied.ops).unwrap();
+        let id = applied.services[0].backends[0].id;
+        let probe = Probe::load(&pins);
+        // Three flows: a SYN each (new), then two more packets each (hits).
+        for port in 2000..2003 {
+            for tcp in [Tcp::Syn, Tcp::Ack, Tcp::Ack] {
+                let (action, _) = probe.packet(WEB_VIP, port, tcp);
+                assert!(action == XDP_TX || action == XDP_REDIRECT, "{action}");
+            }
+        }
+        let counters = [
+            GlobalCounter::ConntrackHit,
+            GlobalCounter::Tx,
+            GlobalCounter::Redirect,
+        ];
+        let before: Vec<(u64, u64)> = counters.iter().map(|&c| global(&pins, c, 8)).collect();
+        assert_eq!(before[0], (6, 0), "six hits, all in the backend's record");
+        assert_eq!(before[1].0 + before[2].0, 9, "nine packets sent");
+        assert_eq!((before[1].1, before[2].1), (0, 0));
+
+        dp.apply(&[MapOp::ZeroBackendStats { id }]).unwrap();
+        for (c, (total, _)) in counters.iter().zip(&before) {
+            assert_eq!(global(&pins, *c, 8), (*total, *total), "{c:?}");
+        }
+        // Zeroing again moves nothing more.
+        dp.apply(&[MapOp::ZeroBackendStats { id }]).unwrap();
+        for (c, (total, _)) in counters.iter().zip(&before) {
+            assert_eq!(global(&pins, *c, 8), (*total, *total), "{c:?}");
+        }
     });
     lb::kernel::detach_and_remove(&dir).unwrap();
     drop(fs);

@@ -154,7 +154,9 @@ fn ipv4_tcp_syn_to_vip_is_encapsulated_to_the_maglev_pick() {
         BackendStats {
             packets: 1,
             bytes: len,
-            new_flows: 1
+            new_flows: 1,
+            hits: 0,
+            redirects: 0,
         }
     );
     assert_eq!(
@@ -191,7 +193,9 @@ fn ipv6_tcp_syn_to_vip_is_encapsulated_to_the_maglev_pick() {
         BackendStats {
             packets: 1,
             bytes: len,
-            new_flows: 1
+            new_flows: 1,
+            hits: 0,
+            redirects: 0,
         }
     );
     assert_eq!(lb.service_stats(SVC_V6_TCP).packets, 1);
@@ -223,7 +227,9 @@ fn ack_of_known_flow_follows_its_connection_table_entry() {
         BackendStats {
             packets: 1,
             bytes: len,
-            new_flows: 0
+            new_flows: 0,
+            hits: 1,
+            redirects: 0,
         }
     );
     assert_eq!(lb.nonzero_globals(), vec![(G::ConntrackHit, 1), (G::Tx, 1)]);

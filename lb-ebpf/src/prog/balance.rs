@@ -34,6 +34,12 @@ pub struct Selected {
     /// The flow (the ICMP error's quoted flow for errors): its unkeyed
     /// [`flow_hash`] gives GUE's source port and a per-flow outer source.
     pub key: FlowKey,
+    /// Connection-table hits this packet counts, 1 or 0: whether the flow's
+    /// entry named the backend (`conntrack_hit`, added to the backend's
+    /// record with the packet; a number, not a `bool`, so that no enum
+    /// layout hides a discriminant beside the entry pointer, which the
+    /// verifier refuses to see shifted).
+    pub hits: u64,
 }
 
 /// The backend the frame `p` of `target` goes to.
@@ -42,12 +48,13 @@ pub fn select(pkt: &Packet, p: &Parsed, target: &Target) -> Step<Selected> {
     match target {
         Target::Flow => forward(pkt, p),
         Target::IcmpError(e) => {
-            let (id, backend) = pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped())?;
+            let (id, backend, hits) = pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped())?;
             Ok(Selected {
                 id,
                 backend,
                 hint: None,
                 key: e.key,
+                hits,
             })
         }
     }
@@ -66,8 +73,8 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
     if !syn && let Some((id, backend, hint)) = pinned(&place) {
         // Only VIP flows are ever pinned, and a backend id belongs to one
         // service until it is retired (which makes the entry stale): the flow's
-        // service is the backend's, no VIPS lookup needed.
-        count(GlobalCounter::ConntrackHit);
+        // service is the backend's, no VIPS lookup needed. The hit is
+        // counted with the packet, in the backend's record.
         count_service(backend.service_id, frame_len);
         let hint = hint.and_then(|h| previous_owner::hinted_backend(h, backend));
         return Ok(Selected {
@@ -75,6 +82,7 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
             backend,
             hint,
             key,
+            hits: 1,
         });
     }
     let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
@@ -91,6 +99,7 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
         backend,
         hint,
         key,
+        hits: 0,
     })
 }
 
@@ -130,18 +139,21 @@ fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry, Option
 }
 
 /// The backend of an ICMP error's flow `key` (service `svc`): its valid
-/// connection-table entry, else the Maglev pick, which an error never records.
-/// Hits and misses are counted (`NonSynMiss` is for TCP segments only); `None`
-/// (counted) when the service has no backend for a new flow.
+/// connection-table entry (1 hit), else the Maglev pick (0), which an error
+/// never records. Misses are counted here (`NonSynMiss` is for TCP segments
+/// only), hits with the packet; `None` (counted) when the service has no
+/// backend for a new flow.
 #[inline(always)]
-fn pick_for_error(key: &FlowKey, svc: &ServiceEntry) -> Option<(BackendId, &'static BackendEntry)> {
+fn pick_for_error(
+    key: &FlowKey,
+    svc: &ServiceEntry,
+) -> Option<(BackendId, &'static BackendEntry, u64)> {
     let place = flows::place(key);
     if let Some((id, b, _)) = pinned(&place) {
-        count(GlobalCounter::ConntrackHit);
-        return Some((id, b));
+        return Some((id, b, 1));
     }
     count_miss(false);
-    pick_new(key, &place, svc, false, false).map(|(id, b, _)| (id, b))
+    pick_new(key, &place, svc, false, false).map(|(id, b, _)| (id, b, 0))
 }
 
 /// A Maglev pick for flow `key` (at `place` in the connection table) of

@@ -21,7 +21,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lb_common::{
-    BACKEND_ENCAP_GUE, BACKEND_HAS_NEXT_HOP, BackendEntry, BackendId, FlowKey, GlobalCounter,
+    BACKEND_ENCAP_GUE, BACKEND_HAS_NEXT_HOP, BackendEntry, BackendStats, GlobalCounter,
     SETTINGS_HAS_GATEWAY, SETTINGS_HAS_SOURCE_V4, SETTINGS_HAS_SOURCE_V6,
     SETTINGS_SOURCE_PREFIX_V4, SETTINGS_SOURCE_PREFIX_V6, Settings,
     flow::{FAMILY_V4, PROTO_UDP},
@@ -45,6 +45,7 @@ use lb_ebpf::{
 use crate::{
     maps::{BACKEND_STATS, SETTINGS},
     prog::{
+        balance::Selected,
         counters::count,
         frame::{Grown, grow_head},
         verdict::{Step, Verdict},
@@ -149,20 +150,21 @@ fn tunnel(
     }
 }
 
-/// Encapsulates the packet `p` (flow `key`) toward backend `b` (id `id`)
-/// and sends it: IPv4-in-IPv4 / IPv6-in-IPv6, or GUE when the backend's
-/// service uses it, then naming `hint` (the flow's previous owner, second
-/// chance) in the GUE header.
+/// Encapsulates the packet `p` toward its selected backend and sends it:
+/// IPv4-in-IPv4 / IPv6-in-IPv6, or GUE when the backend's service uses it,
+/// then naming the flow's previous owner (second chance), if any, in the GUE
+/// header. The packet is counted in the backend's record, one lookup: its
+/// connection-table hit at once, the packet, its bytes and how it left once
+/// it is sent.
 #[inline(always)]
-pub fn send(
-    ctx: &XdpContext,
-    pkt: &Packet,
-    p: &Parsed,
-    key: &FlowKey,
-    id: BackendId,
-    b: &BackendEntry,
-    hint: Option<&BackendEntry>,
-) -> Step<Encapsulated> {
+pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, sel: &Selected) -> Step<Encapsulated> {
+    let stats = BACKEND_STATS.get_ptr_mut(sel.id);
+    if let Some(s) = stats {
+        // SAFETY: this CPU's slot; XDP runs without preemption.
+        unsafe { (*s).hits += sel.hits };
+    }
+    let frame_len = pkt.len() as u64;
+    let (key, b, hint) = (&sel.key, sel.backend, sel.hint);
     let Some(settings) = SETTINGS.get(0) else {
         return Err(Verdict::drop(GlobalCounter::DropInternal));
     };
@@ -206,13 +208,6 @@ pub fn send(
             mtu: nh.mtu - overhead as u32,
         });
     }
-    if let Some(s) = BACKEND_STATS.get_ptr_mut(id) {
-        // SAFETY: this CPU's slot.
-        unsafe {
-            (*s).packets += 1;
-            (*s).bytes += pkt.len() as u64;
-        }
-    }
     let ok = if v4 {
         let src = if settings.flags & SETTINGS_SOURCE_PREFIX_V4 != 0 {
             per_flow_source_v4(settings.source_v4, settings.source_host_mask_v4, hash)
@@ -245,14 +240,32 @@ pub fn send(
         ctx.ingress_ifindex() as u32
     };
     if nh.ifindex == 0 || nh.ifindex == ingress {
-        Ok(Encapsulated::Sent(Verdict::tx(GlobalCounter::Tx)))
+        count_sent(stats, frame_len, false);
+        Ok(Encapsulated::Sent(Verdict::forwarded_tx()))
     } else {
         // SAFETY: plain helper call.
         let rc = unsafe { bpf_redirect(nh.ifindex, 0) };
         if rc as u32 == xdp_action::XDP_REDIRECT {
-            Ok(Encapsulated::Sent(Verdict::redirect()))
+            count_sent(stats, frame_len, true);
+            Ok(Encapsulated::Sent(Verdict::forwarded_redirect()))
         } else {
             Err(Verdict::drop(GlobalCounter::DropInternal))
+        }
+    }
+}
+
+/// Counts a packet of `len` bytes sent to a backend in its record `stats`
+/// (which readers turn into the global `tx` and `redirect` too).
+#[inline(always)]
+fn count_sent(stats: Option<*mut BackendStats>, len: u64, redirected: bool) {
+    if let Some(s) = stats {
+        // SAFETY: this CPU's slot; XDP runs without preemption.
+        unsafe {
+            (*s).packets += 1;
+            (*s).bytes += len;
+            if redirected {
+                (*s).redirects += 1;
+            }
         }
     }
 }

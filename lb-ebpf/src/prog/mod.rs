@@ -62,8 +62,13 @@
 //!   IPv4 header (options included) + 8 bytes, or the IPv6 header + 8 bytes
 //!   (`IcmpTooBigSent`, out `XDP_TX`). IPv4 without DF is only dropped.
 //! - **Counters**: service packets/bytes for every packet matched to a service;
-//!   backend packets/bytes (frame length before encapsulation) for every packet
-//!   sent to it; backend `new_flows` on every fresh pick.
+//!   backend `new_flows` on every fresh pick. A packet forwarded to a backend
+//!   is counted in that backend's record alone, one lookup: its connection-
+//!   table hit, then once sent its packets/bytes (frame length before
+//!   encapsulation) and whether it was redirected. The global `conntrack_hit`,
+//!   `tx` and `redirect` are those records summed by the readers
+//!   (`lb_common::BackendStats::global_share`); the datapath never counts them
+//!   in `GLOBAL_STATS`.
 
 pub mod balance;
 pub mod classify;

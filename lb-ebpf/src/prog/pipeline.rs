@@ -34,7 +34,7 @@ fn lb_xdp(ctx: &XdpContext) -> Step<Verdict> {
     let p = parse(&pkt);
     let target = classify(&pkt, &p)?;
     let sel = balance::select(&pkt, &p, &target)?;
-    let verdict = match encap::send(ctx, &pkt, &p, &sel.key, sel.id, sel.backend, sel.hint)? {
+    let verdict = match encap::send(ctx, &pkt, &p, &sel)? {
         Encapsulated::Sent(v) => v,
         Encapsulated::TooBig { mtu } => too_big::reply(ctx, &pkt, &p, mtu),
     };

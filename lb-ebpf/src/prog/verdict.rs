@@ -60,10 +60,17 @@ impl Verdict {
         Self(xdp_action::XDP_TX)
     }
 
-    /// Redirects the frame (`bpf_redirect` was called), counting `Redirect`.
+    /// Sends a frame forwarded to a backend back out the ingress interface:
+    /// counted in the backend's record (`lb_common::BackendStats`), not here.
     #[inline(always)]
-    pub fn redirect() -> Self {
-        count(GlobalCounter::Redirect);
+    pub fn forwarded_tx() -> Self {
+        Self(xdp_action::XDP_TX)
+    }
+
+    /// Redirects a frame forwarded to a backend (`bpf_redirect` was called):
+    /// counted in the backend's record, not here.
+    #[inline(always)]
+    pub fn forwarded_redirect() -> Self {
         Self(xdp_action::XDP_REDIRECT)
     }
 }

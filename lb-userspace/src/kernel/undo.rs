@@ -6,8 +6,9 @@
 //! still describes them.
 //!
 //! Not journalled: zeroing the counters of an id the plan is about to give out
-//! (no packet can reach an id before a table refers to it, and the counters of
-//! an unused id are meaningless).
+//! (no packet can reach an id before a table refers to it). A backend id's
+//! shares of the global counters move into GLOBAL_STATS first and stay there
+//! (the totals are the same either way).
 
 use std::os::fd::{AsFd as _, OwnedFd};
 

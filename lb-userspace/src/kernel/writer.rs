@@ -158,9 +158,42 @@ impl Datapath {
         })
     }
 
+    /// Moves backend `id`'s shares of the global counters (`conntrack_hit`,
+    /// `tx`, `redirect`: [`BackendStats::global_share`]) into GLOBAL_STATS,
+    /// CPU by CPU, before its record is zeroed for reuse, so that those
+    /// counters never go back. The datapath never writes these three global
+    /// entries (it counts them in the backend records), so this read-add-write
+    /// races with no one.
+    fn fold_backend_shares(&mut self, id: u32) -> Result<(), KernelError> {
+        let stats: PerCpuArray<_, BackendStats> =
+            PerCpuArray::try_from(self.map_mut(lb_common::MAP_BACKEND_STATS)?)?;
+        let shares = stats.get(&id, 0)?;
+        let mut global: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.map_mut(lb_common::MAP_GLOBAL_STATS)?)?;
+        for c in lb_common::PER_BACKEND_GLOBALS {
+            if shares.iter().all(|s| s.global_share(c) == 0) {
+                continue;
+            }
+            let own = global.get(&(c as u32), 0)?;
+            let sums: Vec<u64> = own
+                .iter()
+                .zip(shares.iter())
+                .map(|(g, s)| g.wrapping_add(s.global_share(c)))
+                .collect();
+            let sums =
+                PerCpuValues::try_from(sums).map_err(|source| KernelError::PerCpuValues {
+                    map: lb_common::MAP_GLOBAL_STATS,
+                    source,
+                })?;
+            global.set(c as u32, sums, 0)?;
+        }
+        Ok(())
+    }
+
     fn apply_one(&mut self, op: &MapOp) -> Result<(), KernelError> {
         match op {
             MapOp::ZeroBackendStats { id } => {
+                self.fold_backend_shares(*id)?;
                 let zero = PerCpuValues::try_from(vec![BackendStats::default(); self.nr_cpus])
                     .map_err(|source| KernelError::PerCpuValues {
                         map: lb_common::MAP_BACKEND_STATS,

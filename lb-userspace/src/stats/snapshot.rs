@@ -107,7 +107,10 @@ pub struct Snapshot {
     pub last_apply_seconds: Option<f64>,
     /// Services in config order (empty without an applied state).
     pub services: Vec<ServiceSnapshot>,
-    /// Global counters, indexed like [`GlobalCounter::ALL`].
+    /// Global counters, indexed like [`GlobalCounter::ALL`]: the global
+    /// map's values plus, for `conntrack_hit`, `tx` and `redirect`, the
+    /// shares of every backend id the state names, applied or retired
+    /// (without a state, only the global map's values).
     pub global: Vec<u64>,
     /// True while the node drains (every VIP withdrawn, forwarding continues).
     pub draining: bool,
@@ -137,19 +140,27 @@ impl Snapshot {
             open(pin_dir, lb_common::MAP_SERVICE_STATS)?;
         let global_stats: PerCpuArray<MapData, u64> = open(pin_dir, lb_common::MAP_GLOBAL_STATS)?;
 
+        // Every backend id's record, applied or retired, holds its share of
+        // the global counters `conntrack_hit`, `tx` and `redirect`.
+        let mut shares = BackendStats::default();
         let mut services = Vec::new();
         for svc in state.map(|s| s.services.as_slice()).unwrap_or_default() {
             let s = read_sum(&service_stats, lb_common::MAP_SERVICE_STATS, svc.service_id)?;
             let mut backends = Vec::with_capacity(svc.backends.len());
             for b in &svc.backends {
                 let c = read_sum(&backend_stats, lb_common::MAP_BACKEND_STATS, b.id)?;
+                shares = shares.plus(c);
                 backends.push(BackendSnapshot {
                     address: b.address,
                     id: b.id,
                     state: b.state,
                     weight: b.weight,
                     slots: b.slots,
-                    counters: c,
+                    counters: BackendCounters {
+                        packets: c.packets,
+                        bytes: c.bytes,
+                        new_flows: c.new_flows,
+                    },
                 });
             }
             services.push(ServiceSnapshot {
@@ -166,13 +177,20 @@ impl Snapshot {
                 backends,
             });
         }
+        for r in state
+            .map(|s| s.retired_backends.as_slice())
+            .unwrap_or_default()
+        {
+            shares = shares.plus(read_sum(
+                &backend_stats,
+                lb_common::MAP_BACKEND_STATS,
+                r.id,
+            )?);
+        }
         let mut global = Vec::with_capacity(GlobalCounter::ALL.len());
         for c in GlobalCounter::ALL {
-            global.push(read_sum(
-                &global_stats,
-                lb_common::MAP_GLOBAL_STATS,
-                *c as u32,
-            )?);
+            let own = read_sum(&global_stats, lb_common::MAP_GLOBAL_STATS, *c as u32)?;
+            global.push(own.wrapping_add(shares.global_share(*c)));
         }
         Ok(Self {
             iface,
@@ -211,15 +229,11 @@ trait PerCpuSum: Sized {
 }
 
 impl PerCpuSum for BackendStats {
-    type Sum = BackendCounters;
-    fn sum(values: &[Self]) -> BackendCounters {
+    type Sum = BackendStats;
+    fn sum(values: &[Self]) -> BackendStats {
         values
             .iter()
-            .fold(BackendCounters::default(), |a, v| BackendCounters {
-                packets: a.packets.wrapping_add(v.packets),
-                bytes: a.bytes.wrapping_add(v.bytes),
-                new_flows: a.new_flows.wrapping_add(v.new_flows),
-            })
+            .fold(BackendStats::default(), |a, v| a.plus(*v))
     }
 }
 
