@@ -58,6 +58,40 @@ fn config(services: Vec<ServiceConfig>) -> Config {
     }
 }
 
+/// How the tests open the datapath on `net`'s load-balancer side (pins
+/// under `fs`), and its pin directory.
+fn options(net: &NetNsPair, fs: &TestBpffs) -> (OpenOptions, std::path::PathBuf) {
+    let dir = lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
+    let opts = OpenOptions {
+        pin_root: fs.root.clone(),
+        netns: net.lb_netns(),
+        conntrack_insert_budget: 0,
+        ifname: net.lb_if.clone(),
+        conntrack_entries: CONNTRACK,
+        mode: ModeChoice::Auto,
+        fresh: false,
+    };
+    (opts, dir)
+}
+
+/// Opens the datapath (inside its namespace) with the default settings, and
+/// a next hop through its interface for each of `backends`.
+fn open_with_next_hops(
+    opts: &OpenOptions,
+    backends: &[Ipv4Addr],
+) -> (Datapath, lb::plan::NextHops) {
+    let (mut dp, _) = Datapath::open(opts, None).unwrap();
+    dp.write_settings(&EncapConfig::default()).unwrap();
+    let next_hop = NextHop {
+        ifindex: dp.interface().ifindex,
+        mtu: 1500,
+        mac: NEXT_HOP_MAC,
+        source_mac: EGRESS_MAC,
+    };
+    let next_hops = backends.iter().map(|&b| (b.into(), next_hop)).collect();
+    (dp, next_hops)
+}
+
 /// The program loaded a second time over the agent's pinned maps: what a
 /// packet arriving now would get.
 struct Probe {
@@ -180,28 +214,10 @@ fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
 fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
     let net = NetNsPair::new("rb");
     let fs = TestBpffs::new("rb");
-    let dir = lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
-    let opts = OpenOptions {
-        pin_root: fs.root.clone(),
-        netns: net.lb_netns(),
-        conntrack_insert_budget: 0,
-        ifname: net.lb_if.clone(),
-        conntrack_entries: CONNTRACK,
-        mode: ModeChoice::Auto,
-        fresh: false,
-    };
+    let (opts, dir) = options(&net, &fs);
     let pins = dir.clone();
     in_netns(&net.lb, move || {
-        let (mut dp, _) = Datapath::open(&opts, None).unwrap();
-        dp.write_settings(&EncapConfig::default()).unwrap();
-        let next_hop = NextHop {
-            ifindex: dp.interface().ifindex,
-            mtu: 1500,
-            mac: NEXT_HOP_MAC,
-            source_mac: EGRESS_MAC,
-        };
-        let next_hops: lb::plan::NextHops =
-            [OLD, NEW].iter().map(|&b| (b.into(), next_hop)).collect();
+        let (mut dp, next_hops) = open_with_next_hops(&opts, &[OLD, NEW]);
         let first = Previous {
             next_hops: &next_hops,
             ..Previous::default()
@@ -289,27 +305,10 @@ fn global(dir: &Path, c: GlobalCounter, ids: u32) -> (u64, u64) {
 fn zeroing_a_backend_id_for_reuse_keeps_the_global_totals() {
     let net = NetNsPair::new("rz");
     let fs = TestBpffs::new("rz");
-    let dir = lb::kernel::pin_dir(&fs.root, net.lb_netns(), &net.lb_if);
-    let opts = OpenOptions {
-        pin_root: fs.root.clone(),
-        netns: net.lb_netns(),
-        conntrack_insert_budget: 0,
-        ifname: net.lb_if.clone(),
-        conntrack_entries: CONNTRACK,
-        mode: ModeChoice::Auto,
-        fresh: false,
-    };
+    let (opts, dir) = options(&net, &fs);
     let pins = dir.clone();
     in_netns(&net.lb, move || {
-        let (mut dp, _) = Datapath::open(&opts, None).unwrap();
-        dp.write_settings(&EncapConfig::default()).unwrap();
-        let next_hop = NextHop {
-            ifindex: dp.interface().ifindex,
-            mtu: 1500,
-            mac: NEXT_HOP_MAC,
-            source_mac: EGRESS_MAC,
-        };
-        let next_hops: lb::plan::NextHops = [(OLD.into(), next_hop)].into_iter().collect();
+        let (mut dp, next_hops) = open_with_next_hops(&opts, &[OLD]);
         let first = Previous {
             next_hops: &next_hops,
             ..Previous::default()

@@ -323,24 +323,47 @@ proptest! {
         steps in prop::collection::vec(step(), 1..24),
         faults in prop::collection::vec(fault(), 0..24),
     ) {
-        let mut h = Harness {
-            core: core(),
-            maps: MapsModel::default(),
-            faults: faults.into_iter(),
-            now: Instant::now(),
-            health: HealthSnapshot::all_up(),
-        };
-        h.step(Step::Reload(first, false))?;
-        for s in steps {
-            h.step(s)?;
-        }
-        // Ticks retry what failed; with no more faults the maps settle on the
-        // view the core holds, and that is the last wanted config.
-        h.faults = Vec::new().into_iter();
-        h.step(Step::Tick)?;
-        prop_assert!(!h.core.has_wanted());
-        prop_assert!(h.core.is_reconciled());
+        replay(first, steps, faults)?;
     }
+}
+
+/// Replays `first` then `steps`, the applies failing as `faults` say, then
+/// a tick with no more faults: ticks retry what failed, so the maps must
+/// settle on the view the core holds, and that is the last wanted config.
+fn replay(
+    first: Vec<ServiceSpec>,
+    steps: Vec<Step>,
+    faults: Vec<Fault>,
+) -> Result<Harness, TestCaseError> {
+    let mut h = Harness {
+        core: core(),
+        maps: MapsModel::default(),
+        faults: faults.into_iter(),
+        now: Instant::now(),
+        health: HealthSnapshot::all_up(),
+    };
+    h.step(Step::Reload(first, false))?;
+    for s in steps {
+        h.step(s)?;
+    }
+    h.faults = Vec::new().into_iter();
+    h.step(Step::Tick)?;
+    prop_assert!(!h.core.has_wanted());
+    prop_assert!(h.core.is_reconciled());
+    Ok(h)
+}
+
+/// A service that is not in the config.
+fn off() -> ServiceSpec {
+    (false, vec![ABSENT; 4], false, false, 0)
+}
+
+/// A backend position that is not in the config.
+const ABSENT: BackendSpec = (false, 0, false);
+
+/// A backend of weight `weight`, not draining.
+fn one(weight: u32) -> BackendSpec {
+    (true, weight, false)
 }
 
 /// Found by the property test in CI: a plan's rollback fails after its
@@ -349,32 +372,29 @@ proptest! {
 /// table (which a failed removal had touched) before it rewrites the entry.
 #[test]
 fn a_repair_may_refill_a_previous_table_with_its_own_slots() {
-    let off = |_: usize| (false, vec![(false, 0, false); 4], false, false, 0u8);
-    let none: Vec<ServiceSpec> = (0..4).map(off).collect();
-    let one = |weight: u32| (true, weight, false);
-    let absent = (false, 0, false);
-    let empty = (true, vec![absent; 4], false, false, 0);
+    let none = vec![off(); 4];
+    let empty = (true, vec![ABSENT; 4], false, false, 0);
     let steps = vec![
         Step::Reload(none.clone(), false),
         Step::Reload(
             vec![
-                (true, vec![absent, one(1), absent, absent], false, false, 0),
+                (true, vec![ABSENT, one(1), ABSENT, ABSENT], false, false, 0),
                 empty.clone(),
-                (true, vec![absent, absent, one(0), one(0)], false, false, 0),
-                (true, vec![one(0), absent, absent, absent], false, false, 0),
+                (true, vec![ABSENT, ABSENT, one(0), one(0)], false, false, 0),
+                (true, vec![one(0), ABSENT, ABSENT, ABSENT], false, false, 0),
             ],
             false,
         ),
         Step::Health(vec![false; 16]),
-        Step::Reload(vec![off(0), off(1), empty.clone(), empty], false),
+        Step::Reload(vec![off(), off(), empty.clone(), empty], false),
         Step::Reload(none.clone(), false),
         // Service 0 turns GUE with second chance; service 1 gets backends.
         Step::Reload(
             vec![
-                (true, vec![absent, absent, absent, one(1)], false, false, 1),
-                (true, vec![one(1), one(0), absent, absent], false, false, 0),
-                off(2),
-                off(3),
+                (true, vec![ABSENT, ABSENT, ABSENT, one(1)], false, false, 1),
+                (true, vec![one(1), one(0), ABSENT, ABSENT], false, false, 0),
+                off(),
+                off(),
             ],
             false,
         ),
@@ -390,26 +410,7 @@ fn a_repair_may_refill_a_previous_table_with_its_own_slots() {
         // Lands up to the flip of service 0 to its spare table.
         Fault::Uncertain(30),
     ];
-    let mut h = Harness {
-        core: core(),
-        maps: MapsModel::default(),
-        faults: faults.into_iter(),
-        now: Instant::now(),
-        health: HealthSnapshot::all_up(),
-    };
-    let run = |h: &mut Harness| -> Result<(), TestCaseError> {
-        h.step(Step::Reload(none, false))?;
-        for s in steps {
-            h.step(s)?;
-        }
-        h.faults = Vec::new().into_iter();
-        h.step(Step::Tick)
-    };
-    if let Err(e) = run(&mut h) {
-        panic!("{e}");
-    }
-    assert!(!h.core.has_wanted());
-    assert!(h.core.is_reconciled());
+    let h = replay(none, steps, faults).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         h.maps
             .services
@@ -423,10 +424,7 @@ fn a_repair_may_refill_a_previous_table_with_its_own_slots() {
 /// next hop's backend entry (not LIVE, as the view says) met that table.
 #[test]
 fn a_next_hop_written_after_a_failed_apply_repairs_first() {
-    let off = |_: usize| (false, vec![(false, 0, false); 4], false, false, 0u8);
-    let none: Vec<ServiceSpec> = (0..4).map(off).collect();
-    let one = |weight: u32| (true, weight, false);
-    let absent = (false, 0, false);
+    let none = vec![off(); 4];
     let mut down = vec![false; 16];
     // 198.18.3.3 of service 0 and 2001:2::3:1 of service 3.
     down[2] = true;
@@ -436,19 +434,19 @@ fn a_next_hop_written_after_a_failed_apply_repairs_first() {
         Step::Health(down),
         Step::Reload(
             vec![
-                (true, vec![absent, absent, one(0), absent], false, false, 0),
-                (true, vec![absent; 4], false, false, 0),
-                off(2),
-                (true, vec![one(0), absent, one(0), absent], true, false, 0),
+                (true, vec![ABSENT, ABSENT, one(0), ABSENT], false, false, 0),
+                (true, vec![ABSENT; 4], false, false, 0),
+                off(),
+                (true, vec![one(0), ABSENT, one(0), ABSENT], true, false, 0),
             ],
             false,
         ),
         Step::Reload(
             vec![
-                off(0),
-                off(1),
-                off(2),
-                (true, vec![one(1), absent, absent, absent], false, false, 0),
+                off(),
+                off(),
+                off(),
+                (true, vec![one(1), ABSENT, ABSENT, ABSENT], false, false, 0),
             ],
             false,
         ),
@@ -463,24 +461,5 @@ fn a_next_hop_written_after_a_failed_apply_repairs_first() {
         Fault::Uncertain(8),
         Fault::None,
     ];
-    let mut h = Harness {
-        core: core(),
-        maps: MapsModel::default(),
-        faults: faults.into_iter(),
-        now: Instant::now(),
-        health: HealthSnapshot::all_up(),
-    };
-    let run = |h: &mut Harness| -> Result<(), TestCaseError> {
-        h.step(Step::Reload(none, false))?;
-        for s in steps {
-            h.step(s)?;
-        }
-        h.faults = Vec::new().into_iter();
-        h.step(Step::Tick)
-    };
-    if let Err(e) = run(&mut h) {
-        panic!("{e}");
-    }
-    assert!(!h.core.has_wanted());
-    assert!(h.core.is_reconciled());
+    replay(none, steps, faults).unwrap_or_else(|e| panic!("{e}"));
 }
