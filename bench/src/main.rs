@@ -49,15 +49,18 @@ fn main() -> Result<()> {
         katran::check_objects(dir)?;
     }
     let wanted = |s: Section| only.is_none_or(|o| o == s);
+    let established_only = only == Some(Section::Established);
     let mut report = Report::new(quick);
-    if wanted(Section::PerPacket) {
+    if wanted(Section::PerPacket) || established_only {
         // BPF_PROG_TEST_RUN runs the program on the calling CPU: one fixed CPU
         // keeps caches and per-CPU maps comparable between cases. The rate
         // section places its own threads, so the pin is undone after this.
         let saved = current_affinity();
         pin_to_last_cpu();
-        per_packet::run(&mut report, quick)?;
-        versus_katran::run(&mut report, quick, katran.as_deref())?;
+        if !established_only {
+            per_packet::run(&mut report, quick)?;
+        }
+        versus_katran::run(&mut report, quick, katran.as_deref(), established_only)?;
         restore_affinity(&saved);
     }
     if wanted(Section::Rate) {

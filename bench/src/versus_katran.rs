@@ -88,7 +88,12 @@ fn ratio(lb: &Figure, katran: &Figure) -> (f64, f64, f64) {
 /// says why it skips them; a quick run still runs lb's side of every case
 /// (the verdict and frame checks, the interleaving) so that the code stays
 /// exercised without Katran.
-pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Result<()> {
+pub(crate) fn run(
+    report: &mut Report,
+    quick: bool,
+    katran: Option<&Path>,
+    established_only: bool,
+) -> Result<()> {
     if katran.is_none() && !quick {
         report.note(
             "lb vs Katran: skipped (no --katran DIR; build Katran's objects with \
@@ -126,6 +131,25 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
         bench: &mut bench,
         sizes,
         net: &net,
+    };
+
+    let description = match katran {
+        Some(dir) => format!(
+            "lb vs Katran: Katran's balancer.bpf.c from {} ({} and {}: MAX_CONN_RATE raised so \
+             every new flow is inserted), one TCP VIP {VIP}:80, {BACKENDS} IPv4 reals, a {}-slot \
+             ring, one {}-flow LRU per CPU; runs interleaved lb, Katran (, Katran insert), \
+             {} runs x {} passes each, behind the same wrapper (its {:.1} ns replaced by the \
+             empty program's {pass:.1} ns); ratios are the median of the runs' own lb/Katran ratios",
+            dir.display(),
+            DEFAULT_OBJECT,
+            INSERT_OBJECT,
+            crate::katran::RING_SIZE,
+            crate::katran::LRU_SIZE,
+            sizes.runs,
+            sizes.passes.max(per_packet::MIN_PASSES),
+            wrapper - pass,
+        ),
+        None => "lb vs Katran: no --katran DIR, lb's side only (smoke run)".into(),
     };
 
     // Hot: one established flow, pinned in both beforehand.
@@ -193,6 +217,10 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
         "cold case: lb found only {hits} flows in {passes} passes; the pinned flows were not found"
     );
     ctx.no_more_misses(&default, misses_before, "cold")?;
+    if established_only {
+        report.note(description + "; established flows only (--only established)");
+        return Ok(());
+    }
 
     let syn = per_packet::frame(CLIENT, VIP, Tcp::Syn)?;
     let new_flow = Case {
@@ -231,24 +259,7 @@ pub(crate) fn run(report: &mut Report, quick: bool, katran: Option<&Path>) -> Re
     };
     ctx.case(&unserved, &lb_c, &[(&default_c, Some(NOT_SERVED_MAX))])?;
 
-    report.note(match katran {
-        Some(dir) => format!(
-            "lb vs Katran: Katran's balancer.bpf.c from {} ({} and {}: MAX_CONN_RATE raised so \
-             every new flow is inserted), one TCP VIP {VIP}:80, {BACKENDS} IPv4 reals, a {}-slot \
-             ring, one {}-flow LRU per CPU; runs interleaved lb, Katran (, Katran insert), \
-             {} runs x {} passes each, behind the same wrapper (its {:.1} ns replaced by the \
-             empty program's {pass:.1} ns); ratios are the median of the runs' own lb/Katran ratios",
-            dir.display(),
-            DEFAULT_OBJECT,
-            INSERT_OBJECT,
-            crate::katran::RING_SIZE,
-            crate::katran::LRU_SIZE,
-            sizes.runs,
-            sizes.passes.max(per_packet::MIN_PASSES),
-            wrapper - pass,
-        ),
-        None => "lb vs Katran: no --katran DIR, lb's side only (smoke run)".into(),
-    });
+    report.note(description);
     Ok(())
 }
 

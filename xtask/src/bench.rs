@@ -12,7 +12,8 @@ pub struct Args {
     /// Tiny configuration: checks the benchmark code runs (numbers meaningless).
     #[arg(long)]
     pub quick: bool,
-    /// Run one section only: per-packet, rate or control-plane.
+    /// Run one section only: per-packet, rate or control-plane (or
+    /// established: the lb-against-Katran rows of established flows only).
     #[arg(long, value_name = "SECTION")]
     pub only: Option<String>,
     /// Also measure Katran's XDP balancer against lb in the per-packet
