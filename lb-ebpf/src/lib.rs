@@ -10,5 +10,5 @@ pub mod keys;
 pub mod parse;
 pub mod wire;
 
-pub use parse::{Kind, Parsed, destination, parse};
+pub use parse::{Kind, Parsed, destination, parse, plain_service_port};
 pub use wire::packet::Packet;

@@ -99,6 +99,33 @@ pub fn destination(pkt: &Packet) -> Option<([u32; 4], u8)> {
     }
 }
 
+/// The service port a plain TCP or UDP frame asks for, read before the
+/// parse: its destination port (network order) and protocol when it is IPv4
+/// without options and not a fragment, or IPv6 without extension headers
+/// (`family` as [`destination`] found it), and its port bytes lie in the
+/// frame; `None` for any other frame. For such a frame [`parse`] finds the
+/// same port and protocol ([`Kind::Tcp`] / [`Kind::Udp`]) or calls it
+/// [`Kind::Malformed`] (a length field lies), nothing else: what the VIP
+/// filter needs to pass a packet to a port no service serves before the rest
+/// is parsed.
+#[inline(always)]
+pub fn plain_service_port(pkt: &Packet, family: u8) -> Option<(u16, u8)> {
+    let (protocol, l4_off) = if family == FAMILY_V4 {
+        let ip = pkt.view::<Ipv4Hdr>(ETH_LEN)?;
+        let (version_ihl, frag_off) = (ip.version_ihl(), ip.frag_off());
+        if version_ihl != 0x45 || u16::from_be(frag_off) & (IP_MF | IP_OFFSET) != 0 {
+            return None;
+        }
+        (ip.protocol(), ETH_LEN + IPV4_LEN)
+    } else {
+        (pkt.view::<Ipv6Hdr>(ETH_LEN)?.next_hdr(), ETH_LEN + IPV6_LEN)
+    };
+    if protocol != PROTO_TCP && protocol != PROTO_UDP {
+        return None;
+    }
+    Some((pkt.view::<[u16; 2]>(l4_off)?.get()[1], protocol))
+}
+
 #[inline(always)]
 fn parse_v4(pkt: &Packet, out: &mut Parsed) {
     let Some(ip) = pkt.view::<Ipv4Hdr>(ETH_LEN) else {

@@ -499,6 +499,54 @@ fn lying_length_fields_to_a_vip_are_dropped_as_malformed() {
 }
 
 #[test]
+fn packets_to_a_vips_unserved_port_pass_before_the_parse_even_if_malformed() {
+    let lb = setup();
+    // Served ports' malformed packets are dropped (the test above); on a port
+    // no service serves, the VIP filter passes a plain TCP/UDP frame before
+    // anything but its port is read, lying length fields or not.
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    cases.push((
+        "IPv4 TCP ACK to port 22",
+        tcp_v4(CLIENT4, 40011, VIP4, 22, Tcp::Ack, b"x", &V4::default()),
+    ));
+    cases.push((
+        "IPv6 UDP to port 54",
+        udp_v6(CLIENT6, 40011, VIP6, 54, b"x"),
+    ));
+    let mut f = tcp_v4(CLIENT4, 40011, VIP4, 22, Tcp::Ack, b"x", &V4::default());
+    f[34 + 12] = 0x40;
+    cases.push(("IPv4 TCP to port 22, data offset 4", f));
+    let mut f = udp_v4(CLIENT4, 5353, VIP4, 54, b"query");
+    f[16..18].copy_from_slice(&200u16.to_be_bytes());
+    cases.push(("IPv4 UDP to port 54, total length beyond the frame", f));
+    let mut f = udp_v6(CLIENT6, 5353, VIP6, 54, b"query");
+    f[14 + 40 + 4..14 + 40 + 6].copy_from_slice(&7u16.to_be_bytes());
+    cases.push(("IPv6 UDP to port 54, length below its header", f));
+    for (what, f) in &cases {
+        let (action, out) = lb.run(f);
+        assert_eq!((action, &out), (XDP_PASS, f), "{what}");
+    }
+    assert_eq!(
+        lb.nonzero_globals(),
+        vec![(G::PassNotVip, cases.len() as u64)]
+    );
+    // A UDP packet to the UDP service's port is served; the same port over
+    // TCP is not.
+    let mut f = tcp_v4(CLIENT4, 40011, VIP4, 53, Tcp::Ack, b"x", &V4::default());
+    f[34 + 12] = 0x40;
+    let (action, out) = lb.run(&f);
+    assert_eq!(
+        (action, &out),
+        (XDP_PASS, &f),
+        "TCP to the UDP service's port"
+    );
+    let mut f = udp_v4(CLIENT4, 5353, VIP4, 53, b"query");
+    f[34 + 4..34 + 6].copy_from_slice(&7u16.to_be_bytes());
+    assert_eq!(lb.run(&f).0, XDP_DROP, "malformed UDP to the UDP service");
+    assert_eq!(lb.global(G::DropMalformed), 1);
+}
+
+#[test]
 fn fragments_to_a_vip_are_dropped_and_others_pass() {
     let lb = setup();
     // IPv4 first fragment (MF) carrying the ports.

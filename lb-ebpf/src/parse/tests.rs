@@ -381,3 +381,75 @@ fn destination_agrees_with_parse() {
         ([u32::from_ne_bytes([198, 18, 100, 1]), 0, 0, 0], FAMILY_V4)
     );
 }
+
+#[test]
+fn plain_service_port_agrees_with_parse() {
+    let mut lying_tcp = eth(0x0800, &ipv4(6, &[], 0, &tcp(0x10)));
+    lying_tcp[14 + 20 + 12] = 0x40; // data offset 4
+    let mut lying_v4_len = eth(0x0800, &ipv4(17, &[], 0, &udp(14)));
+    lying_v4_len[16..18].copy_from_slice(&200u16.to_be_bytes());
+    let mut bad_v6_version = eth(0x86dd, &ipv6(6, &tcp(0x10)));
+    bad_v6_version[14] = 0x40;
+    let frames = [
+        // Plain: the port and protocol are read early.
+        eth(0x0800, &ipv4(6, &[], 0, &tcp(0x02))),
+        eth(0x0800, &ipv4(17, &[], 0, &udp(14))),
+        eth(0x86dd, &ipv6(6, &tcp(0x10))),
+        eth(0x86dd, &ipv6(17, &udp(14))),
+        lying_tcp,
+        lying_v4_len,
+        bad_v6_version,
+        // Not plain: parsed in full.
+        eth(0x0800, &ipv4(6, &[1, 1, 1, 1], 0, &tcp(0x02))),
+        eth(0x0800, &ipv4(17, &[], 0x2000, &udp(14))),
+        eth(0x0800, &ipv4(17, &[], 0x0001, &udp(14))),
+        eth(0x0800, &ipv4(1, &[], 0, &[8, 0, 0, 0, 0, 0, 0, 0])),
+        eth(0x86dd, &ipv6(44, &[17, 0, 0, 0, 0, 0, 0, 1])),
+        eth(0x0800, &ipv4(6, &[], 0, &[0x30, 0x39, 0])),
+        eth(0x86dd, &ipv6(17, &[0x30, 0x39])),
+    ];
+    let mut plain = 0;
+    for f in frames {
+        let mut copy = f.clone();
+        let pkt = Packet::from_slice(&mut copy);
+        let (_, family) = destination(&pkt).unwrap();
+        let p = run(&f);
+        match plain_service_port(&pkt, family) {
+            Some((port, protocol)) => {
+                plain += 1;
+                assert!(
+                    matches!(p.kind, Kind::Tcp | Kind::Udp | Kind::Malformed),
+                    "{f:?}: {:?}",
+                    p.kind
+                );
+                if p.kind != Kind::Malformed {
+                    assert_eq!((port, protocol), (p.dst_port, p.protocol), "{f:?}");
+                }
+            }
+            None => assert!(
+                !matches!(p.kind, Kind::Tcp | Kind::Udp)
+                    || p.l4_off != 14 + if family == FAMILY_V4 { 20 } else { 40 },
+                "{f:?}: a plain frame not recognised"
+            ),
+        }
+    }
+    assert_eq!(plain, 7);
+    // Truncated anywhere: never a read past the frame, and no port before
+    // the port bytes are there.
+    for (frame, ports_end) in [
+        (eth(0x0800, &ipv4(6, &[], 0, &tcp(0x10))), 14 + 20 + 4),
+        (eth(0x86dd, &ipv6(17, &udp(14))), 14 + 40 + 4),
+    ] {
+        for cut in 14..frame.len() {
+            let mut guarded = GuardedFrame::new(&frame[..cut]);
+            let pkt = guarded.packet();
+            let family = if frame[12] == 0x08 {
+                FAMILY_V4
+            } else {
+                FAMILY_V6
+            };
+            let found = plain_service_port(&pkt, family);
+            assert_eq!(found.is_some(), cut >= ports_end, "cut at {cut}");
+        }
+    }
+}

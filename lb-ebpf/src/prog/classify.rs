@@ -1,10 +1,11 @@
 //! Stage 2, classify: what a parsed frame asks of the load balancer. Frames
 //! that are not for a service get their verdict here; ICMP goes to its leaf,
 //! [`crate::prog::icmp`]. Before the parse, [`to_a_vip_address`] passes a frame
-//! whose destination is certainly not a VIP on one filter read.
+//! whose destination is certainly not a VIP on one filter read, and a plain
+//! TCP/UDP frame to a port no service serves on two more.
 
 use lb_common::GlobalCounter;
-use lb_ebpf::{Kind, Packet, Parsed, destination};
+use lb_ebpf::{Kind, Packet, Parsed, destination, plain_service_port};
 
 use crate::prog::{
     icmp::{self, FlowError},
@@ -20,27 +21,55 @@ pub enum Target {
     IcmpError(FlowError),
 }
 
+/// What the filter stage ([`to_a_vip_address`]) checked of a frame it let on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Filtered {
+    /// The destination's bit only.
+    Address,
+    /// A plain TCP/UDP frame ([`plain_service_port`]): its service's bits
+    /// too, so that [`classify`] need not read them again.
+    ServicePort,
+}
+
 /// Stage 1, before the parse: a frame that is not IP, or whose destination's
 /// VIP filter bit is clear, passes (`pass_not_vip`) on one array read and the
 /// two header views, without parsing the rest: whatever else it holds, every
-/// branch of [`classify`] would pass it the same way.
+/// branch of [`classify`] would pass it the same way. A plain TCP/UDP frame
+/// ([`plain_service_port`]: IPv4 without options and not a fragment, IPv6
+/// without extension headers) to a port whose service bits are clear (no
+/// service, no port-0 wildcard) passes too, on two more array reads: the
+/// parse would find it TCP/UDP to that port, which [`classify`] passes the
+/// same way, or malformed (a length field lies), which a port no service
+/// serves passes as well (the host's stack drops it), without the parse.
 #[inline(always)]
-pub fn to_a_vip_address(pkt: &Packet) -> Step<()> {
-    match destination(pkt) {
-        Some((dst, family)) if maybe_vip(&dst, family) => Ok(()),
-        _ => Err(Verdict::pass_not_vip()),
+pub fn to_a_vip_address(pkt: &Packet) -> Step<Filtered> {
+    let Some((dst, family)) = destination(pkt) else {
+        return Err(Verdict::pass_not_vip());
+    };
+    if !maybe_vip(&dst, family) {
+        return Err(Verdict::pass_not_vip());
+    }
+    match plain_service_port(pkt, family) {
+        None => Ok(Filtered::Address),
+        Some((port, protocol)) if maybe_service_of_vip(&dst, port, protocol, family) => {
+            Ok(Filtered::ServicePort)
+        }
+        Some(_) => Err(Verdict::pass_not_vip()),
     }
 }
 
-/// Classifies the parsed frame `p` (of a frame [`to_a_vip_address`] let on).
+/// Classifies the parsed frame `p` (of a frame [`to_a_vip_address`] let on,
+/// having checked what `filtered` says).
 #[inline(always)]
-pub fn classify(pkt: &Packet, p: &Parsed) -> Step<Target> {
+pub fn classify(pkt: &Packet, p: &Parsed, filtered: Filtered) -> Step<Target> {
     match p.kind {
         // Packets no service can serve pass after the VIP filter (its service
         // bits: no hash lookup at all; the address's bit was checked before
-        // the parse).
+        // the parse, a plain frame's service bits too).
         Kind::Tcp | Kind::Udp => {
-            if maybe_service_of_vip(&p.dst, p.dst_port, p.protocol, p.family) {
+            if filtered == Filtered::ServicePort
+                || maybe_service_of_vip(&p.dst, p.dst_port, p.protocol, p.family)
+            {
                 Ok(Target::Flow)
             } else {
                 Err(Verdict::pass_not_vip())

@@ -27,7 +27,9 @@
 //!   a VIP" without any hash lookup (set bits only mean "maybe"). For TCP/UDP
 //!   the bits of the service (address, port, protocol) and of the address's
 //!   port-0 wildcard must be set too: a packet to a port no service serves
-//!   passes (`PassNotVip`) without touching the connection table.
+//!   passes (`PassNotVip`) without touching the connection table; a plain
+//!   frame (`lb_ebpf::plain_service_port`) before the parse, so even when its
+//!   length fields lie (a served port's malformed packet is `DropMalformed`).
 //! - **Established flows first**: TCP/UDP non-SYN packets look their 5-tuple up
 //!   in the connection table before the service; a valid entry is forwarded at
 //!   once and counted on the backend entry's `service_id`.

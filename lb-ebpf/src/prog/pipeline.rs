@@ -30,9 +30,9 @@ pub fn run(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 fn lb_xdp(ctx: &XdpContext) -> Step<Verdict> {
     let pkt = frame(ctx);
-    to_a_vip_address(&pkt)?;
+    let filtered = to_a_vip_address(&pkt)?;
     let p = parse(&pkt);
-    let target = classify(&pkt, &p)?;
+    let target = classify(&pkt, &p, filtered)?;
     let sel = balance::select(&pkt, &p, &target)?;
     let verdict = match encap::send(ctx, &pkt, &p, &sel)? {
         Encapsulated::Sent(v) => v,
