@@ -20,6 +20,18 @@ pub enum Target {
         /// The baseline's figure in this run.
         base: f64,
     },
+    /// The median of the figure's runs' own ratios to a baseline run right
+    /// before each (`ratio`, baseline named `of`) must be at most `bound`:
+    /// for figures judged against the empty program, whose cost is of the
+    /// order of this VM's swings between minutes.
+    RunRatioAtMost {
+        /// Largest allowed ratio.
+        bound: f64,
+        /// The baseline's short name (`pass`).
+        of: &'static str,
+        /// The median of the runs' ratios.
+        ratio: f64,
+    },
 }
 
 impl Target {
@@ -29,6 +41,7 @@ impl Target {
             Target::AtMost(t) => value <= t,
             Target::AtLeast(t) => value >= t,
             Target::RatioAtMost { bound, base, .. } => value / base <= bound,
+            Target::RunRatioAtMost { bound, ratio, .. } => ratio <= bound,
         }
     }
 
@@ -38,6 +51,7 @@ impl Target {
             Target::AtMost(t) => format!("<={t}"),
             Target::AtLeast(t) => format!(">={t}"),
             Target::RatioAtMost { bound, of, .. } => format!("<={bound}x {of}"),
+            Target::RunRatioAtMost { bound, of, .. } => format!("<={bound}x {of}, paired"),
         }
     }
 
@@ -45,7 +59,7 @@ impl Target {
     pub fn bound(self) -> f64 {
         match self {
             Target::AtMost(t) | Target::AtLeast(t) => t,
-            Target::RatioAtMost { bound, .. } => bound,
+            Target::RatioAtMost { bound, .. } | Target::RunRatioAtMost { bound, .. } => bound,
         }
     }
 }
