@@ -1,6 +1,7 @@
 //! `lb_xdp` as a pipeline of stages, none of which calls back into an earlier
-//! one: the VIP filter on the destination ([`to_a_vip_address`]) -> parse
-//! ([`lb_ebpf::parse`]) -> classify ([`classify`], ICMP a leaf of it) ->
+//! one: the VIP filter on the destination and a plain TCP/UDP frame's port
+//! ([`to_a_vip_address`]) -> parse ([`lb_ebpf::parse`]) -> classify
+//! ([`classify`], told what the filter checked; ICMP a leaf of it) ->
 //! select a backend ([`balance`]) -> encapsulate ([`encap`], or answer "too
 //! big": [`too_big`]) -> verdict. Each stage returns a [`Step`]: an early
 //! verdict is an `Err`, so that it reads as `?`.
