@@ -14,7 +14,7 @@
 //! | [`MAP_GLOBAL_STATS`] | per-CPU array | [`crate::GlobalCounter`] -> `u64` |
 //! | [`MAP_DECAP_ADDRS`] | hash | [`DecapKey`] -> `u32` (unused value) |
 //! | [`MAP_DECAP_STATS`] | per-CPU array | [`DecapCounter`] -> `u64` |
-//! | [`MAP_VIP_FILTER`] | array | word -> `u64` bits of [`crate::vip_filter_bit`] and [`crate::service_filter_bit`] |
+//! | [`MAP_VIP_FILTER`] | array (1; global data, not pinned) | 0 -> [`VipFilterBits`]: the `u64` words of [`crate::vip_filter_bit`] and [`crate::service_filter_bit`] |
 //! | [`MAP_FLOW_TABLE_CONFIG`] | array (1) | 0 -> [`FlowTableConfig`] (hash secret, insert budget) |
 //! | [`MAP_FLOW_INSERTS`] | per-CPU array (1) | 0 -> [`FlowInsertWindow`] |
 //!
@@ -55,8 +55,20 @@ pub const MAP_GLOBAL_STATS: &str = "GLOBAL_STATS";
 pub const MAP_DECAP_ADDRS: &str = "DECAP_ADDRS";
 /// Decapsulator counters name.
 pub const MAP_DECAP_STATS: &str = "DECAP_STATS";
-/// VIP address filter bitmap name (see [`crate::vip_filter`]).
-pub const MAP_VIP_FILTER: &str = "VIP_FILTER";
+/// VIP address filter bitmap (see [`crate::vip_filter`]): the datapath's
+/// global `VIP_FILTER` in an ELF section of its own, which the loader makes a
+/// one-entry array whose value is the whole bitmap ([`VipFilterBits`]). The
+/// program reads its words at a fixed address, with no map lookup. Not
+/// pinned: every load of the program gets a fresh one, which the agent fills
+/// before the program is attached.
+pub const MAP_VIP_FILTER: &str = ".bss.vip_filter";
+
+/// Pin name of the VIP filter in releases that pinned it (an array of
+/// words); the agent removes such a leftover pin when it adopts the others.
+pub const LEGACY_PIN_VIP_FILTER: &str = "VIP_FILTER";
+
+/// The value of [`MAP_VIP_FILTER`]: the whole bitmap.
+pub type VipFilterBits = [u64; crate::VIP_FILTER_WORDS as usize];
 
 /// Connection-table secret and insert budget (see [`FlowTableConfig`]).
 pub const MAP_FLOW_TABLE_CONFIG: &str = "FLOW_TABLE_CONFIG";

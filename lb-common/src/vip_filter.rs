@@ -5,7 +5,8 @@
 //! bit per [`vip_filter_bit`] value; the agent sets the bit of every VIP address
 //! it serves (and clears bits no VIP uses any more, after the VIP is gone). A
 //! clear bit proves the address is not a VIP, so the packet passes after one
-//! array read, which the verifier inlines. A set bit only says "maybe": the
+//! read of the bitmap (a global of the program: a load at a fixed address,
+//! no map lookup). A set bit only says "maybe": the
 //! datapath goes on to its hash lookups, so collisions cost time, never
 //! correctness.
 //!
@@ -13,7 +14,7 @@
 //! address, port and protocol; the port-0 wildcard service of an address has
 //! the bit of port 0). A TCP/UDP packet is only looked at further when the bit
 //! of its own port or of port 0 is set, so a packet to a VIP address on a port
-//! no service serves also passes after two array reads, with no hash lookup
+//! no service serves also passes after two more reads, with no hash lookup
 //! (connection table included).
 //!
 //! [`MAP_VIP_FILTER`]: crate::MAP_VIP_FILTER
@@ -24,6 +25,9 @@ use crate::flow::FAMILY_V6;
 pub const VIP_FILTER_WORDS: u32 = 1024;
 /// Bits of the filter bitmap.
 pub const VIP_FILTER_BITS: u32 = VIP_FILTER_WORDS * 64;
+
+// The datapath bounds a word index with a mask.
+const _: () = assert!(VIP_FILTER_WORDS.is_power_of_two());
 
 /// The filter bit of address `addr` (network-order words, IPv4 in word 0) of
 /// `family`: a cheap fold of the address, in `0..VIP_FILTER_BITS`.

@@ -9,13 +9,23 @@ use lb_common::{
     BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
     DecapKey, FlowBucket, FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
     MAX_DECAP_ADDRS, MAX_DECAP_GUE_PORTS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES,
-    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipKey, counters::GLOBAL_COUNTER_COUNT,
+    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipFilterBits, VipKey,
+    counters::GLOBAL_COUNTER_COUNT,
 };
 
 /// VIP address filter bitmap (`lb_common::vip_filter`): checked before any
-/// hash lookup, so traffic that is not for a VIP costs one array read.
-#[btf_map]
-pub static VIP_FILTER: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
+/// hash lookup, so traffic that is not for a VIP costs one read.
+///
+/// A global in a section of its own (`lb_common::MAP_VIP_FILTER`), not a map
+/// definition: the loader makes it a one-entry array, and the program reads
+/// a word at a fixed address plus the word's offset. A map lookup would
+/// store the index on the stack for the verifier's inlined lookup to load it
+/// back, a store-to-load round trip and a bounds check on the way of every
+/// packet. The agent writes the words (the whole value at once, see
+/// `lb-userspace`'s `kernel::vip_filter`); reads are volatile.
+#[unsafe(link_section = ".bss.vip_filter")]
+#[unsafe(no_mangle)]
+pub static mut VIP_FILTER: VipFilterBits = [0; VIP_FILTER_WORDS as usize];
 
 /// (VIP, port, protocol) -> service, and one address marker per VIP address.
 #[btf_map]

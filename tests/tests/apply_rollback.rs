@@ -93,9 +93,11 @@ fn open_with_next_hops(
 }
 
 /// The program loaded a second time over the agent's pinned maps: what a
-/// packet arriving now would get.
+/// packet arriving now would get. Its VIP filter (each program's own) is
+/// copied from the attached program's before every packet.
 struct Probe {
     ebpf: Ebpf,
+    dir: std::path::PathBuf,
 }
 
 impl Probe {
@@ -117,12 +119,15 @@ impl Probe {
             .try_into()
             .unwrap();
         prog.load().expect("load lb_xdp");
-        Probe { ebpf }
+        Probe {
+            ebpf,
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// A new TCP flow (SYN from `client_port`) to `vip`:80: the action and,
     /// when encapsulated, the backend (outer IPv4 destination).
-    fn send(&self, vip: Ipv4Addr, client_port: u16) -> (u32, Option<Ipv4Addr>) {
+    fn send(&mut self, vip: Ipv4Addr, client_port: u16) -> (u32, Option<Ipv4Addr>) {
         let (action, out) = self.packet(vip, client_port, Tcp::Syn);
         let ipip = out.len() > 34 && out[14] >> 4 == 4 && out[14 + 9] == 4;
         let backend = ipip.then(|| Ipv4Addr::new(out[30], out[31], out[32], out[33]));
@@ -131,7 +136,11 @@ impl Probe {
 
     /// One packet of `client_port`'s flow to `vip`:80: the action and the
     /// frame out.
-    fn packet(&self, vip: Ipv4Addr, client_port: u16, tcp: Tcp) -> (u32, Vec<u8>) {
+    fn packet(&mut self, vip: Ipv4Addr, client_port: u16, tcp: Tcp) -> (u32, Vec<u8>) {
+        let attached = lb_tests::harness::attached_vip_filter(&self.dir);
+        let mut filter: Array<_, lb_common::VipFilterBits> =
+            Array::try_from(self.ebpf.map_mut(lb_common::MAP_VIP_FILTER).unwrap()).unwrap();
+        filter.set(0, attached, 0).unwrap();
         let frame = tcp_v4(CLIENT, client_port, vip, 80, tcp, b"", &V4::default());
         let prog: &Xdp = self
             .ebpf
@@ -153,7 +162,7 @@ impl Probe {
     }
 
     /// The backend a new flow to `vip` reaches (it must be forwarded).
-    fn backend(&self, vip: Ipv4Addr, client_port: u16) -> Ipv4Addr {
+    fn backend(&mut self, vip: Ipv4Addr, client_port: u16) -> Ipv4Addr {
         let (action, backend) = self.send(vip, client_port);
         assert!(
             action == XDP_TX || action == XDP_REDIRECT,
@@ -189,8 +198,7 @@ fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
         .map(|(k, v)| (key_bytes(&k), v))
         .collect();
     let web = vips[&key_bytes(web_key)];
-    let filter: Array<MapData, u64> =
-        Array::try_from(Map::Array(open(lb_common::MAP_VIP_FILTER))).unwrap();
+    let filter = lb_tests::harness::attached_vip_filter(dir);
     let backends: Array<MapData, BackendEntry> =
         Array::try_from(Map::Array(open(lb_common::MAP_BACKENDS))).unwrap();
     let outer: ArrayOfMaps<MapData, Array<MapData, u32>> =
@@ -198,9 +206,7 @@ fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
     let table = outer.get(&web.table_index, 0).unwrap();
     Maps {
         vips,
-        filter: (0..lb_common::VIP_FILTER_WORDS)
-            .map(|w| filter.get(&w, 0).unwrap())
-            .collect(),
+        filter: filter.to_vec(),
         backends: (0..backend_ids)
             .map(|id| backends.get(&id, 0).unwrap())
             .collect(),
@@ -228,7 +234,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         let good = config(vec![service("web", WEB_VIP, OLD)]);
         let applied = plan(&first, &good, &AllUp).unwrap();
         dp.apply(&applied.ops).unwrap();
-        let probe = Probe::load(&pins);
+        let mut probe = Probe::load(&pins);
         assert_eq!(probe.backend(WEB_VIP, 1000), OLD);
 
         // web -> NEW first (its table flips early), then more services on
@@ -316,7 +322,7 @@ fn zeroing_a_backend_id_for_reuse_keeps_the_global_totals() {
         let applied = plan(&first, &config(vec![service("web", WEB_VIP, OLD)]), &AllUp).unwrap();
         dp.apply(&applied.ops).unwrap();
         let id = applied.services[0].backends[0].id;
-        let probe = Probe::load(&pins);
+        let mut probe = Probe::load(&pins);
         // Three flows: a SYN each (new), then two more packets each (hits).
         for port in 2000..2003 {
             for tcp in [Tcp::Syn, Tcp::Ack, Tcp::Ack] {

@@ -132,8 +132,32 @@ fn apply_plans_then_adopt_pins() {
         Array::try_from(Map::Array(MapData::from_pin(dir.join("SETTINGS")).unwrap())).unwrap();
     assert_eq!(settings.get(&0, 0).unwrap().ifindex, state.ifindex);
     assert!(dir.join("link").exists());
+    // The VIP filter is the program's own, not pinned: it holds the bits
+    // of the applied services.
+    let words =
+        lb_common::vip_filter_words(state.services.iter().map(lb::plan::applied_service_key));
+    let expected_filter = |words: &std::collections::BTreeMap<u32, u64>| {
+        let mut all = [0u64; lb_common::VIP_FILTER_WORDS as usize];
+        for (&w, &bits) in words {
+            all[w as usize] = bits;
+        }
+        all
+    };
+    assert!(!words.is_empty());
+    assert_eq!(
+        lb_tests::harness::attached_vip_filter(&dir),
+        expected_filter(&words)
+    );
+    assert!(!dir.join(lb_common::MAP_VIP_FILTER).exists());
+    // What an earlier release pinned as its filter (any pinned map will do).
+    let legacy = dir.join(lb_common::LEGACY_PIN_VIP_FILTER);
+    MapData::from_pin(dir.join("SETTINGS"))
+        .unwrap()
+        .pin(&legacy)
+        .unwrap();
 
-    // Re-open with the state: adopted, maps untouched.
+    // Re-open with the state: adopted, maps untouched; the new program's
+    // filter filled from the state, the earlier release's pin removed.
     let o = opts.clone();
     let st = state.clone();
     let adopted = in_netns(&net.lb, move || {
@@ -142,6 +166,11 @@ fn apply_plans_then_adopt_pins() {
         adopted
     });
     assert_eq!(adopted.unwrap(), state);
+    assert_eq!(
+        lb_tests::harness::attached_vip_filter(&dir),
+        expected_filter(&words)
+    );
+    assert!(!legacy.exists(), "the earlier release's filter pin is left");
     assert_eq!(vips.get(&VipKey::new(s.vip, 80, 6), 0).unwrap(), e);
     assert_eq!(backends.get(&id2, 0).unwrap(), b);
 

@@ -32,12 +32,12 @@ pub enum Filtered {
 }
 
 /// Stage 1, before the parse: a frame that is not IP, or whose destination's
-/// VIP filter bit is clear, passes (`pass_not_vip`) on one array read and the
+/// VIP filter bit is clear, passes (`pass_not_vip`) on one bitmap read and the
 /// two header views, without parsing the rest: whatever else it holds, every
 /// branch of [`classify`] would pass it the same way. A plain TCP/UDP frame
 /// ([`plain_service_port`]: IPv4 without options and not a fragment, IPv6
 /// without extension headers) to a port whose service bits are clear (no
-/// service, no port-0 wildcard) passes too, on two more array reads: the
+/// service, no port-0 wildcard) passes too, on two more bitmap reads: the
 /// parse would find it TCP/UDP to that port, which [`classify`] passes the
 /// same way, or malformed (a length field lies), which a port no service
 /// serves passes as well (the host's stack drops it), without the parse.

@@ -1,7 +1,9 @@
 //! Service lookup and the "is this address a VIP at all" question.
 
+use core::ptr::{addr_of, read_volatile};
+
 use lb_common::{
-    ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL,
+    ServiceEntry, VIP_ADDRESS_MARKER_PROTOCOL, VIP_FILTER_WORDS,
     flow::{PROTO_TCP, PROTO_UDP},
     service_filter_bit, vip_filter_bit, vip_filter_slot,
 };
@@ -11,23 +13,30 @@ use lb_ebpf::keys::vip_key;
 use crate::maps::{VIP_FILTER, VIPS};
 
 /// False when `addr` is certainly not a VIP (its filter bit is clear): one
-/// inlined array read instead of hash lookups. True means "maybe".
+/// read of the bitmap at a fixed address instead of hash lookups. True
+/// means "maybe".
 #[inline(always)]
 pub fn maybe_vip(addr: &[u32; 4], family: u8) -> bool {
     filter_has(vip_filter_bit(addr, family))
 }
 
-/// Whether filter bit `bit` is set (true when the map cannot be read).
+/// Whether filter bit `bit` is set: one read of [`VIP_FILTER`] at a fixed
+/// address.
 #[inline(always)]
 fn filter_has(bit: u32) -> bool {
     let (word, mask) = vip_filter_slot(bit);
-    VIP_FILTER.get(word).is_none_or(|bits| *bits & mask != 0)
+    // In bounds for the verifier too: a mask, not a comparison.
+    let word = (word & (VIP_FILTER_WORDS - 1)) as usize;
+    // SAFETY: `word` < VIP_FILTER_WORDS; volatile: the agent writes the
+    // words while packets are read (any value is a valid bitmap).
+    let bits = unsafe { read_volatile(addr_of!(VIP_FILTER[word])) };
+    bits & mask != 0
 }
 
 /// False when no service serves (`addr`, `port`, `protocol`) of an address
 /// whose own filter bit is set ([`maybe_vip`], checked before the parse):
 /// neither the service's bit nor that of the address's port-0 wildcard is set
-/// (two inlined array reads). No hash lookup. True means "maybe".
+/// (two reads of the bitmap). No hash lookup. True means "maybe".
 #[inline(always)]
 pub fn maybe_service_of_vip(addr: &[u32; 4], port: u16, protocol: u8, family: u8) -> bool {
     filter_has(service_filter_bit(addr, port, protocol, family))

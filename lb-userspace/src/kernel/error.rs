@@ -58,6 +58,15 @@ pub enum KernelError {
         /// The map's name.
         map: &'static str,
     },
+    /// A VIP filter word index past the bitmap (a bug of the caller).
+    #[error(
+        "VIP filter word {word} is past the bitmap's {} words",
+        lb_common::VIP_FILTER_WORDS
+    )]
+    FilterWord {
+        /// The word's index.
+        word: u32,
+    },
     /// The loaded eBPF object lacks a program this layer needs.
     #[error("no program {program} in the eBPF object")]
     MissingProgram {

@@ -33,6 +33,7 @@ pub mod pinned;
 pub mod pins;
 pub mod sys;
 mod undo;
+mod vip_filter;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -52,8 +53,9 @@ use crate::netns::NetnsId;
 use crate::plan::MapOp;
 pub use crate::plan::NextHop;
 
-/// Every map of the object (all are pinned).
-pub const MAP_NAMES: [&str; 13] = [
+/// Every map of the object that is pinned (all but the VIP filter, which
+/// each program has of its own: [`lb_common::MAP_VIP_FILTER`]).
+pub const MAP_NAMES: [&str; 12] = [
     lb_common::MAP_VIPS,
     lb_common::MAP_MAGLEV_TABLES,
     lb_common::MAP_BACKENDS,
@@ -64,7 +66,6 @@ pub const MAP_NAMES: [&str; 13] = [
     lb_common::MAP_GLOBAL_STATS,
     lb_common::MAP_DECAP_ADDRS,
     lb_common::MAP_DECAP_STATS,
-    lb_common::MAP_VIP_FILTER,
     lb_common::MAP_FLOW_TABLE_CONFIG,
     lb_common::MAP_FLOW_INSERTS,
 ];

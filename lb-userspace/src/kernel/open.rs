@@ -99,6 +99,22 @@ impl Datapath {
         // The table's secret before the program can run: an adopted table
         // keeps the one its flows were placed with, a new one gets a fresh one.
         init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
+        // The VIP filter is the program's own (not pinned): an adopted
+        // datapath's is filled from the adopted state before the program
+        // replaces the running one, so no packet meets an empty filter. The
+        // plan then only writes the words that change from that state.
+        if let Some(st) = &adopt {
+            let words = lb_common::vip_filter_words(
+                st.services.iter().map(crate::plan::applied_service_key),
+            );
+            let filter =
+                ebpf.map_mut(lb_common::MAP_VIP_FILTER)
+                    .ok_or(KernelError::MissingMap {
+                        map: lb_common::MAP_VIP_FILTER,
+                    })?;
+            super::vip_filter::write_all(filter, &words)?;
+            remove_legacy_filter_pin(&dir)?;
+        }
         let prog: &mut Xdp = ebpf
             .program_mut(lb_common::PROG_LB)
             .ok_or(KernelError::MissingProgram {
@@ -135,22 +151,6 @@ impl Datapath {
         };
         let nr_cpus = aya::util::nr_cpus()
             .map_err(|(what, e)| KernelError::io(what, "reading the possible CPUs", e))?;
-        if let Some(st) = &adopt {
-            // Rewrite the whole VIP filter from the adopted state: the plan
-            // only sends the words that change from it.
-            let words = lb_common::vip_filter_words(
-                st.services.iter().map(crate::plan::applied_service_key),
-            );
-            let mut filter: Array<_, u64> = Array::try_from(
-                ebpf.map_mut(lb_common::MAP_VIP_FILTER)
-                    .ok_or(KernelError::MissingMap {
-                        map: lb_common::MAP_VIP_FILTER,
-                    })?,
-            )?;
-            for word in 0..lb_common::VIP_FILTER_WORDS {
-                filter.set(word, words.get(&word).copied().unwrap_or(0), 0)?;
-            }
-        }
         let adopted = adopt.is_some();
         let tables_path = dir.join(lb_common::MAP_MAGLEV_TABLES);
         let tables_fd = sys::obj_get(&tables_path).map_err(|source| KernelError::MapCall {
@@ -190,5 +190,25 @@ fn attach(
                 Ok((prog.attach_to_if_index(ifindex, XdpMode::Skb)?, "skb"))
             }
         },
+    }
+}
+
+/// Removes the VIP filter pin an earlier release left in `dir` (it pinned
+/// the filter; this one gives every program its own, see
+/// [`lb_common::MAP_VIP_FILTER`]). The old program holds its own reference
+/// while it runs, so the pin is only clutter.
+fn remove_legacy_filter_pin(dir: &Path) -> Result<(), KernelError> {
+    let pin = dir.join(lb_common::LEGACY_PIN_VIP_FILTER);
+    match std::fs::remove_file(&pin) {
+        Ok(()) => {
+            tracing::info!(pin = %pin.display(), "removed the VIP filter pin of an earlier release");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(KernelError::io(
+            &pin,
+            "removing an earlier release's VIP filter pin",
+            e,
+        )),
     }
 }

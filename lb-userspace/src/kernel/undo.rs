@@ -69,8 +69,8 @@ impl Datapath {
                 journal.push(Undo::Backend { id: *id, entry });
             }
             MapOp::SetVipFilterWord { word, .. } => {
-                let m: Array<_, u64> = Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
-                let bits = m.get(word, 0)?;
+                let bits =
+                    super::vip_filter::read_word(self.map_mut(lb_common::MAP_VIP_FILTER)?, *word)?;
                 journal.push(Undo::FilterWord { word: *word, bits });
             }
             MapOp::PutService { key, .. }
@@ -156,9 +156,11 @@ impl Datapath {
                 }
             }
             Undo::FilterWord { word, bits } => {
-                let mut m: Array<_, u64> =
-                    Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
-                m.set(word, bits, 0)?;
+                super::vip_filter::write_word(
+                    self.map_mut(lb_common::MAP_VIP_FILTER)?,
+                    word,
+                    bits,
+                )?;
             }
             Undo::Table { index, previous } => match previous {
                 Some(fd) => {

@@ -44,7 +44,9 @@ impl Datapath {
     /// Applies map operations in order, all or nothing: when one fails, every
     /// entry already written is put back as it was (see `undo`) before the
     /// error is returned, so packets never see part of a plan.
-    /// A run of consecutive `PutTable`s is stored with one batch write.
+    /// A run of consecutive `PutTable`s is stored with one batch write, a run
+    /// of consecutive `SetVipFilterWord`s of distinct words with one write of
+    /// the filter (see `vip_filter`).
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), KernelError> {
         let mut journal = Vec::new();
         let Err((index, cause)) = self.apply_journalled(ops, &mut journal) else {
@@ -81,24 +83,29 @@ impl Datapath {
     ) -> Result<(), (usize, KernelError)> {
         let mut at = 0;
         while at < ops.len() {
-            let tables = ops[at..]
-                .iter()
-                .take_while(|op| matches!(op, MapOp::PutTable { .. }))
-                .count()
-                .max(1);
-            let run = &ops[at..at + tables];
+            let run = &ops[at..at + run_len(&ops[at..])];
             for (i, op) in run.iter().enumerate() {
                 self.record(op, journal).map_err(|e| (at + i, e))?;
             }
-            let done = if matches!(run[0], MapOp::PutTable { .. }) {
-                self.put_tables(run)
-            } else {
-                self.apply_one(&run[0])
+            let done = match run[0] {
+                MapOp::PutTable { .. } => self.put_tables(run),
+                MapOp::SetVipFilterWord { .. } => self.set_filter_words(run),
+                _ => self.apply_one(&run[0]),
             };
             done.map_err(|e| (at, e))?;
-            at += tables;
+            at += run.len();
         }
         Ok(())
+    }
+
+    /// Writes the words of `ops` (all `SetVipFilterWord`) with one write of
+    /// the filter.
+    fn set_filter_words(&mut self, ops: &[MapOp]) -> Result<(), KernelError> {
+        let words = ops.iter().filter_map(|op| match op {
+            MapOp::SetVipFilterWord { word, bits } => Some((*word, *bits)),
+            _ => None,
+        });
+        super::vip_filter::write_words(self.map_mut(lb_common::MAP_VIP_FILTER)?, words)
     }
 
     /// Creates and fills the inner tables of `ops` (all `PutTable`), then
@@ -247,11 +254,7 @@ impl Datapath {
                 *id,
                 backend_entry(*address, *generation, false, 0, false, *next_hop),
             )?,
-            MapOp::SetVipFilterWord { word, bits } => {
-                let mut m: Array<_, u64> =
-                    Array::try_from(self.map_mut(lb_common::MAP_VIP_FILTER)?)?;
-                m.set(*word, *bits, 0)?;
-            }
+            MapOp::SetVipFilterWord { .. } => self.set_filter_words(std::slice::from_ref(op))?,
             MapOp::PutTable { .. } => self.put_tables(std::slice::from_ref(op))?,
             MapOp::DeleteTable { index } => self.delete_table(*index)?,
             MapOp::PutService { key, entry } => {
@@ -334,5 +337,44 @@ pub(super) fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), K
             Ok(())
         }
         other => Ok(other?),
+    }
+}
+
+/// How many ops from the start of `ops` (not empty) are written together: a
+/// run of `PutTable`s, or of `SetVipFilterWord`s while no word repeats (a
+/// word set twice keeps both writes, in order), else one op.
+fn run_len(ops: &[MapOp]) -> usize {
+    match ops[0] {
+        MapOp::PutTable { .. } => ops
+            .iter()
+            .take_while(|op| matches!(op, MapOp::PutTable { .. }))
+            .count(),
+        MapOp::SetVipFilterWord { .. } => {
+            let mut words = std::collections::BTreeSet::new();
+            ops.iter()
+                .take_while(
+                    |op| matches!(op, MapOp::SetVipFilterWord { word, .. } if words.insert(*word)),
+                )
+                .count()
+        }
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    fn word(word: u32) -> MapOp {
+        MapOp::SetVipFilterWord { word, bits: 1 }
+    }
+
+    #[test]
+    fn filter_words_are_written_together_until_a_word_repeats() {
+        let delete = MapOp::DeleteTable { index: 3 };
+        assert_eq!(run_len(&[word(1), word(2), word(3), delete.clone()]), 3);
+        assert_eq!(run_len(&[word(1), word(2), word(1)]), 2);
+        assert_eq!(run_len(&[word(1)]), 1);
+        assert_eq!(run_len(&[delete.clone(), word(1)]), 1);
     }
 }
