@@ -8,14 +8,14 @@
 //! | [`MAP_MAGLEV_TABLES`] | array of arrays | table index -> inner `Array<u32>` of [`BackendId`]s, `table_size` long |
 //! | [`MAP_BACKENDS`] | array | [`BackendId`] -> [`BackendEntry`] |
 //! | [`MAP_CONNTRACK`] | array (mmapable) | bucket index -> [`crate::FlowBucket`] ([`crate::flow_table`]) |
-//! | [`MAP_SETTINGS`] | array (1) | 0 -> [`Settings`] |
+//! | [`MAP_SETTINGS`] | array (1) | 0 -> [`Settings`] (the pinned record; the program reads [`LIVE_SETTINGS`]) |
 //! | [`MAP_BACKEND_STATS`] | per-CPU array | [`BackendId`] -> [`crate::BackendStats`] |
 //! | [`MAP_SERVICE_STATS`] | per-CPU array | service id -> [`crate::ServiceStats`] |
 //! | [`MAP_GLOBAL_STATS`] | per-CPU array | [`crate::GlobalCounter`] -> `u64` |
 //! | [`MAP_DECAP_ADDRS`] | hash | [`DecapKey`] -> `u32` (unused value) |
 //! | [`MAP_DECAP_STATS`] | per-CPU array | [`DecapCounter`] -> `u64` |
 //! | [`MAP_VIP_FILTER`] | array (1; global data, not pinned) | 0 -> [`VipFilterBits`]: the `u64` words of [`crate::vip_filter_bit`] and [`crate::service_filter_bit`] |
-//! | [`MAP_FLOW_TABLE_CONFIG`] | array (1) | 0 -> [`FlowTableConfig`] (hash secret, insert budget) |
+//! | [`MAP_FLOW_TABLE_CONFIG`] | array (1) | 0 -> [`FlowTableConfig`] (hash secret, insert budget; the pinned record, the program reads [`LIVE_FLOW_TABLE_CONFIG`]) |
 //! | [`MAP_FLOW_INSERTS`] | per-CPU array (1) | 0 -> [`FlowInsertWindow`] |
 //!
 //! Atomic table swap: a service's Maglev table is never written in place. The
@@ -62,6 +62,23 @@ pub const MAP_DECAP_STATS: &str = "DECAP_STATS";
 /// pinned: every load of the program gets a fresh one, which the agent fills
 /// before the program is attached.
 pub const MAP_VIP_FILTER: &str = ".bss.vip_filter";
+
+/// The program's live copy of [`MAP_SETTINGS`]: a global of its own ELF
+/// section, which the loader makes a one-entry array, read at a fixed
+/// address (no map lookup: see [`MAP_VIP_FILTER`]). Not pinned: the agent
+/// writes the pinned record and this copy together, and copies the record
+/// into a new program's before attaching it.
+pub const LIVE_SETTINGS: &str = ".bss.settings";
+
+/// The program's live copy of [`MAP_FLOW_TABLE_CONFIG`] (the secret is on
+/// the way of every connection-table lookup), kept like [`LIVE_SETTINGS`].
+pub const LIVE_FLOW_TABLE_CONFIG: &str = ".bss.flow_cfg";
+
+// The program's globals are found by their kernel names too (tools, tests),
+// which the kernel cuts at 15 bytes.
+const _: () = assert!(MAP_VIP_FILTER.len() <= 15);
+const _: () = assert!(LIVE_SETTINGS.len() <= 15);
+const _: () = assert!(LIVE_FLOW_TABLE_CONFIG.len() <= 15);
 
 /// Pin name of the VIP filter in releases that pinned it (an array of
 /// words); the agent removes such a leftover pin when it adopts the others.

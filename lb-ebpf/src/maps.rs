@@ -7,9 +7,9 @@ use aya_ebpf::{
 };
 use lb_common::{
     BPF_F_MMAPABLE, BackendEntry, BackendStats, DECAP_COUNTER_COUNT, DEFAULT_FLOW_BUCKETS,
-    DecapKey, FlowBucket, FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS, MAX_BACKENDS,
-    MAX_DECAP_ADDRS, MAX_DECAP_GUE_PORTS, MAX_MAGLEV_TABLES, MAX_SERVICES, MAX_VIP_ENTRIES,
-    ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipFilterBits, VipKey,
+    DecapKey, FlowBucket, FlowHashKey, FlowInsertWindow, FlowTableConfig, MAGLEV_INNER_FLAGS,
+    MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_DECAP_GUE_PORTS, MAX_MAGLEV_TABLES, MAX_SERVICES,
+    MAX_VIP_ENTRIES, ServiceEntry, ServiceStats, Settings, VIP_FILTER_WORDS, VipFilterBits, VipKey,
     counters::GLOBAL_COUNTER_COUNT,
 };
 
@@ -61,17 +61,54 @@ pub static CONNTRACK: Array<
 pub static FLOW_BUCKET_MASK: u32 = DEFAULT_FLOW_BUCKETS - 1;
 
 /// The connection table's hash secret and insert budget (one entry, written
-/// by the agent; pinned with [`CONNTRACK`]).
+/// by the agent; pinned with [`CONNTRACK`]): the record a restarted agent
+/// adopts. The program reads [`LIVE_FLOW_TABLE_CONFIG`].
 #[btf_map]
 pub static FLOW_TABLE_CONFIG: Array<FlowTableConfig, 1> = Array::new();
+
+/// The program's copy of [`FLOW_TABLE_CONFIG`], a global of its own section
+/// (`lb_common::LIVE_FLOW_TABLE_CONFIG`), read at a fixed address: the
+/// secret is needed before every bucket read, and a map lookup would put a
+/// stack round trip of its index first (see [`VIP_FILTER`]). The agent
+/// writes it with the record, and before the program is attached.
+#[unsafe(link_section = ".bss.flow_cfg")]
+#[unsafe(no_mangle)]
+pub static mut LIVE_FLOW_TABLE_CONFIG: FlowTableConfig = FlowTableConfig {
+    key: FlowHashKey {
+        words: [0; 10],
+        finish: [0; 2],
+    },
+    insert_budget: 0,
+    pad: 0,
+};
 
 /// Per-CPU connection-table inserts in the current second (the insert budget).
 #[btf_map]
 pub static FLOW_INSERTS: PerCpuArray<FlowInsertWindow, 1> = PerCpuArray::new();
 
-/// Interface settings (one entry).
+/// Interface settings (one entry): the record a restarted agent adopts. The
+/// program reads [`LIVE_SETTINGS`].
 #[btf_map]
 pub static SETTINGS: Array<Settings, 1> = Array::new();
+
+/// The program's copy of [`SETTINGS`], a global of its own section
+/// (`lb_common::LIVE_SETTINGS`), read at a fixed address by every forwarded
+/// packet; kept like [`LIVE_FLOW_TABLE_CONFIG`].
+#[unsafe(link_section = ".bss.settings")]
+#[unsafe(no_mangle)]
+pub static mut LIVE_SETTINGS: Settings = Settings {
+    source_v4: 0,
+    source_v6: [0; 4],
+    flags: 0,
+    ifindex: 0,
+    mtu: 0,
+    gateway_mac: [0; 6],
+    interface_mac: [0; 6],
+    gue_port: 0,
+    pad: 0,
+    source_host_mask_v4: 0,
+    source_host_mask_v6: 0,
+};
 
 /// Per-backend counters.
 #[btf_map]

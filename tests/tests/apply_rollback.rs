@@ -93,8 +93,9 @@ fn open_with_next_hops(
 }
 
 /// The program loaded a second time over the agent's pinned maps: what a
-/// packet arriving now would get. Its VIP filter (each program's own) is
-/// copied from the attached program's before every packet.
+/// packet arriving now would get. Its globals (each program's own: the VIP
+/// filter, the live settings and table config) are copied from the attached
+/// program's before every packet.
 struct Probe {
     ebpf: Ebpf,
     dir: std::path::PathBuf,
@@ -137,10 +138,9 @@ impl Probe {
     /// One packet of `client_port`'s flow to `vip`:80: the action and the
     /// frame out.
     fn packet(&mut self, vip: Ipv4Addr, client_port: u16, tcp: Tcp) -> (u32, Vec<u8>) {
-        let attached = lb_tests::harness::attached_vip_filter(&self.dir);
-        let mut filter: Array<_, lb_common::VipFilterBits> =
-            Array::try_from(self.ebpf.map_mut(lb_common::MAP_VIP_FILTER).unwrap()).unwrap();
-        filter.set(0, attached, 0).unwrap();
+        self.copy_global::<lb_common::VipFilterBits>(lb_common::MAP_VIP_FILTER);
+        self.copy_global::<lb_common::Settings>(lb_common::LIVE_SETTINGS);
+        self.copy_global::<lb_common::FlowTableConfig>(lb_common::LIVE_FLOW_TABLE_CONFIG);
         let frame = tcp_v4(CLIENT, client_port, vip, 80, tcp, b"", &V4::default());
         let prog: &Xdp = self
             .ebpf
@@ -159,6 +159,13 @@ impl Probe {
             .expect("BPF_PROG_TEST_RUN");
         out.truncate(r.data_size_out as usize);
         (r.return_value, out)
+    }
+
+    /// Copies global `name` of the attached program into the probe's.
+    fn copy_global<V: aya::Pod>(&mut self, name: &str) {
+        let attached: V = lb_tests::harness::attached_global(&self.dir, name);
+        let mut mine: Array<_, V> = Array::try_from(self.ebpf.map_mut(name).unwrap()).unwrap();
+        mine.set(0, attached, 0).unwrap();
     }
 
     /// The backend a new flow to `vip` reaches (it must be forwarded).

@@ -8,7 +8,7 @@ use lb::config::{Config, EncapConfig};
 use lb::kernel::{Datapath, ModeChoice, OpenOptions};
 use lb::plan::{AllUp, Previous, plan};
 use lb::state::AppliedState;
-use lb_common::{BACKEND_LIVE, BackendEntry, ServiceEntry, Settings, VipKey};
+use lb_common::{BACKEND_LIVE, BackendEntry, FlowTableConfig, ServiceEntry, Settings, VipKey};
 use lb_tests::configs::web_service;
 use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
 
@@ -149,6 +149,23 @@ fn apply_plans_then_adopt_pins() {
         expected_filter(&words)
     );
     assert!(!dir.join(lb_common::MAP_VIP_FILTER).exists());
+    // The program reads its own copies of the pinned settings and secret.
+    let pinned_config = || -> FlowTableConfig {
+        let m: Array<MapData, FlowTableConfig> = Array::try_from(Map::Array(
+            MapData::from_pin(dir.join(lb_common::MAP_FLOW_TABLE_CONFIG)).unwrap(),
+        ))
+        .unwrap();
+        m.get(&0, 0).unwrap()
+    };
+    let live_settings =
+        || -> Settings { lb_tests::harness::attached_global(&dir, lb_common::LIVE_SETTINGS) };
+    let live_config = || -> FlowTableConfig {
+        lb_tests::harness::attached_global(&dir, lb_common::LIVE_FLOW_TABLE_CONFIG)
+    };
+    let config = pinned_config();
+    assert_ne!(config.key, Default::default(), "no secret");
+    assert_eq!(live_config(), config);
+    assert_eq!(live_settings(), settings.get(&0, 0).unwrap());
     // What an earlier release pinned as its filter (any pinned map will do).
     let legacy = dir.join(lb_common::LEGACY_PIN_VIP_FILTER);
     MapData::from_pin(dir.join("SETTINGS"))
@@ -171,6 +188,8 @@ fn apply_plans_then_adopt_pins() {
         expected_filter(&words)
     );
     assert!(!legacy.exists(), "the earlier release's filter pin is left");
+    assert_eq!(live_config(), config, "the adopted secret");
+    assert_eq!(live_settings(), settings.get(&0, 0).unwrap());
     assert_eq!(vips.get(&VipKey::new(s.vip, 80, 6), 0).unwrap(), e);
     assert_eq!(backends.get(&id2, 0).unwrap(), b);
 

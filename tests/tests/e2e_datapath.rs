@@ -54,24 +54,19 @@ fn fill_lb(ebpf: &mut Ebpf, lab: &Lab, l0: (u32, [u8; 6]), r_lb_mac: [u8; 6]) {
     let lb_link = addr::lb_link();
     let (src4, _) = words(lb_link.host_v4().into());
     let (src6, _) = words(lb_link.host_v6().into());
-    let mut settings: Array<_, Settings> =
-        Array::try_from(ebpf.map_mut(lb_common::MAP_SETTINGS).unwrap()).unwrap();
-    settings
-        .set(
-            0,
-            Settings {
-                source_v4: src4[0],
-                source_v6: src6,
-                flags: SETTINGS_HAS_SOURCE_V4 | SETTINGS_HAS_SOURCE_V6 | SETTINGS_HAS_GATEWAY,
-                ifindex: l0.0,
-                mtu: 1600,
-                gateway_mac: r_lb_mac,
-                interface_mac: l0.1,
-                ..Default::default()
-            },
-            0,
-        )
-        .unwrap();
+    lb_tests::harness::write_settings(
+        ebpf,
+        Settings {
+            source_v4: src4[0],
+            source_v6: src6,
+            flags: SETTINGS_HAS_SOURCE_V4 | SETTINGS_HAS_SOURCE_V6 | SETTINGS_HAS_GATEWAY,
+            ifindex: l0.0,
+            mtu: 1600,
+            gateway_mac: r_lb_mac,
+            interface_mac: l0.1,
+            ..Default::default()
+        },
+    );
     let n = lab.backends().len() as u32;
     let mut backends: Array<_, BackendEntry> =
         Array::try_from(ebpf.map_mut(lb_common::MAP_BACKENDS).unwrap()).unwrap();

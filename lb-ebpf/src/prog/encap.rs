@@ -12,7 +12,7 @@
 //! packet is never fragmented by us: too-big packets are answered instead);
 //! IPv6 outer version/traffic class/flow label word copied from the inner one.
 
-use core::mem::size_of;
+use core::{mem::size_of, ptr::addr_of};
 
 use aya_ebpf::{
     EbpfContext,
@@ -43,7 +43,7 @@ use lb_ebpf::{
 };
 
 use crate::{
-    maps::{BACKEND_STATS, SETTINGS},
+    maps::{BACKEND_STATS, LIVE_SETTINGS},
     prog::{
         balance::Selected,
         counters::count,
@@ -165,9 +165,9 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, sel: &Selected) -> Step<
     }
     let frame_len = pkt.len() as u64;
     let (key, b, hint) = (&sel.key, sel.backend, sel.hint);
-    let Some(settings) = SETTINGS.get(0) else {
-        return Err(Verdict::drop(GlobalCounter::DropInternal));
-    };
+    // SAFETY: a global of the program, written by the agent (a torn copy
+    // during a rewrite is what a map's value copy could give as well).
+    let settings = unsafe { &*addr_of!(LIVE_SETTINGS) };
     let v4 = p.family == FAMILY_V4;
     let (source_flag, prefix_flag) = if v4 {
         (SETTINGS_HAS_SOURCE_V4, SETTINGS_SOURCE_PREFIX_V4)

@@ -10,27 +10,19 @@ use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use lb_common::{
-    BackendId, FLOW_WAYS, FlowBucket, FlowEntry, FlowHashKey, FlowKey, FlowPlace, FlowSlot,
-    GlobalCounter, bucket_pair, flow_place, seen_is_stale, slot_for_pin,
+    BackendId, FLOW_WAYS, FlowBucket, FlowEntry, FlowKey, FlowPlace, FlowSlot, GlobalCounter,
+    bucket_pair, flow_place, seen_is_stale, slot_for_pin,
 };
 
-use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, FLOW_TABLE_CONFIG};
+use crate::maps::{CONNTRACK, FLOW_BUCKET_MASK, FLOW_INSERTS, LIVE_FLOW_TABLE_CONFIG};
 use crate::prog::counters::count;
-
-/// The all-zero secret, used only if the config map cannot be read.
-static NO_KEY: FlowHashKey = FlowHashKey {
-    words: [0; 10],
-    finish: [0; 2],
-};
 
 /// Where flow `key` lives in the connection table (keyed with the host's secret).
 #[inline(always)]
 pub fn place(key: &FlowKey) -> FlowPlace {
-    let secret = match FLOW_TABLE_CONFIG.get_ptr(0) {
-        // SAFETY: a map value pointer; the agent writes the secret before attaching.
-        Some(c) => unsafe { &(*c).key },
-        None => &NO_KEY,
-    };
+    // SAFETY: a global of the program; the agent writes the secret before
+    // attaching the program and never changes it afterwards.
+    let secret = unsafe { &*addr_of!(LIVE_FLOW_TABLE_CONFIG.key) };
     flow_place(key, secret)
 }
 
@@ -146,11 +138,10 @@ pub fn record(place: &FlowPlace, entry: FlowEntry, hint: Option<BackendId>) {
 /// Whether this CPU may insert one more flow this second (and counts it).
 #[inline(always)]
 fn within_budget() -> bool {
-    let Some(config) = FLOW_TABLE_CONFIG.get_ptr(0) else {
-        return true;
-    };
-    // SAFETY: a map value pointer.
-    let budget = u64::from(unsafe { (*config).insert_budget });
+    // SAFETY: a global of the program; volatile: the agent may change the
+    // budget while packets are read (one aligned word).
+    let budget =
+        u64::from(unsafe { read_volatile(addr_of!(LIVE_FLOW_TABLE_CONFIG.insert_budget)) });
     if budget == 0 {
         return true;
     }

@@ -28,6 +28,7 @@ mod error;
 pub mod iface;
 mod inner_table;
 pub mod layout;
+mod live;
 mod open;
 pub mod pinned;
 pub mod pins;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use aya::maps::Array;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
@@ -34,22 +33,17 @@ fn init_flow_table_config(
     adopted: bool,
     insert_budget: u32,
 ) -> Result<(), KernelError> {
-    use lb_common::flow_table::user::{flow_table_config, random_flow_key, set_flow_table_config};
-    let name = lb_common::MAP_FLOW_TABLE_CONFIG;
-    let mut m: Array<_, lb_common::FlowTableConfig> = Array::try_from(
-        ebpf.map_mut(name)
-            .ok_or(KernelError::MissingMap { map: name })?,
-    )?;
-    let mut config = flow_table_config(&m)?;
+    let mut config = super::live::flow_table_config(ebpf)?;
     if !adopted {
-        config.key = random_flow_key().map_err(|source| KernelError::Syscall {
-            call: "getrandom",
-            source,
+        config.key = lb_common::flow_table::user::random_flow_key().map_err(|source| {
+            KernelError::Syscall {
+                call: "getrandom",
+                source,
+            }
         })?;
     }
     config.insert_budget = insert_budget;
-    set_flow_table_config(&mut m, config)?;
-    Ok(())
+    super::live::put_flow_table_config(ebpf, config)
 }
 
 impl Datapath {
@@ -99,6 +93,9 @@ impl Datapath {
         // The table's secret before the program can run: an adopted table
         // keeps the one its flows were placed with, a new one gets a fresh one.
         init_flow_table_config(&mut ebpf, adopt.is_some(), opts.conntrack_insert_budget)?;
+        // The program reads its own copies of the settings and the table's
+        // config: the records' values before it is attached.
+        super::live::copy_records(&mut ebpf)?;
         // The VIP filter is the program's own (not pinned): an adopted
         // datapath's is filled from the adopted state before the program
         // replaces the running one, so no packet meets an empty filter. The

@@ -52,14 +52,10 @@ impl Datapath {
         match op {
             MapOp::ZeroBackendStats { .. } | MapOp::ZeroServiceStats { .. } => {}
             MapOp::PutSettings { .. } => {
-                let m: Array<_, Settings> =
-                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
-                journal.push(Undo::Settings(m.get(&0, 0)?));
+                journal.push(Undo::Settings(super::live::settings(&mut self.ebpf)?));
             }
             MapOp::SetInsertBudget { .. } => {
-                let m: Array<_, FlowTableConfig> =
-                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
-                let config = lb_common::flow_table::user::flow_table_config(&m)?;
+                let config = super::live::flow_table_config(&mut self.ebpf)?;
                 journal.push(Undo::FlowTableConfig(config));
             }
             MapOp::PutBackend { id, .. } | MapOp::RetireBackend { id, .. } => {
@@ -137,15 +133,9 @@ impl Datapath {
                     Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
                 m.set(id, entry, 0)?;
             }
-            Undo::Settings(settings) => {
-                let mut m: Array<_, Settings> =
-                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
-                m.set(0, settings, 0)?;
-            }
+            Undo::Settings(settings) => super::live::put_settings(&mut self.ebpf, settings)?,
             Undo::FlowTableConfig(config) => {
-                let mut m: Array<_, FlowTableConfig> =
-                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
-                lb_common::flow_table::user::set_flow_table_config(&mut m, config)?;
+                super::live::put_flow_table_config(&mut self.ebpf, config)?;
             }
             Undo::Vip { key, entry } => {
                 let mut m: BpfHashMap<_, VipKey, ServiceEntry> =

@@ -221,17 +221,12 @@ impl Datapath {
                 m.set(*id, zero, 0)?;
             }
             MapOp::PutSettings { settings } => {
-                let mut m: Array<_, Settings> =
-                    Array::try_from(self.map_mut(lb_common::MAP_SETTINGS)?)?;
-                m.set(0, *settings, 0)?;
+                super::live::put_settings(&mut self.ebpf, *settings)?
             }
             MapOp::SetInsertBudget { budget } => {
-                use lb_common::flow_table::user::{flow_table_config, set_flow_table_config};
-                let mut m: Array<_, lb_common::FlowTableConfig> =
-                    Array::try_from(self.map_mut(lb_common::MAP_FLOW_TABLE_CONFIG)?)?;
-                let mut config = flow_table_config(&m)?;
+                let mut config = super::live::flow_table_config(&mut self.ebpf)?;
                 config.insert_budget = *budget;
-                set_flow_table_config(&mut m, config)?;
+                super::live::put_flow_table_config(&mut self.ebpf, config)?;
             }
             MapOp::PutBackend {
                 id,
