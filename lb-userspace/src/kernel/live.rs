@@ -10,10 +10,10 @@
 //! packet ever reads an empty secret or empty settings.
 
 use aya::Ebpf;
-use aya::maps::{Array, Map, MapData};
 use lb_common::{FlowTableConfig, Settings};
 
 use super::error::KernelError;
+use super::one_entry;
 
 /// The value of the one-entry array `name` of `ebpf`.
 fn read<V: aya::Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<V, KernelError> {
@@ -24,17 +24,6 @@ fn read<V: aya::Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<V, KernelErr
 fn write<V: aya::Pod>(ebpf: &mut Ebpf, name: &'static str, value: V) -> Result<(), KernelError> {
     one_entry(ebpf, name)?.set(0, value, 0)?;
     Ok(())
-}
-
-/// The one-entry array `name` of `ebpf`.
-fn one_entry<'a, V: aya::Pod>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<Array<&'a mut MapData, V>, KernelError> {
-    let map: &mut Map = ebpf
-        .map_mut(name)
-        .ok_or(KernelError::MissingMap { map: name })?;
-    Ok(Array::try_from(map)?)
 }
 
 /// Copies the records (pinned) into the program's live copies: for a

@@ -140,3 +140,15 @@ impl Datapath {
             .ok_or(KernelError::MissingMap { map: name })
     }
 }
+
+/// The one-entry array `name` of `ebpf` (the program's globals and the
+/// single-entry maps), with value type `V`.
+fn one_entry<'a, V: aya::Pod>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &'static str,
+) -> Result<aya::maps::Array<&'a mut aya::maps::MapData, V>, KernelError> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(KernelError::MissingMap { map: name })?;
+    Ok(aya::maps::Array::try_from(map)?)
+}

@@ -104,12 +104,7 @@ impl Datapath {
             let words = lb_common::vip_filter_words(
                 st.services.iter().map(crate::plan::applied_service_key),
             );
-            let filter =
-                ebpf.map_mut(lb_common::MAP_VIP_FILTER)
-                    .ok_or(KernelError::MissingMap {
-                        map: lb_common::MAP_VIP_FILTER,
-                    })?;
-            super::vip_filter::write_all(filter, &words)?;
+            super::vip_filter::write_all(&mut ebpf, &words)?;
             remove_legacy_filter_pin(&dir)?;
         }
         let prog: &mut Xdp = ebpf

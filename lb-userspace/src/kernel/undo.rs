@@ -65,8 +65,7 @@ impl Datapath {
                 journal.push(Undo::Backend { id: *id, entry });
             }
             MapOp::SetVipFilterWord { word, .. } => {
-                let bits =
-                    super::vip_filter::read_word(self.map_mut(lb_common::MAP_VIP_FILTER)?, *word)?;
+                let bits = super::vip_filter::read_word(&mut self.ebpf, *word)?;
                 journal.push(Undo::FilterWord { word: *word, bits });
             }
             MapOp::PutService { key, .. }
@@ -146,11 +145,7 @@ impl Datapath {
                 }
             }
             Undo::FilterWord { word, bits } => {
-                super::vip_filter::write_word(
-                    self.map_mut(lb_common::MAP_VIP_FILTER)?,
-                    word,
-                    bits,
-                )?;
+                super::vip_filter::write_words(&mut self.ebpf, [(word, bits)])?;
             }
             Undo::Table { index, previous } => match previous {
                 Some(fd) => {

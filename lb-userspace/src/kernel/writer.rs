@@ -105,7 +105,7 @@ impl Datapath {
             MapOp::SetVipFilterWord { word, bits } => Some((*word, *bits)),
             _ => None,
         });
-        super::vip_filter::write_words(self.map_mut(lb_common::MAP_VIP_FILTER)?, words)
+        super::vip_filter::write_words(&mut self.ebpf, words)
     }
 
     /// Creates and fills the inner tables of `ops` (all `PutTable`), then
