@@ -11,7 +11,8 @@
 //!   program under test in `TARGET[0]`.
 //! - `bench_one_line` (`one_line.rs`): encapsulation after one read of a
 //!   cache line chosen by the flow from a table as large as lb's: the floor of
-//!   a one-line connection-table lookup.
+//!   a one-line connection-table lookup; `bench_one_line_forward`, the same
+//!   in front of the rate benchmark's encapsulating forwarder.
 //! - `bench_restore_decap` (`decap.rs`): the same for `lb_decap`, which
 //!   shrinks frames.
 //! - `bench_gen`, `bench_forward`, `bench_encap_forward`, `bench_sink`: the

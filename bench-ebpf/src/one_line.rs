@@ -7,6 +7,11 @@
 //! encapsulates like `bench_encap` (the same `ipip_back`). No fingerprint
 //! check, no backend lookup, no counters: what is left of a lookup when
 //! everything but the one line is free.
+//!
+//! `bench_one_line_forward` is the same lookup in front of the rate
+//! benchmark's encapsulating forwarder (`bench_encap_forward`): the line's
+//! outer destination, the rest from `ENCAP_FORWARD`, redirected to the sink.
+//! The rate floor of a one-line table.
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -44,11 +49,13 @@ fn line_of(src: u32, port: u16) -> u32 {
     (h as u32) & unsafe { core::ptr::read_volatile(&LINE_MASK) }
 }
 
-#[xdp]
-pub fn bench_one_line(ctx: XdpContext) -> u32 {
+/// The outer destination (network order) of the frame's flow: word 0 of its
+/// line, read once; `None` when the frame is too short.
+#[inline(always)]
+fn line_destination(ctx: &XdpContext) -> Option<u32> {
     let start = ctx.data();
     if start + 36 > ctx.data_end() {
-        return xdp_action::XDP_ABORTED;
+        return None;
     }
     // SAFETY: 36 bytes are in bounds (checked above): the IPv4 source at
     // 26..30 and the source port at 34..36 of an IPv4 frame without options.
@@ -59,12 +66,25 @@ pub fn bench_one_line(ctx: XdpContext) -> u32 {
             core::ptr::read_unaligned(p.add(34) as *const u16),
         )
     };
-    let Some(line) = LINES.get_ptr(line_of(src, port)) else {
+    let line = LINES.get_ptr(line_of(src, port))?;
+    // SAFETY: a map value pointer; volatile so that the read stays one read.
+    Some(unsafe { core::ptr::read_volatile(line as *const u32) })
+}
+
+#[xdp]
+pub fn bench_one_line(ctx: XdpContext) -> u32 {
+    let Some(dst) = line_destination(&ctx) else {
         return xdp_action::XDP_ABORTED;
     };
-    // SAFETY: a map value pointer; volatile so that the read stays one read.
-    let dst = unsafe { core::ptr::read_volatile(line as *const u32) };
     // SAFETY: a plain read of a loader-set constant.
     let src = unsafe { core::ptr::read_volatile(&LINE_OUTER_SRC) };
     crate::progs::ipip_back(&ctx, src, dst)
+}
+
+#[xdp]
+pub fn bench_one_line_forward(ctx: XdpContext) -> u32 {
+    let Some(dst) = line_destination(&ctx) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    crate::rate::encap_forward(&ctx, Some(dst.to_ne_bytes()))
 }

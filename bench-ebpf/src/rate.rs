@@ -11,6 +11,8 @@
 //!   cheapest IPIP load balancer does per packet with no lookup at all: grows
 //!   the head by 20 bytes, writes Ethernet and an outer IPv4 header (with its
 //!   checksum) to the fixed backend in `ENCAP_FORWARD`, redirects.
+//! - `bench_one_line_forward` (`one_line.rs`): the same after one read of a
+//!   cache line chosen by the flow: the rate floor of a one-line table.
 //! - `bench_sink`: counts what arrives (by kind) in `SINK_COUNTS` and drops it.
 
 use aya_ebpf::{
@@ -116,6 +118,15 @@ pub fn bench_forward(ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn bench_encap_forward(ctx: XdpContext) -> u32 {
+    encap_forward(&ctx, None)
+}
+
+/// What `bench_encap_forward` does: grows the head by 20 bytes, writes
+/// Ethernet and an outer IPv4 header from `ENCAP_FORWARD`, redirects. The
+/// outer destination is `outer_dst` (network-order bytes) when given, else
+/// `ENCAP_FORWARD`'s (`bench_one_line_forward` gives the one its line names).
+#[inline(always)]
+pub(crate) fn encap_forward(ctx: &XdpContext, outer_dst: Option<[u8; 4]>) -> u32 {
     // SAFETY: the helper checks the headroom itself.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
         return xdp_action::XDP_ABORTED;
@@ -133,7 +144,8 @@ pub fn bench_encap_forward(ctx: XdpContext) -> u32 {
         let p = start as *mut u8;
         // The inner IPv4 header now starts at 34; its total length at 36..38.
         let inner_len = u16::from_be_bytes([*p.add(36), *p.add(37)]);
-        let h = crate::outer_ipv4::outer_ipv4(inner_len, f.outer_src, f.outer_dst);
+        let dst = outer_dst.unwrap_or(f.outer_dst);
+        let h = crate::outer_ipv4::outer_ipv4(inner_len, f.outer_src, dst);
         *(p.add(14) as *mut [u16; 10]) = h;
         *(p as *mut [u8; 6]) = f.dst;
         *(p.add(6) as *mut [u8; 6]) = f.src;

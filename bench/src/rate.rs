@@ -16,7 +16,10 @@
 //! backend + bpf_redirect, no lookups), kernel routing, nftables DNAT (both
 //! behind an XDP_PASS program on `i`), and lb (`lb_xdp` with the maps filled
 //! by the test harness: one UDP service, four backends whose next hop is the
-//! sink).
+//! sink). Next to each lb case, its one-line floor (`bench_one_line_forward`):
+//! the encapsulating forwarder after one read of a cache line that the flow
+//! picks in a table as large as that lb case's connection table, what any
+//! connection table that reads one line per packet costs at least here.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -31,10 +34,13 @@ use lb_common::{SETTINGS_HAS_SOURCE_V4, Settings, flow::PROTO_UDP};
 use lb_tests::harness::{Lb, backend_entry, words};
 
 use crate::generator::Generator;
-use crate::rate_frame::{FRAME_LEN, GenTemplate, SinkKind, udp_template};
+use crate::one_line::{self, OneLine};
+use crate::rate_case::{Case, FLOWS, MANY_FLOWS, Sample, floor_lines, table_slots};
+use crate::rate_frame::{FRAME_LEN, GenTemplate, udp_template};
 use crate::rate_probe::{NftDnat, attach, forwarding, generated, program_time, sink};
+use crate::rate_report;
 use crate::rate_topology::{DUT_IN_ADDR, RateNet};
-use crate::report::{Report, Row, Target};
+use crate::report::Report;
 
 static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ebpf"));
 
@@ -44,93 +50,73 @@ const PORT: u16 = 7777;
 const DNAT_TO: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
 /// Clients: 198.19.x.y (the generator writes x.y per flow).
 const CLIENTS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
-const FLOWS: u32 = 65_536;
-/// Flows of the second lb case (a table of twice as many slots, as sized in
-/// production).
-const MANY_FLOWS: u32 = 1_000_000;
 const BACKENDS: u32 = 4;
 const TABLE_SIZE: u32 = 65_537;
 /// The backend `bench_encap_forward` encapsulates to (lb's backend 1).
 const ENCAP_BACKEND: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 1);
 
-/// One configuration under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Case {
-    Forward,
-    EncapForward,
-    Routing,
-    NftDnat,
-    Lb,
-    LbManyFlows,
+/// The devices under test that are not `bench_*` programs of the rate
+/// object: the two lb datapaths and their one-line floors.
+struct Duts {
+    lb: Lb,
+    lb_many: Lb,
+    floor: OneLine,
+    /// The 65,536 flows' floor over the least table of 16-byte entries: one
+    /// slot per flow, every line full (no table with room to insert is
+    /// smaller).
+    floor_dense: OneLine,
+    floor_many: OneLine,
 }
 
-impl Case {
-    const ALL: [Case; 6] = [
-        Case::Forward,
-        Case::EncapForward,
-        Case::Routing,
-        Case::NftDnat,
-        Case::Lb,
-        Case::LbManyFlows,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Case::Forward => "baseline: XDP forward (MAC rewrite + redirect)",
-            Case::EncapForward => "baseline: XDP IPIP encapsulate + redirect (no lookups)",
-            Case::Routing => "baseline: kernel routing (ip_forward)",
-            Case::NftDnat => "baseline: nftables DNAT + routing",
-            Case::Lb => "lb: lb_xdp, IPIP to 4 backends, 65,536 flows",
-            Case::LbManyFlows => "lb: lb_xdp, IPIP to 4 backends, 1,000,000 flows",
-        }
+impl Duts {
+    /// The program under test of `case` (from `bench` for the baselines).
+    fn program<'a>(&'a mut self, case: Case, bench: &'a mut Ebpf) -> Result<&'a mut Xdp> {
+        let ebpf = match case {
+            Case::Lb => &mut self.lb.ebpf,
+            Case::LbManyFlows => &mut self.lb_many.ebpf,
+            Case::OneLineFloor => return self.floor.program_mut(),
+            Case::OneLineFloorDense => return self.floor_dense.program_mut(),
+            Case::OneLineFloorManyFlows => return self.floor_many.program_mut(),
+            _ => bench,
+        };
+        let name = case.program();
+        Ok(ebpf.program_mut(name).context(name)?.try_into()?)
     }
 
-    /// Distinct flows the generator sends.
-    fn flows(self) -> u32 {
-        match self {
-            Case::LbManyFlows => MANY_FLOWS,
-            _ => FLOWS,
-        }
-    }
-
-    /// What the sink must see.
-    fn expect(self) -> SinkKind {
-        match self {
-            Case::Forward | Case::Routing => SinkKind::UdpToVip,
-            Case::NftDnat => SinkKind::Other,
-            Case::EncapForward | Case::Lb | Case::LbManyFlows => SinkKind::Ipip,
-        }
-    }
-
-    /// The XDP program on the DUT's ingress.
-    fn program(self) -> &'static str {
-        match self {
-            Case::Forward => "bench_forward",
-            Case::EncapForward => "bench_encap_forward",
-            Case::Routing | Case::NftDnat => "bench_pass",
-            Case::Lb | Case::LbManyFlows => lb_common::PROG_LB,
-        }
+    /// The program of `case` whose own run time is measured: lb's and the
+    /// floors' (`None` for the baselines).
+    fn timed(&self, case: Case) -> Result<Option<&Xdp>> {
+        let ebpf = match case {
+            Case::Lb => &self.lb.ebpf,
+            Case::LbManyFlows => &self.lb_many.ebpf,
+            Case::OneLineFloor => &self.floor.ebpf,
+            Case::OneLineFloorDense => &self.floor_dense.ebpf,
+            Case::OneLineFloorManyFlows => &self.floor_many.ebpf,
+            _ => return Ok(None),
+        };
+        let name = case.program();
+        Ok(Some(ebpf.program(name).context(name)?.try_into()?))
     }
 }
 
-/// One measurement window.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Sample {
-    /// Packets per second counted at the sink.
-    pps: f64,
-    /// Frames per second the generator handed to the kernel.
-    offered: f64,
-    /// ns per packet inside the program under test (lb cases; bpf_stats).
-    program_ns: Option<f64>,
+/// The one-line floor over `lines` lines, encapsulating to the sink.
+fn floor(net: &RateNet, lines: u32) -> Result<OneLine> {
+    let mut floor = OneLine::load(lines, one_line::FORWARD_PROGRAM)?;
+    forwarding(&mut floor.ebpf, net, DUT_IN_ADDR, ENCAP_BACKEND)?;
+    Ok(floor)
 }
 
+/// How long each case runs, and how often.
 #[derive(Clone, Copy)]
-struct Sizes {
-    warmup: Duration,
+pub(crate) struct Sizes {
+    /// Traffic before the window.
+    pub(crate) warmup: Duration,
     /// Extra warm-up of the first many-flows run (its table fills meanwhile).
-    fill: Duration,
-    window: Duration,
-    runs: usize,
+    pub(crate) fill: Duration,
+    /// The measured window.
+    pub(crate) window: Duration,
+    /// Rounds over every case.
+    pub(crate) runs: usize,
 }
 
 /// Runs every case and adds the rate rows to `report`.
@@ -200,8 +186,13 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
             .try_into()?;
         p.fd()?.try_clone()?
     };
-    let mut lb = datapath(&net, FLOWS)?;
-    let mut lb_many = datapath(&net, MANY_FLOWS)?;
+    let mut duts = Duts {
+        lb: datapath(&net, FLOWS)?,
+        lb_many: datapath(&net, MANY_FLOWS)?,
+        floor: floor(&net, floor_lines(FLOWS))?,
+        floor_dense: floor(&net, FLOWS / lb_common::FLOW_WAYS as u32)?,
+        floor_many: floor(&net, floor_lines(MANY_FLOWS))?,
+    };
 
     let mut samples: Vec<(Case, Sample)> = Vec::new();
     for round in 0..sizes.runs {
@@ -214,145 +205,27 @@ pub fn run(report: &mut Report, quick: bool) -> Result<()> {
                 },
                 ..sizes
             };
-            let dut = if case == Case::LbManyFlows {
-                &mut lb_many
-            } else {
-                &mut lb
-            };
-            let sample = measure(&net, &mut bench, dut, &generator, case, cpu, &case_sizes)
-                .with_context(|| format!("rate case {case:?}"))?;
+            let sample = measure(
+                &net,
+                &mut bench,
+                &mut duts,
+                &generator,
+                case,
+                cpu,
+                &case_sizes,
+            )
+            .with_context(|| format!("rate case {case:?}"))?;
             samples.push((case, sample));
         }
     }
-    let median = |case: Case| -> Sample {
-        let mut v: Vec<Sample> = samples
-            .iter()
-            .filter(|(c, _)| *c == case)
-            .map(|(_, s)| *s)
-            .collect();
-        v.sort_by(|a, b| a.pps.total_cmp(&b.pps));
-        v[v.len() / 2]
-    };
-    let forward = median(Case::Forward);
-    let encap_forward = median(Case::EncapForward);
-    let routing = median(Case::Routing);
-    let nft = median(Case::NftDnat);
-    let lbs = median(Case::Lb);
-    let lb_many_s = median(Case::LbManyFlows);
-    // Everything shares one core, so the difference of the per-packet times
-    // (1 / rate) to the forward case is what the path costs beyond forwarding.
-    let over_forward = |s: Sample| 1e9 / s.pps - 1e9 / forward.pps;
-    let detail = |s: Sample| {
-        format!(
-            "{:.0} ns/packet on the core, {:+.0} ns over forward{}; {:.1}% of generated frames reached the sink",
-            1e9 / s.pps,
-            over_forward(s),
-            s.program_ns
-                .map_or(String::new(), |ns| format!(" (lb_xdp itself {ns:.0} ns)")),
-            100.0 * s.pps / s.offered
-        )
-    };
-    let row = |name: String, value: f64, unit: &'static str, target, versus| Row {
-        section: "rate",
-        name,
-        value,
-        unit,
-        target,
-        versus,
-    };
-    for (case, s) in [
-        (Case::Forward, forward),
-        (Case::EncapForward, encap_forward),
-        (Case::Routing, routing),
-        (Case::NftDnat, nft),
-    ] {
-        report.push(row(
-            case.label().into(),
-            s.pps / 1e6,
-            "Mpps",
-            None,
-            detail(s),
-        ));
-    }
-    report.push(row(
-        Case::Lb.label().into(),
-        lbs.pps / 1e6,
-        "Mpps",
-        None,
-        format!("{:.2}x routing; {}", lbs.pps / routing.pps, detail(lbs)),
-    ));
-    report.push(row(
-        Case::LbManyFlows.label().into(),
-        lb_many_s.pps / 1e6,
-        "Mpps",
-        None,
-        format!(
-            "{:.2}x routing; {}",
-            lb_many_s.pps / routing.pps,
-            detail(lb_many_s)
-        ),
-    ));
-    report.push(row(
-        "lb rate / XDP forward, 65,536 flows".into(),
-        lbs.pps / forward.pps,
-        "x",
-        Some(Target::AtLeast(0.9)),
-        String::new(),
-    ));
-    report.push(row(
-        "lb rate / XDP forward, 1,000,000 flows".into(),
-        lb_many_s.pps / forward.pps,
-        "x",
-        Some(Target::AtLeast(0.9)),
-        String::new(),
-    ));
-    // Information, no target: how far lb is from the cheapest IPIP load
-    // balancer (the same rewrite and redirect, no lookups at all).
-    report.push(row(
-        "lb rate / XDP encapsulate-forward, 65,536 flows".into(),
-        lbs.pps / encap_forward.pps,
-        "x",
-        None,
-        format!(
-            "{:+.0} ns per packet over encapsulate-forward; encapsulate-forward {:.2}x XDP forward",
-            1e9 / lbs.pps - 1e9 / encap_forward.pps,
-            encap_forward.pps / forward.pps
-        ),
-    ));
-    report.push(row(
-        "lb rate / XDP encapsulate-forward, 1,000,000 flows".into(),
-        lb_many_s.pps / encap_forward.pps,
-        "x",
-        None,
-        format!(
-            "{:+.0} ns per packet over encapsulate-forward",
-            1e9 / lb_many_s.pps - 1e9 / encap_forward.pps
-        ),
-    ));
-    report.push(row(
-        "lb rate / nftables DNAT".into(),
-        lbs.pps / nft.pps,
-        "x",
-        Some(Target::AtLeast(5.0)),
-        String::new(),
-    ));
-    report.note(format!(
-        "rate: one core (CPU {cpu}) runs live-frame generator -> veth -> DUT -> veth -> XDP counter at the sink \
-         (the DUT and sink as softirq after each generator batch); 64-byte UDP frames, {FLOWS} (or {MANY_FLOWS}) \
-         pseudo-random flows; packets counted at the sink; median of {} runs x {:.1} s after {:.1} s warm-up \
-         (the first {MANY_FLOWS}-flow run warms up {:.1} s longer so that its flows are in the table)",
-        sizes.runs,
-        sizes.window.as_secs_f64(),
-        sizes.warmup.as_secs_f64(),
-        sizes.fill.as_secs_f64()
-    ));
+    rate_report::push_rows(report, &samples, cpu, &sizes);
     Ok(())
 }
 
 /// The lb datapath (test harness) set up for the rate topology: a UDP service
 /// on the VIP, four backends behind the sink.
 fn datapath(net: &RateNet, flows: u32) -> Result<Lb> {
-    let mut lb = Lb::with_conntrack(if flows == FLOWS { 4 * flows } else { 2 * flows });
+    let mut lb = Lb::with_conntrack(table_slots(flows));
     let (src, _) = words(IpAddr::V4(DUT_IN_ADDR));
     lb.set_settings(Settings {
         source_v4: src[0],
@@ -385,7 +258,7 @@ fn datapath(net: &RateNet, flows: u32) -> Result<Lb> {
 fn measure(
     net: &RateNet,
     bench: &mut Ebpf,
-    lb: &mut Lb,
+    duts: &mut Duts,
     generator: &ProgramFd,
     case: Case,
     cpu: usize,
@@ -395,32 +268,11 @@ fn measure(
         Case::NftDnat => Some(NftDnat::add(net.dut().name(), VIP, PORT, DNAT_TO)?),
         _ => None,
     };
-    let link = attach(dut_prog(case, bench, lb)?, &net.dut_in)?;
-    let own = match case {
-        Case::Lb | Case::LbManyFlows => {
-            let p: &Xdp = lb
-                .ebpf
-                .program(lb_common::PROG_LB)
-                .context("lb_xdp")?
-                .try_into()?;
-            Some(p)
-        }
-        _ => None,
-    };
+    let link = attach(duts.program(case, bench)?, &net.dut_in)?;
+    let own = duts.timed(case)?;
     let result = run_traffic(net, bench, generator, case, cpu, sizes, own);
-    dut_prog(case, bench, lb)?.detach(link)?;
+    duts.program(case, bench)?.detach(link)?;
     result
-}
-
-/// The program under test of `case`.
-fn dut_prog<'a>(case: Case, bench: &'a mut Ebpf, lb: &'a mut Lb) -> Result<&'a mut Xdp> {
-    let ebpf = if matches!(case, Case::Lb | Case::LbManyFlows) {
-        &mut lb.ebpf
-    } else {
-        bench
-    };
-    let name = case.program();
-    Ok(ebpf.program_mut(name).context(name)?.try_into()?)
 }
 
 /// Runs the generator on `cpu` and reads the sink around the window.

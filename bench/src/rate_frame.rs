@@ -89,27 +89,20 @@ mod tests {
         assert_eq!(udp.length(), 30);
     }
 
-    /// `bench_encap_forward` (the rate section's encapsulating baseline) run
-    /// once through BPF_PROG_TEST_RUN: a valid IPIP frame to the configured
-    /// backend, the original frame intact inside, redirected (root).
-    #[test]
-    fn encap_forward_writes_a_valid_ipip_frame_and_redirects() {
+    /// Runs `program` of `bench` (an encapsulating forwarder, loaded) once
+    /// through BPF_PROG_TEST_RUN on a UDP frame from client `client`, with
+    /// `ENCAP_FORWARD` naming 198.18.3.99 as its backend, and checks what
+    /// every encapsulating forwarder must write: a valid IPIP frame from the
+    /// configured source, the original frame intact inside, redirected.
+    /// Returns the outer destination.
+    fn encap_forward_once(bench: &mut aya::Ebpf, program: &str, client: Ipv4Addr) -> [u8; 4] {
         use aya::{
-            EbpfLoader, TestRun as _,
+            TestRun as _,
             maps::Array,
             programs::{TestRunOptions, Xdp},
         };
         const XDP_REDIRECT: u32 = 4;
 
-        let mut bench = EbpfLoader::new()
-            .load(crate::per_packet::BENCH_OBJECT)
-            .unwrap();
-        let prog: &mut Xdp = bench
-            .program_mut("bench_encap_forward")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        prog.load().unwrap();
         let (dst_mac, src_mac) = ([2, 0, 0, 0, 0, 0x11], [2, 0, 0, 0, 0, 0x22]);
         Array::<_, EncapForward>::try_from(bench.map_mut("ENCAP_FORWARD").unwrap())
             .unwrap()
@@ -120,7 +113,7 @@ mod tests {
                     dst: dst_mac,
                     src: src_mac,
                     outer_src: [198, 18, 210, 2],
-                    outer_dst: [198, 18, 3, 1],
+                    outer_dst: [198, 18, 3, 99],
                 },
                 0,
             )
@@ -128,17 +121,13 @@ mod tests {
         let mut inner = udp_template(
             [2, 0, 0, 0, 0, 1],
             [2, 0, 0, 0, 0, 2],
-            Ipv4Addr::new(198, 19, 0, 7),
+            client,
             Ipv4Addr::new(198, 18, 100, 1),
             7777,
         );
         let c = ipv4_checksum(&inner);
         inner[24..26].copy_from_slice(&c.to_be_bytes());
-        let prog: &Xdp = bench
-            .program("bench_encap_forward")
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let prog: &Xdp = bench.program(program).unwrap().try_into().unwrap();
         let mut out = vec![0u8; 256];
         let r = prog
             .test_run(TestRunOptions {
@@ -158,12 +147,58 @@ mod tests {
         let h = outer.header().to_header();
         assert_eq!(h.protocol, etherparse::IpNumber::IPV4);
         assert_eq!(h.source, [198, 18, 210, 2]);
-        assert_eq!(h.destination, [198, 18, 3, 1]);
         assert_eq!(h.total_len, (FRAME_LEN - 14 + 20) as u16);
         assert!(h.dont_fragment);
         assert_eq!(h.time_to_live, 64);
         assert_eq!(h.header_checksum, h.calc_header_checksum());
         // The inner IPv4 packet follows unchanged.
         assert_eq!(out[34..], inner[14..]);
+        h.destination
+    }
+
+    /// `bench_encap_forward` (the rate section's encapsulating baseline): a
+    /// valid IPIP frame to the configured backend, redirected (root).
+    #[test]
+    fn encap_forward_writes_a_valid_ipip_frame_and_redirects() {
+        use aya::{EbpfLoader, programs::Xdp};
+
+        let mut bench = EbpfLoader::new()
+            .load(crate::per_packet::BENCH_OBJECT)
+            .unwrap();
+        let prog: &mut Xdp = bench
+            .program_mut("bench_encap_forward")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        prog.load().unwrap();
+        let dst = encap_forward_once(
+            &mut bench,
+            "bench_encap_forward",
+            Ipv4Addr::new(198, 19, 0, 7),
+        );
+        assert_eq!(dst, [198, 18, 3, 99]);
+    }
+
+    /// `bench_one_line_forward` (the rate section's one-line floor): the same
+    /// valid IPIP frame, to the backend its flow's line names, not to
+    /// `ENCAP_FORWARD`'s: the line is read (root).
+    #[test]
+    fn one_line_forward_encapsulates_to_the_backend_of_its_line() {
+        use crate::one_line::{FORWARD_PROGRAM, OneLine};
+
+        let mut floor = OneLine::load(8, FORWARD_PROGRAM).unwrap();
+        let reals: Vec<[u8; 4]> = (1..=4).map(|id| [198, 18, 3, id]).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for host in 1..=16 {
+            let dst = encap_forward_once(
+                &mut floor.ebpf,
+                FORWARD_PROGRAM,
+                Ipv4Addr::new(198, 19, 0, host),
+            );
+            assert!(reals.contains(&dst), "outer destination {dst:?}");
+            seen.insert(dst);
+        }
+        // The flow picks the line: 16 clients do not all share one.
+        assert!(seen.len() >= 2, "every client on {seen:?}");
     }
 }

@@ -24,7 +24,7 @@ use lb_tests::{
 };
 
 use crate::katran::{DEFAULT_OBJECT, FlowKey, INSERT_OBJECT, Katran};
-use crate::one_line::OneLine;
+use crate::one_line::{self, OneLine};
 use crate::per_packet::{
     self, BACKENDS, CLIENT, EVERY_PASS_NEW, NOT_A_VIP, RunTime, Sizes, UNSERVED_PORT, VIP,
 };
@@ -182,7 +182,10 @@ pub(crate) fn run(
     };
     // The one-line floors: a table as large as lb's, and one half that size.
     let lines = lb_common::flow_buckets(sizes.cold_flows * 2);
-    let floors = [OneLine::load(lines)?, OneLine::load((lines / 2).max(1))?];
+    let floors = [
+        OneLine::load(lines, one_line::PROGRAM)?,
+        OneLine::load((lines / 2).max(1), one_line::PROGRAM)?,
+    ];
     let floor_c = floors
         .iter()
         .map(|f| {
