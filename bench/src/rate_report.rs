@@ -190,7 +190,11 @@ pub(crate) fn push_rows(
         lbs.pps / nft.pps,
         "x",
         Some(Target::AtLeast(5.0)),
-        String::new(),
+        format!(
+            "the one-line floors: {:.2}x (4 MiB), {:.2}x (1 MiB)",
+            floor_s.pps / nft.pps,
+            floor_dense_s.pps / nft.pps
+        ),
     ));
     report.note(format!(
         "rate: one core (CPU {cpu}) runs live-frame generator -> veth -> DUT -> veth -> XDP counter at the sink \

@@ -43,12 +43,35 @@ pub(super) enum Undo {
 }
 
 impl Datapath {
-    /// Reads what `op` is about to overwrite into `journal`.
-    pub(super) fn record(
+    /// Reads what the ops of `run` (one write's worth, see `writer::run_len`)
+    /// are about to overwrite into `journal`: a run of filter words with one
+    /// read of the filter, any other op one entry at a time. On failure, the
+    /// index in `run` of the op whose entry could not be read.
+    pub(super) fn record_run(
         &mut self,
-        op: &MapOp,
+        run: &[MapOp],
         journal: &mut Vec<Undo>,
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), (usize, KernelError)> {
+        if let [MapOp::SetVipFilterWord { .. }, ..] = run {
+            let words = run.iter().filter_map(|op| match op {
+                MapOp::SetVipFilterWord { word, .. } => Some(*word),
+                _ => None,
+            });
+            let read = super::vip_filter::read_words(&mut self.ebpf, words).map_err(|e| (0, e))?;
+            journal.extend(
+                read.into_iter()
+                    .map(|(word, bits)| Undo::FilterWord { word, bits }),
+            );
+            return Ok(());
+        }
+        for (i, op) in run.iter().enumerate() {
+            self.record(op, journal).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads what `op` is about to overwrite into `journal`.
+    fn record(&mut self, op: &MapOp, journal: &mut Vec<Undo>) -> Result<(), KernelError> {
         match op {
             MapOp::ZeroBackendStats { .. } | MapOp::ZeroServiceStats { .. } => {}
             MapOp::PutSettings { .. } => {
@@ -65,8 +88,11 @@ impl Datapath {
                 journal.push(Undo::Backend { id: *id, entry });
             }
             MapOp::SetVipFilterWord { word, .. } => {
-                let bits = super::vip_filter::read_word(&mut self.ebpf, *word)?;
-                journal.push(Undo::FilterWord { word: *word, bits });
+                let read = super::vip_filter::read_words(&mut self.ebpf, [*word])?;
+                journal.extend(
+                    read.into_iter()
+                        .map(|(word, bits)| Undo::FilterWord { word, bits }),
+                );
             }
             MapOp::PutService { key, .. }
             | MapOp::PutServiceWithPrevious { key, .. }

@@ -17,12 +17,21 @@ use lb_common::{MAP_VIP_FILTER, VIP_FILTER_WORDS, VipFilterBits};
 use super::error::KernelError;
 use super::one_entry;
 
-/// Word `word` of the filter of `ebpf`.
-pub fn read_word(ebpf: &mut Ebpf, word: u32) -> Result<u64, KernelError> {
+/// Each word of `words` in the filter of `ebpf`, as (word, bits), with one
+/// read of the whole filter.
+pub fn read_words(
+    ebpf: &mut Ebpf,
+    words: impl IntoIterator<Item = u32>,
+) -> Result<Vec<(u32, u64)>, KernelError> {
     let all: VipFilterBits = one_entry(ebpf, MAP_VIP_FILTER)?.get(&0, 0)?;
-    all.get(word as usize)
-        .copied()
-        .ok_or(KernelError::FilterWord { word })
+    words
+        .into_iter()
+        .map(|word| {
+            all.get(word as usize)
+                .map(|&bits| (word, bits))
+                .ok_or(KernelError::FilterWord { word })
+        })
+        .collect()
 }
 
 /// Sets each (word, bits) of `words` in the filter of `ebpf`, with one write

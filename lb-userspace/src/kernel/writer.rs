@@ -84,9 +84,8 @@ impl Datapath {
         let mut at = 0;
         while at < ops.len() {
             let run = &ops[at..at + run_len(&ops[at..])];
-            for (i, op) in run.iter().enumerate() {
-                self.record(op, journal).map_err(|e| (at + i, e))?;
-            }
+            self.record_run(run, journal)
+                .map_err(|(i, e)| (at + i, e))?;
             let done = match run[0] {
                 MapOp::PutTable { .. } => self.put_tables(run),
                 MapOp::SetVipFilterWord { .. } => self.set_filter_words(run),
