@@ -8,6 +8,13 @@
 /// which readers add to [`crate::MAP_GLOBAL_STATS`]'s own values. The
 /// datapath never writes those three indices of the global map; the agent
 /// moves a backend id's shares there before it zeroes the id for reuse.
+///
+/// It holds its service's share too: a packet whose flow's entry names the
+/// backend (a hit) is counted for the service here, not in
+/// [`crate::MAP_SERVICE_STATS`] ([`ServiceStats::plus_share`]). A backend id
+/// belongs to one service until it is retired; the agent moves the id's
+/// service share into the service's record and its `conntrack_hit` share into
+/// the global map when it retires the id ([`BackendStats::without_hits`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackendStats {
@@ -23,6 +30,9 @@ pub struct BackendStats {
     /// Of `packets`, those sent with `XDP_REDIRECT` (the rest went out
     /// with `XDP_TX`).
     pub redirects: u64,
+    /// Bytes (before encapsulation) of the `hits` packets: with `hits`, the
+    /// service's share.
+    pub hit_bytes: u64,
 }
 
 /// The global counters a backend's record holds a share of
@@ -53,20 +63,57 @@ impl BackendStats {
             new_flows: self.new_flows.wrapping_add(o.new_flows),
             hits: self.hits.wrapping_add(o.hits),
             redirects: self.redirects.wrapping_add(o.redirects),
+            hit_bytes: self.hit_bytes.wrapping_add(o.hit_bytes),
+        }
+    }
+
+    /// This record with its hit shares (`hits`, `hit_bytes`) taken out: what
+    /// the agent leaves in a backend id's record when it retires the id,
+    /// after adding them to the global map and to the service's record.
+    pub const fn without_hits(self) -> BackendStats {
+        BackendStats {
+            hits: 0,
+            hit_bytes: 0,
+            ..self
         }
     }
 }
 
 /// Value of [`crate::MAP_SERVICE_STATS`] (per CPU).
+///
+/// The record holds the packets that missed the connection table; a hit is
+/// counted in its backend's record ([`BackendStats::hit_bytes`]). A service's
+/// counters are its record plus the shares of the backend ids it holds
+/// ([`ServiceStats::plus_share`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceStats {
-    /// Packets to this service.
+    /// Packets to this service (ICMP errors about its flows included).
     pub packets: u64,
     /// Bytes of those packets before encapsulation.
     pub bytes: u64,
     /// New flows for this service that found no backend and were dropped.
     pub no_backend: u64,
+}
+
+impl ServiceStats {
+    /// This record plus backend record `b`'s service share (its hits).
+    pub const fn plus_share(self, b: &BackendStats) -> ServiceStats {
+        ServiceStats {
+            packets: self.packets.wrapping_add(b.hits),
+            bytes: self.bytes.wrapping_add(b.hit_bytes),
+            no_backend: self.no_backend,
+        }
+    }
+
+    /// The sum of two records, field by field (CPUs).
+    pub const fn plus(self, o: ServiceStats) -> ServiceStats {
+        ServiceStats {
+            packets: self.packets.wrapping_add(o.packets),
+            bytes: self.bytes.wrapping_add(o.bytes),
+            no_backend: self.no_backend.wrapping_add(o.no_backend),
+        }
+    }
 }
 
 macro_rules! global_counters {
@@ -158,6 +205,7 @@ mod tests {
             new_flows: 2,
             hits: 7,
             redirects: 3,
+            hit_bytes: 700,
         };
         assert_eq!(s.global_share(GlobalCounter::ConntrackHit), 7);
         assert_eq!(s.global_share(GlobalCounter::Tx), 7);
@@ -179,6 +227,38 @@ mod tests {
                 "{c:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_services_counters_are_its_record_plus_its_backends_hits() {
+        let b = BackendStats {
+            packets: 10,
+            bytes: 1000,
+            new_flows: 2,
+            hits: 7,
+            redirects: 3,
+            hit_bytes: 700,
+        };
+        let record = ServiceStats {
+            packets: 3,
+            bytes: 300,
+            no_backend: 1,
+        };
+        let total = record.plus_share(&b);
+        assert_eq!(
+            total,
+            ServiceStats {
+                packets: 10,
+                bytes: 1000,
+                no_backend: 1
+            }
+        );
+        // Moving the share into the record keeps the total.
+        let retired = b.without_hits();
+        assert_eq!(retired.hits + retired.hit_bytes, 0);
+        assert_eq!(retired.global_share(GlobalCounter::Tx), 7);
+        assert_eq!(total.plus_share(&retired), total);
+        assert_eq!(record.plus(record).packets, 6);
     }
 
     #[test]

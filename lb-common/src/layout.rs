@@ -73,7 +73,7 @@ layout!(FlowKey, 40, {
 });
 layout!(FlowSlot, 16, { tag: 0, generation: 8, seen: 12 });
 layout!(FlowBucket, 64, { slots: 0 });
-layout!(BackendStats, 40, { packets: 0, bytes: 8, new_flows: 16, hits: 24, redirects: 32 });
+layout!(BackendStats, 48, { packets: 0, bytes: 8, new_flows: 16, hits: 24, redirects: 32, hit_bytes: 40 });
 layout!(ServiceStats, 24, { packets: 0, bytes: 8, no_backend: 16 });
 
 // The flow key is read as five u64 words (`FlowKey::words`).

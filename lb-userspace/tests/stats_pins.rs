@@ -110,6 +110,7 @@ fn backend_stats(ebpf: &mut Ebpf, id: u32, scale: u64) {
         new_flows: scale * (cpu + 1),
         hits: scale * 7 * (cpu + 1),
         redirects: scale * 2 * (cpu + 1),
+        hit_bytes: scale * 700 * (cpu + 1),
     });
 }
 
@@ -267,8 +268,10 @@ fn stats_and_metrics_read_the_pinned_counters() {
     let web = &v["services"][0];
     assert_eq!(web["name"], "web");
     assert_eq!(web["vip"], "198.18.100.1");
-    assert_eq!(web["packets"], total(40));
-    assert_eq!(web["bytes"], total(4000));
+    // The service's record (its misses) plus the hits of the ids it holds:
+    // 7 (scale 3) and 8 (scale 1), 7 hits of 100 bytes per unit of scale.
+    assert_eq!(web["packets"], total(40 + 4 * 7));
+    assert_eq!(web["bytes"], total(4000 + 4 * 700));
     assert_eq!(web["no_backend"], total(2));
     let b = &web["backends"];
     assert_eq!(b[0]["address"], "198.18.3.2");
@@ -286,7 +289,12 @@ fn stats_and_metrics_read_the_pinned_counters() {
     assert_eq!(b[2]["packets"], 0);
     let dns = &v["services"][1];
     assert_eq!(dns["vip"], "2001:2::100:1");
-    assert_eq!(dns["packets"], 0, "service 5 was never written");
+    assert_eq!(
+        dns["packets"],
+        total(5 * 7),
+        "service 5's record was never written: backend 12's hits only"
+    );
+    assert_eq!(dns["bytes"], total(5 * 700));
     assert_eq!(dns["backends"][0]["new_flows"], total(5));
     // Announcements and fingerprints, from the state file.
     assert_eq!(v["draining"], false);

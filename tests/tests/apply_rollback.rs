@@ -17,7 +17,9 @@ use aya::{Ebpf, EbpfLoader};
 use lb::config::{BackendConfig, Config, EncapConfig, Protocol, ServiceConfig};
 use lb::kernel::{Datapath, KernelError, MAP_NAMES, ModeChoice, NextHop, OpenOptions};
 use lb::plan::{AllUp, MapOp, Previous, plan};
-use lb_common::{BackendEntry, BackendStats, GlobalCounter, MAX_VIP_ENTRIES, ServiceEntry, VipKey};
+use lb_common::{
+    BackendEntry, BackendStats, GlobalCounter, MAX_VIP_ENTRIES, ServiceEntry, ServiceStats, VipKey,
+};
 use lb_tests::frames::{EGRESS_MAC, NEXT_HOP_MAC, Tcp, V4, tcp_v4};
 use lb_tests::harness::{XDP_PASS, XDP_REDIRECT, XDP_TX};
 use lb_tests::netns::{NetNsPair, TestBpffs, in_netns};
@@ -356,6 +358,119 @@ fn zeroing_a_backend_id_for_reuse_keeps_the_global_totals() {
         for (c, (total, _)) in counters.iter().zip(&before) {
             assert_eq!(global(&pins, *c, 8), (*total, *total), "{c:?}");
         }
+    });
+    lb::kernel::detach_and_remove(&dir).unwrap();
+    drop(fs);
+}
+
+/// Service `service_id`'s counters as `lb stats` reads them: its record
+/// (its misses) plus the hits in the records of backend ids `ids`.
+fn service_total(dir: &Path, service_id: u32, ids: &[u32]) -> ServiceStats {
+    let open = |name: &str| MapData::from_pin(dir.join(name)).unwrap();
+    let services: PerCpuArray<MapData, ServiceStats> =
+        PerCpuArray::try_from(Map::PerCpuArray(open(lb_common::MAP_SERVICE_STATS))).unwrap();
+    let record = services
+        .get(&service_id, 0)
+        .unwrap()
+        .iter()
+        .fold(ServiceStats::default(), |a, s| a.plus(*s));
+    ids.iter()
+        .map(|&id| backend_record(dir, id))
+        .fold(record, |a, b| a.plus_share(&b))
+}
+
+/// Backend id `id`'s record, summed over CPUs.
+fn backend_record(dir: &Path, id: u32) -> BackendStats {
+    let stats: PerCpuArray<MapData, BackendStats> = PerCpuArray::try_from(Map::PerCpuArray(
+        MapData::from_pin(dir.join(lb_common::MAP_BACKEND_STATS)).unwrap(),
+    ))
+    .unwrap();
+    stats
+        .get(&id, 0)
+        .unwrap()
+        .iter()
+        .fold(BackendStats::default(), |a, s| a.plus(*s))
+}
+
+/// A hit is counted for its service in the backend's record only, so a
+/// backend id that leaves its service takes the service's hits with it
+/// unless they move: the agent moves them into the service's record (and
+/// `conntrack_hit` into the global map) when it retires the id, so that the
+/// service's counters, which `lb stats` sums over the ids the service holds,
+/// never go back.
+#[test]
+fn retiring_a_backend_moves_its_hits_into_its_service() {
+    let net = NetNsPair::new("rh");
+    let fs = TestBpffs::new("rh");
+    let (opts, dir) = options(&net, &fs);
+    let pins = dir.clone();
+    in_netns(&net.lb, move || {
+        let (mut dp, next_hops) = open_with_next_hops(&opts, &[OLD, NEW]);
+        let first = Previous {
+            next_hops: &next_hops,
+            ..Previous::default()
+        };
+        let applied = plan(&first, &config(vec![service("web", WEB_VIP, OLD)]), &AllUp).unwrap();
+        dp.apply(&applied.ops).unwrap();
+        let service_id = applied.services[0].service_id;
+        let old_id = applied.services[0].backends[0].id;
+        let mut probe = Probe::load(&pins);
+        // Three flows: a SYN each (a miss: the service's record), then two
+        // more packets each (hits: the backend's record).
+        let mut bytes = 0;
+        for port in 3000..3003 {
+            for tcp in [Tcp::Syn, Tcp::Ack, Tcp::Ack] {
+                let (action, _) = probe.packet(WEB_VIP, port, tcp);
+                assert!(action == XDP_TX || action == XDP_REDIRECT, "{action}");
+                let sent = tcp_v4(CLIENT, port, WEB_VIP, 80, tcp, b"", &V4::default());
+                bytes += sent.len() as u64;
+            }
+        }
+        let hits = backend_record(&pins, old_id);
+        assert_eq!(hits.hits, 6);
+        let total = service_total(&pins, service_id, &[old_id]);
+        assert_eq!((total.packets, total.bytes), (9, bytes));
+        assert_eq!(global(&pins, GlobalCounter::ConntrackHit, 8), (6, 0));
+
+        // web -> NEW: OLD's id is retired, its hits move.
+        let previous = Previous {
+            maglev_table_size: M,
+            services: &applied.services,
+            retired: &applied.retired,
+            next_hops: &next_hops,
+        };
+        let next = plan(
+            &previous,
+            &config(vec![service("web", WEB_VIP, NEW)]),
+            &AllUp,
+        )
+        .unwrap();
+        dp.apply(&next.ops).unwrap();
+        assert!(next.retired.iter().any(|r| r.id == old_id), "OLD retired");
+        assert_eq!(next.services[0].service_id, service_id);
+        let new_ids: Vec<u32> = next.services[0].backends.iter().map(|b| b.id).collect();
+        assert!(!new_ids.contains(&old_id));
+        let left = backend_record(&pins, old_id);
+        assert_eq!((left.hits, left.hit_bytes), (0, 0), "hits moved out");
+        assert_eq!(left.packets, hits.packets, "its own counters stay");
+        assert_eq!(service_total(&pins, service_id, &new_ids), total);
+        assert_eq!(global(&pins, GlobalCounter::ConntrackHit, 8), (6, 6));
+
+        // Retiring nothing more moves nothing more.
+        let again = plan(
+            &Previous {
+                maglev_table_size: M,
+                services: &next.services,
+                retired: &next.retired,
+                next_hops: &next_hops,
+            },
+            &config(vec![service("web", WEB_VIP, NEW)]),
+            &AllUp,
+        )
+        .unwrap();
+        dp.apply(&again.ops).unwrap();
+        assert_eq!(service_total(&pins, service_id, &new_ids), total);
+        assert_eq!(global(&pins, GlobalCounter::ConntrackHit, 8), (6, 6));
     });
     lb::kernel::detach_and_remove(&dir).unwrap();
     drop(fs);

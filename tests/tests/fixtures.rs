@@ -157,6 +157,7 @@ fn ipv4_tcp_syn_to_vip_is_encapsulated_to_the_maglev_pick() {
             new_flows: 1,
             hits: 0,
             redirects: 0,
+            hit_bytes: 0,
         }
     );
     assert_eq!(
@@ -196,6 +197,7 @@ fn ipv6_tcp_syn_to_vip_is_encapsulated_to_the_maglev_pick() {
             new_flows: 1,
             hits: 0,
             redirects: 0,
+            hit_bytes: 0,
         }
     );
     assert_eq!(lb.service_stats(SVC_V6_TCP).packets, 1);
@@ -230,6 +232,19 @@ fn ack_of_known_flow_follows_its_connection_table_entry() {
             new_flows: 0,
             hits: 1,
             redirects: 0,
+            hit_bytes: len,
+        }
+    );
+    // The hit is the service's packet, counted in the backend's record only:
+    // for the service the backend's entry names (this fixture gives the V4
+    // ids to both V4 services; the agent gives every service its own ids).
+    let service = lb.backend(pinned).service_id;
+    assert_eq!(
+        lb.service_stats(service),
+        ServiceStats {
+            packets: 1,
+            bytes: len,
+            no_backend: 0
         }
     );
     assert_eq!(lb.nonzero_globals(), vec![(G::ConntrackHit, 1), (G::Tx, 1)]);

@@ -48,7 +48,8 @@ pub fn select(pkt: &Packet, p: &Parsed, target: &Target) -> Step<Selected> {
     match target {
         Target::Flow => forward(pkt, p),
         Target::IcmpError(e) => {
-            let (id, backend, hits) = pick_for_error(&e.key, &e.svc).ok_or(Verdict::dropped())?;
+            let (id, backend, hits) =
+                pick_for_error(&e.key, &e.svc, pkt.len() as u64).ok_or(Verdict::dropped())?;
             Ok(Selected {
                 id,
                 backend,
@@ -74,8 +75,8 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
         // Only VIP flows are ever pinned, and a backend id belongs to one
         // service until it is retired (which makes the entry stale): the flow's
         // service is the backend's, no VIPS lookup needed. The hit is
-        // counted with the packet, in the backend's record.
-        count_service(backend.service_id, frame_len);
+        // counted with the packet, in the backend's record, for the service
+        // too (`lb_common::ServiceStats::plus_share`).
         let hint = hint.and_then(|h| previous_owner::hinted_backend(h, backend));
         return Ok(Selected {
             id,
@@ -138,21 +139,25 @@ fn pinned(place: &FlowPlace) -> Option<(BackendId, &'static BackendEntry, Option
     }
 }
 
-/// The backend of an ICMP error's flow `key` (service `svc`): its valid
-/// connection-table entry (1 hit), else the Maglev pick (0), which an error
-/// never records. Misses are counted here (`NonSynMiss` is for TCP segments
-/// only), hits with the packet; `None` (counted) when the service has no
-/// backend for a new flow.
+/// The backend of an ICMP error's flow `key` (service `svc`; the error is
+/// `frame_len` bytes): its valid connection-table entry (1 hit), else the
+/// Maglev pick (0), which an error never records. Misses are counted here
+/// (`NonSynMiss` is for TCP segments only), for the service too; hits with
+/// the packet; `None` (counted) when the service has no backend for a new
+/// flow.
 #[inline(always)]
 fn pick_for_error(
     key: &FlowKey,
     svc: &ServiceEntry,
+    frame_len: u64,
 ) -> Option<(BackendId, &'static BackendEntry, u64)> {
     let place = flows::place(key);
     if let Some((id, b, _)) = pinned(&place) {
+        // Counted for the service with the hit, in the backend's record.
         return Some((id, b, 1));
     }
     count_miss(false);
+    count_service(svc.service_id, frame_len);
     pick_new(key, &place, svc, false, false).map(|(id, b, _)| (id, b, 0))
 }
 

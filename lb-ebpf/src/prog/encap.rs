@@ -154,16 +154,21 @@ fn tunnel(
 /// IPv4-in-IPv4 / IPv6-in-IPv6, or GUE when the backend's service uses it,
 /// then naming the flow's previous owner (second chance), if any, in the GUE
 /// header. The packet is counted in the backend's record, one lookup: its
-/// connection-table hit at once, the packet, its bytes and how it left once
+/// connection-table hit (the service's share of it: a hit is not counted in
+/// the service's record) at once, the packet, its bytes and how it left once
 /// it is sent.
 #[inline(always)]
 pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, sel: &Selected) -> Step<Encapsulated> {
     let stats = BACKEND_STATS.get_ptr_mut(sel.id);
-    if let Some(s) = stats {
-        // SAFETY: this CPU's slot; XDP runs without preemption.
-        unsafe { (*s).hits += sel.hits };
-    }
     let frame_len = pkt.len() as u64;
+    if let Some(s) = stats {
+        // SAFETY: this CPU's slot; XDP runs without preemption. A hit is
+        // the service's packet too (`ServiceStats::plus_share`).
+        unsafe {
+            (*s).hits += sel.hits;
+            (*s).hit_bytes += frame_len * sel.hits;
+        }
+    }
     let (key, b, hint) = (&sel.key, sel.backend, sel.hint);
     // SAFETY: a global of the program, written by the agent (a torn copy
     // during a rewrite is what a map's value copy could give as well).

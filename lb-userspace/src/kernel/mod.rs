@@ -32,6 +32,7 @@ mod live;
 mod open;
 pub mod pinned;
 pub mod pins;
+mod shares;
 pub mod sys;
 mod undo;
 mod vip_filter;

@@ -6,9 +6,11 @@
 //! still describes them.
 //!
 //! Not journalled: zeroing the counters of an id the plan is about to give out
-//! (no packet can reach an id before a table refers to it). A backend id's
-//! shares of the global counters move into GLOBAL_STATS first and stay there
-//! (the totals are the same either way).
+//! (no packet can reach an id before a table refers to it), and moving a
+//! backend id's counter shares out of its record (`shares`: into GLOBAL_STATS
+//! before the id is zeroed, into its service's record when it is retired):
+//! the moved shares stay where they went, and the totals readers compute are
+//! the same either way.
 
 use std::os::fd::{AsFd as _, OwnedFd};
 

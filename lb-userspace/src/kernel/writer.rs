@@ -164,38 +164,6 @@ impl Datapath {
         })
     }
 
-    /// Moves backend `id`'s shares of the global counters (`conntrack_hit`,
-    /// `tx`, `redirect`: [`BackendStats::global_share`]) into GLOBAL_STATS,
-    /// CPU by CPU, before its record is zeroed for reuse, so that those
-    /// counters never go back. The datapath never writes these three global
-    /// entries (it counts them in the backend records), so this read-add-write
-    /// races with no one.
-    fn fold_backend_shares(&mut self, id: u32) -> Result<(), KernelError> {
-        let stats: PerCpuArray<_, BackendStats> =
-            PerCpuArray::try_from(self.map_mut(lb_common::MAP_BACKEND_STATS)?)?;
-        let shares = stats.get(&id, 0)?;
-        let mut global: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.map_mut(lb_common::MAP_GLOBAL_STATS)?)?;
-        for c in lb_common::PER_BACKEND_GLOBALS {
-            if shares.iter().all(|s| s.global_share(c) == 0) {
-                continue;
-            }
-            let own = global.get(&(c as u32), 0)?;
-            let sums: Vec<u64> = own
-                .iter()
-                .zip(shares.iter())
-                .map(|(g, s)| g.wrapping_add(s.global_share(c)))
-                .collect();
-            let sums =
-                PerCpuValues::try_from(sums).map_err(|source| KernelError::PerCpuValues {
-                    map: lb_common::MAP_GLOBAL_STATS,
-                    source,
-                })?;
-            global.set(c as u32, sums, 0)?;
-        }
-        Ok(())
-    }
-
     fn apply_one(&mut self, op: &MapOp) -> Result<(), KernelError> {
         match op {
             MapOp::ZeroBackendStats { id } => {
@@ -244,10 +212,14 @@ impl Datapath {
                 address,
                 generation,
                 next_hop,
-            } => self.write_backend(
-                *id,
-                backend_entry(*address, *generation, false, 0, false, *next_hop),
-            )?,
+            } => {
+                let service_id = self.backend_entry(*id)?.service_id;
+                self.write_backend(
+                    *id,
+                    backend_entry(*address, *generation, false, 0, false, *next_hop),
+                )?;
+                self.fold_service_share(*id, service_id)?;
+            }
             MapOp::SetVipFilterWord { .. } => self.set_filter_words(std::slice::from_ref(op))?,
             MapOp::PutTable { .. } => self.put_tables(std::slice::from_ref(op))?,
             MapOp::DeleteTable { index } => self.delete_table(*index)?,

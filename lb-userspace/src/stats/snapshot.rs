@@ -145,11 +145,16 @@ impl Snapshot {
         let mut shares = BackendStats::default();
         let mut services = Vec::new();
         for svc in state.map(|s| s.services.as_slice()).unwrap_or_default() {
-            let s = read_sum(&service_stats, lb_common::MAP_SERVICE_STATS, svc.service_id)?;
+            // The service's record holds its misses; its hits are in its
+            // backends' records (`ServiceStats::plus_share`), and the agent
+            // moved those of the ids it retired into the record.
+            let mut s = read_sum(&service_stats, lb_common::MAP_SERVICE_STATS, svc.service_id)?;
             let mut backends = Vec::with_capacity(svc.backends.len());
             for b in &svc.backends {
                 let c = read_sum(&backend_stats, lb_common::MAP_BACKEND_STATS, b.id)?;
                 shares = shares.plus(c);
+                s.packets = s.packets.wrapping_add(c.hits);
+                s.bytes = s.bytes.wrapping_add(c.hit_bytes);
                 backends.push(BackendSnapshot {
                     address: b.address,
                     id: b.id,
