@@ -54,50 +54,24 @@ pub(crate) fn push_rows(
         target,
         versus,
     };
+    // Every case's rate, in table order; lb's also as a ratio to routing.
     for (case, s) in [
         (Case::Forward, forward),
         (Case::EncapForward, encap_forward),
         (Case::Routing, routing),
         (Case::NftDnat, nft),
-    ] {
-        report.push(row(
-            case.label().into(),
-            s.pps / 1e6,
-            "Mpps",
-            None,
-            detail(s),
-        ));
-    }
-    report.push(row(
-        Case::Lb.label().into(),
-        lbs.pps / 1e6,
-        "Mpps",
-        None,
-        format!("{:.2}x routing; {}", lbs.pps / routing.pps, detail(lbs)),
-    ));
-    report.push(row(
-        Case::LbManyFlows.label().into(),
-        lb_many_s.pps / 1e6,
-        "Mpps",
-        None,
-        format!(
-            "{:.2}x routing; {}",
-            lb_many_s.pps / routing.pps,
-            detail(lb_many_s)
-        ),
-    ));
-    for (case, s) in [
+        (Case::Lb, lbs),
+        (Case::LbManyFlows, lb_many_s),
         (Case::OneLineFloor, floor_s),
         (Case::OneLineFloorDense, floor_dense_s),
         (Case::OneLineFloorManyFlows, floor_many_s),
     ] {
-        report.push(row(
-            case.label().into(),
-            s.pps / 1e6,
-            "Mpps",
-            None,
-            detail(s),
-        ));
+        let versus = if matches!(case, Case::Lb | Case::LbManyFlows) {
+            format!("{:.2}x routing; {}", s.pps / routing.pps, detail(s))
+        } else {
+            detail(s)
+        };
+        report.push(row(case.label().into(), s.pps / 1e6, "Mpps", None, versus));
     }
     report.push(row(
         "lb rate / XDP forward, 65,536 flows".into(),
@@ -113,77 +87,73 @@ pub(crate) fn push_rows(
         Some(Target::AtLeast(0.9)),
         String::new(),
     ));
-    // Information, no target: whether the 0.9x goal is within reach of any
-    // table that reads one line per packet, and how far lb is above that.
-    // Whether a floor leaves the 0.9x goal within reach.
-    let reach = |floor: Sample, table: &str| {
-        let of_forward = floor.pps / forward.pps;
-        format!(
-            "{:+.0} ns per packet over forward; {} 0.9x: the rate goal is {} of {table} here",
-            over_forward(floor),
-            if of_forward < 0.9 {
-                "below"
-            } else {
-                "at or above"
-            },
-            if of_forward < 0.9 {
-                "out of reach"
-            } else {
-                "within reach"
-            }
+    // Information, no target: `a`'s rate as a ratio to `b`'s, and the ns per
+    // packet between them, then `more`.
+    let ratio = |name: String, a: Sample, b: Sample, over: &str, more: String| {
+        row(
+            name,
+            a.pps / b.pps,
+            "x",
+            None,
+            format!(
+                "{:+.0} ns per packet over {over}{more}",
+                1e9 / a.pps - 1e9 / b.pps
+            ),
         )
     };
-    report.push(row(
+    // Whether a floor leaves the 0.9x goal within reach.
+    let reach = |floor: Sample, table: &str| {
+        let (side, verdict) = if floor.pps / forward.pps < 0.9 {
+            ("below", "out of reach")
+        } else {
+            ("at or above", "within reach")
+        };
+        format!("; {side} 0.9x: the rate goal is {verdict} of {table} here")
+    };
+    report.push(ratio(
         "one-line floor rate / XDP forward, 65,536 flows, 1 MiB".into(),
-        floor_dense_s.pps / forward.pps,
-        "x",
-        None,
+        floor_dense_s,
+        forward,
+        "forward",
         reach(floor_dense_s, "the least table of 16-byte entries"),
     ));
     for (flows, floor_case, lb_case) in [
         ("65,536", floor_s, lbs),
         ("1,000,000", floor_many_s, lb_many_s),
     ] {
-        report.push(row(
+        report.push(ratio(
             format!("one-line floor rate / XDP forward, {flows} flows"),
-            floor_case.pps / forward.pps,
-            "x",
-            None,
+            floor_case,
+            forward,
+            "forward",
             reach(floor_case, "a one-line table of lb's size"),
         ));
-        report.push(row(
+        report.push(ratio(
             format!("lb rate / one-line floor, {flows} flows"),
-            lb_case.pps / floor_case.pps,
-            "x",
-            None,
-            format!(
-                "{:+.0} ns per packet over the floor",
-                1e9 / lb_case.pps - 1e9 / floor_case.pps
-            ),
+            lb_case,
+            floor_case,
+            "the floor",
+            String::new(),
         ));
     }
-    // Information, no target: how far lb is from the cheapest IPIP load
-    // balancer (the same rewrite and redirect, no lookups at all).
-    report.push(row(
+    // How far lb is from the cheapest IPIP load balancer (the same rewrite
+    // and redirect, no lookups at all).
+    report.push(ratio(
         "lb rate / XDP encapsulate-forward, 65,536 flows".into(),
-        lbs.pps / encap_forward.pps,
-        "x",
-        None,
+        lbs,
+        encap_forward,
+        "encapsulate-forward",
         format!(
-            "{:+.0} ns per packet over encapsulate-forward; encapsulate-forward {:.2}x XDP forward",
-            1e9 / lbs.pps - 1e9 / encap_forward.pps,
+            "; encapsulate-forward {:.2}x XDP forward",
             encap_forward.pps / forward.pps
         ),
     ));
-    report.push(row(
+    report.push(ratio(
         "lb rate / XDP encapsulate-forward, 1,000,000 flows".into(),
-        lb_many_s.pps / encap_forward.pps,
-        "x",
-        None,
-        format!(
-            "{:+.0} ns per packet over encapsulate-forward",
-            1e9 / lb_many_s.pps - 1e9 / encap_forward.pps
-        ),
+        lb_many_s,
+        encap_forward,
+        "encapsulate-forward",
+        String::new(),
     ));
     report.push(row(
         "lb rate / nftables DNAT".into(),

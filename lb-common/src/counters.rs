@@ -197,16 +197,20 @@ pub const GLOBAL_COUNTER_COUNT: u32 = 21;
 mod tests {
     use super::*;
 
+    /// A record of 10 packets (1000 bytes), 2 new flows, 7 hits (700
+    /// bytes), 3 redirects.
+    const RECORD: BackendStats = BackendStats {
+        packets: 10,
+        bytes: 1000,
+        new_flows: 2,
+        hits: 7,
+        redirects: 3,
+        hit_bytes: 700,
+    };
+
     #[test]
     fn a_backend_record_holds_hits_tx_and_redirects() {
-        let s = BackendStats {
-            packets: 10,
-            bytes: 1000,
-            new_flows: 2,
-            hits: 7,
-            redirects: 3,
-            hit_bytes: 700,
-        };
+        let s = RECORD;
         assert_eq!(s.global_share(GlobalCounter::ConntrackHit), 7);
         assert_eq!(s.global_share(GlobalCounter::Tx), 7);
         assert_eq!(s.global_share(GlobalCounter::Redirect), 3);
@@ -231,14 +235,7 @@ mod tests {
 
     #[test]
     fn a_services_counters_are_its_record_plus_its_backends_hits() {
-        let b = BackendStats {
-            packets: 10,
-            bytes: 1000,
-            new_flows: 2,
-            hits: 7,
-            redirects: 3,
-            hit_bytes: 700,
-        };
+        let b = RECORD;
         let record = ServiceStats {
             packets: 3,
             bytes: 300,

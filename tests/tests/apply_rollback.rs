@@ -94,6 +94,31 @@ fn open_with_next_hops(
     (dp, next_hops)
 }
 
+/// Runs `test` in a fresh namespace pair named after `tag`, with a bpffs of
+/// its own: on the load-balancer side, the datapath opened with a next hop for
+/// each of `backends`, the first apply's `Previous` (nothing applied yet) and
+/// the pin directory. Detaches and removes the pins afterwards.
+fn in_lab(
+    tag: &str,
+    backends: &'static [Ipv4Addr],
+    test: impl FnOnce(&mut Datapath, Previous<'_>, &Path) + Send + 'static,
+) {
+    let net = NetNsPair::new(tag);
+    let fs = TestBpffs::new(tag);
+    let (opts, dir) = options(&net, &fs);
+    let pins = dir.clone();
+    in_netns(&net.lb, move || {
+        let (mut dp, next_hops) = open_with_next_hops(&opts, backends);
+        let first = Previous {
+            next_hops: &next_hops,
+            ..Previous::default()
+        };
+        test(&mut dp, first, &pins);
+    });
+    lb::kernel::detach_and_remove(&dir).unwrap();
+    drop(fs);
+}
+
 /// The program loaded a second time over the agent's pinned maps: what a
 /// packet arriving now would get. Its globals (each program's own: the VIP
 /// filter, the live settings and table config) are copied from the attached
@@ -227,23 +252,14 @@ fn read_maps(dir: &Path, web_key: &VipKey, backend_ids: u32) -> Maps {
 
 #[test]
 fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
-    let net = NetNsPair::new("rb");
-    let fs = TestBpffs::new("rb");
-    let (opts, dir) = options(&net, &fs);
-    let pins = dir.clone();
-    in_netns(&net.lb, move || {
-        let (mut dp, next_hops) = open_with_next_hops(&opts, &[OLD, NEW]);
-        let first = Previous {
-            next_hops: &next_hops,
-            ..Previous::default()
-        };
+    in_lab("rb", &[OLD, NEW], |dp, first, pins| {
         let web_key = VipKey::new(WEB_VIP.into(), 80, lb_common::net::PROTO_TCP);
 
         // The last good config: web -> OLD.
         let good = config(vec![service("web", WEB_VIP, OLD)]);
         let applied = plan(&first, &good, &AllUp).unwrap();
         dp.apply(&applied.ops).unwrap();
-        let mut probe = Probe::load(&pins);
+        let mut probe = Probe::load(pins);
         assert_eq!(probe.backend(WEB_VIP, 1000), OLD);
 
         // web -> NEW first (its table flips early), then more services on
@@ -259,11 +275,11 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
             maglev_table_size: M,
             services: &applied.services,
             retired: &applied.retired,
-            next_hops: &next_hops,
+            next_hops: first.next_hops,
         };
         let failing = plan(&previous, &too_big, &AllUp).unwrap();
         let backend_ids = extra + 8;
-        let before = read_maps(&pins, &web_key, backend_ids);
+        let before = read_maps(pins, &web_key, backend_ids);
         let e = dp.apply(&failing.ops).unwrap_err();
         assert!(
             matches!(e, KernelError::RolledBack { .. }),
@@ -272,7 +288,7 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         assert!(e.to_string().contains("VIPS"), "{e}");
 
         // Exactly the maps of before, and packets see the last good state.
-        assert_eq!(read_maps(&pins, &web_key, backend_ids), before);
+        assert_eq!(read_maps(pins, &web_key, backend_ids), before);
         assert_eq!(probe.backend(WEB_VIP, 1001), OLD);
         let first_extra = Ipv4Addr::new(198, 18, 200, 0);
         assert_eq!(probe.send(first_extra, 1002).0, XDP_PASS);
@@ -285,8 +301,6 @@ fn a_failed_apply_is_rolled_back_and_the_next_good_config_applies() {
         assert_eq!(probe.backend(WEB_VIP, 1003), NEW);
         let _unused: IpAddr = WEB_VIP.into();
     });
-    lb::kernel::detach_and_remove(&dir).unwrap();
-    drop(fs);
 }
 
 /// Global counter `c` as `lb stats` reads it (the global map's value plus
@@ -318,20 +332,11 @@ fn global(dir: &Path, c: GlobalCounter, ids: u32) -> (u64, u64) {
 /// shows never goes back.
 #[test]
 fn zeroing_a_backend_id_for_reuse_keeps_the_global_totals() {
-    let net = NetNsPair::new("rz");
-    let fs = TestBpffs::new("rz");
-    let (opts, dir) = options(&net, &fs);
-    let pins = dir.clone();
-    in_netns(&net.lb, move || {
-        let (mut dp, next_hops) = open_with_next_hops(&opts, &[OLD]);
-        let first = Previous {
-            next_hops: &next_hops,
-            ..Previous::default()
-        };
+    in_lab("rz", &[OLD], |dp, first, pins| {
         let applied = plan(&first, &config(vec![service("web", WEB_VIP, OLD)]), &AllUp).unwrap();
         dp.apply(&applied.ops).unwrap();
         let id = applied.services[0].backends[0].id;
-        let mut probe = Probe::load(&pins);
+        let mut probe = Probe::load(pins);
         // Three flows: a SYN each (new), then two more packets each (hits).
         for port in 2000..2003 {
             for tcp in [Tcp::Syn, Tcp::Ack, Tcp::Ack] {
@@ -344,23 +349,21 @@ fn zeroing_a_backend_id_for_reuse_keeps_the_global_totals() {
             GlobalCounter::Tx,
             GlobalCounter::Redirect,
         ];
-        let before: Vec<(u64, u64)> = counters.iter().map(|&c| global(&pins, c, 8)).collect();
+        let before: Vec<(u64, u64)> = counters.iter().map(|&c| global(pins, c, 8)).collect();
         assert_eq!(before[0], (6, 0), "six hits, all in the backend's record");
         assert_eq!(before[1].0 + before[2].0, 9, "nine packets sent");
         assert_eq!((before[1].1, before[2].1), (0, 0));
 
         dp.apply(&[MapOp::ZeroBackendStats { id }]).unwrap();
         for (c, (total, _)) in counters.iter().zip(&before) {
-            assert_eq!(global(&pins, *c, 8), (*total, *total), "{c:?}");
+            assert_eq!(global(pins, *c, 8), (*total, *total), "{c:?}");
         }
         // Zeroing again moves nothing more.
         dp.apply(&[MapOp::ZeroBackendStats { id }]).unwrap();
         for (c, (total, _)) in counters.iter().zip(&before) {
-            assert_eq!(global(&pins, *c, 8), (*total, *total), "{c:?}");
+            assert_eq!(global(pins, *c, 8), (*total, *total), "{c:?}");
         }
     });
-    lb::kernel::detach_and_remove(&dir).unwrap();
-    drop(fs);
 }
 
 /// Service `service_id`'s counters as `lb stats` reads them: its record
@@ -400,21 +403,12 @@ fn backend_record(dir: &Path, id: u32) -> BackendStats {
 /// never go back.
 #[test]
 fn retiring_a_backend_moves_its_hits_into_its_service() {
-    let net = NetNsPair::new("rh");
-    let fs = TestBpffs::new("rh");
-    let (opts, dir) = options(&net, &fs);
-    let pins = dir.clone();
-    in_netns(&net.lb, move || {
-        let (mut dp, next_hops) = open_with_next_hops(&opts, &[OLD, NEW]);
-        let first = Previous {
-            next_hops: &next_hops,
-            ..Previous::default()
-        };
+    in_lab("rh", &[OLD, NEW], |dp, first, pins| {
         let applied = plan(&first, &config(vec![service("web", WEB_VIP, OLD)]), &AllUp).unwrap();
         dp.apply(&applied.ops).unwrap();
         let service_id = applied.services[0].service_id;
         let old_id = applied.services[0].backends[0].id;
-        let mut probe = Probe::load(&pins);
+        let mut probe = Probe::load(pins);
         // Three flows: a SYN each (a miss: the service's record), then two
         // more packets each (hits: the backend's record).
         let mut bytes = 0;
@@ -426,18 +420,18 @@ fn retiring_a_backend_moves_its_hits_into_its_service() {
                 bytes += sent.len() as u64;
             }
         }
-        let hits = backend_record(&pins, old_id);
+        let hits = backend_record(pins, old_id);
         assert_eq!(hits.hits, 6);
-        let total = service_total(&pins, service_id, &[old_id]);
+        let total = service_total(pins, service_id, &[old_id]);
         assert_eq!((total.packets, total.bytes), (9, bytes));
-        assert_eq!(global(&pins, GlobalCounter::ConntrackHit, 8), (6, 0));
+        assert_eq!(global(pins, GlobalCounter::ConntrackHit, 8), (6, 0));
 
         // web -> NEW: OLD's id is retired, its hits move.
         let previous = Previous {
             maglev_table_size: M,
             services: &applied.services,
             retired: &applied.retired,
-            next_hops: &next_hops,
+            next_hops: first.next_hops,
         };
         let next = plan(
             &previous,
@@ -450,11 +444,11 @@ fn retiring_a_backend_moves_its_hits_into_its_service() {
         assert_eq!(next.services[0].service_id, service_id);
         let new_ids: Vec<u32> = next.services[0].backends.iter().map(|b| b.id).collect();
         assert!(!new_ids.contains(&old_id));
-        let left = backend_record(&pins, old_id);
+        let left = backend_record(pins, old_id);
         assert_eq!((left.hits, left.hit_bytes), (0, 0), "hits moved out");
         assert_eq!(left.packets, hits.packets, "its own counters stay");
-        assert_eq!(service_total(&pins, service_id, &new_ids), total);
-        assert_eq!(global(&pins, GlobalCounter::ConntrackHit, 8), (6, 6));
+        assert_eq!(service_total(pins, service_id, &new_ids), total);
+        assert_eq!(global(pins, GlobalCounter::ConntrackHit, 8), (6, 6));
 
         // Retiring nothing more moves nothing more.
         let again = plan(
@@ -462,16 +456,14 @@ fn retiring_a_backend_moves_its_hits_into_its_service() {
                 maglev_table_size: M,
                 services: &next.services,
                 retired: &next.retired,
-                next_hops: &next_hops,
+                next_hops: first.next_hops,
             },
             &config(vec![service("web", WEB_VIP, NEW)]),
             &AllUp,
         )
         .unwrap();
         dp.apply(&again.ops).unwrap();
-        assert_eq!(service_total(&pins, service_id, &new_ids), total);
-        assert_eq!(global(&pins, GlobalCounter::ConntrackHit, 8), (6, 6));
+        assert_eq!(service_total(pins, service_id, &new_ids), total);
+        assert_eq!(global(pins, GlobalCounter::ConntrackHit, 8), (6, 6));
     });
-    lb::kernel::detach_and_remove(&dir).unwrap();
-    drop(fs);
 }
