@@ -34,12 +34,13 @@ pub struct Selected {
     /// The flow (the ICMP error's quoted flow for errors): its unkeyed
     /// [`flow_hash`] gives GUE's source port and a per-flow outer source.
     pub key: FlowKey,
-    /// Connection-table hits this packet counts, 1 or 0: whether the flow's
-    /// entry named the backend (`conntrack_hit`, added to the backend's
-    /// record with the packet; a number, not a `bool`, so that no enum
-    /// layout hides a discriminant beside the entry pointer, which the
-    /// verifier refuses to see shifted).
-    pub hits: u64,
+    /// The frame's length when the flow's entry named the backend (a
+    /// connection-table hit: `conntrack_hit` and the service's share, added
+    /// to the backend's record with the packet), else 0 (a frame is never
+    /// empty). A number, not a `bool`, so that no enum layout hides a
+    /// discriminant beside the entry pointer, which the verifier refuses to
+    /// see shifted.
+    pub hit_len: u64,
 }
 
 /// The backend the frame `p` of `target` goes to.
@@ -48,14 +49,15 @@ pub fn select(pkt: &Packet, p: &Parsed, target: &Target) -> Step<Selected> {
     match target {
         Target::Flow => forward(pkt, p),
         Target::IcmpError(e) => {
+            let len = pkt.len() as u64;
             let (id, backend, hits) =
-                pick_for_error(&e.key, &e.svc, pkt.len() as u64).ok_or(Verdict::dropped())?;
+                pick_for_error(&e.key, &e.svc, len).ok_or(Verdict::dropped())?;
             Ok(Selected {
                 id,
                 backend,
                 hint: None,
                 key: e.key,
-                hits,
+                hit_len: len * hits,
             })
         }
     }
@@ -83,7 +85,7 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
             backend,
             hint,
             key,
-            hits: 1,
+            hit_len: frame_len,
         });
     }
     let Some(svc) = service(p.dst, p.dst_port, p.protocol, p.family) else {
@@ -100,7 +102,7 @@ fn forward(pkt: &Packet, p: &Parsed) -> Step<Selected> {
         backend,
         hint,
         key,
-        hits: 0,
+        hit_len: 0,
     })
 }
 

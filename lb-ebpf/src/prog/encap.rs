@@ -165,8 +165,8 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, p: &Parsed, sel: &Selected) -> Step<
         // SAFETY: this CPU's slot; XDP runs without preemption. A hit is
         // the service's packet too (`ServiceStats::plus_share`).
         unsafe {
-            (*s).hits += sel.hits;
-            (*s).hit_bytes += frame_len * sel.hits;
+            (*s).hits += u64::from(sel.hit_len != 0);
+            (*s).hit_bytes += sel.hit_len;
         }
     }
     let (key, b, hint) = (&sel.key, sel.backend, sel.hint);
