@@ -153,3 +153,12 @@ fn one_entry<'a, V: aya::Pod>(
         .ok_or(KernelError::MissingMap { map: name })?;
     Ok(aya::maps::Array::try_from(map)?)
 }
+
+/// `values` (one per CPU) as a per-CPU write of map `map`.
+fn per_cpu<T: aya::Pod>(
+    map: &'static str,
+    values: Vec<T>,
+) -> Result<aya::maps::PerCpuValues<T>, KernelError> {
+    aya::maps::PerCpuValues::try_from(values)
+        .map_err(|source| KernelError::PerCpuValues { map, source })
+}

@@ -16,10 +16,10 @@
 //! [`MapOp::ZeroBackendStats`]: crate::plan::MapOp::ZeroBackendStats
 //! [`MapOp::RetireBackend`]: crate::plan::MapOp::RetireBackend
 
-use aya::maps::{Array, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, PerCpuArray};
 use lb_common::{BackendEntry, BackendStats, GlobalCounter, ServiceStats};
 
-use super::{Datapath, KernelError};
+use super::{Datapath, KernelError, per_cpu};
 
 impl Datapath {
     /// Backend `id`'s entry.
@@ -97,9 +97,4 @@ impl Datapath {
         global.set(c as u32, per_cpu(lb_common::MAP_GLOBAL_STATS, sums)?, 0)?;
         Ok(())
     }
-}
-
-/// `values` (one per CPU) as a per-CPU write of map `map`.
-fn per_cpu<T: aya::Pod>(map: &'static str, values: Vec<T>) -> Result<PerCpuValues<T>, KernelError> {
-    PerCpuValues::try_from(values).map_err(|source| KernelError::PerCpuValues { map, source })
 }

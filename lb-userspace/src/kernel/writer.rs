@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray};
 use lb_common::{
     BACKEND_ENCAP_GUE, BACKEND_HAS_NEXT_HOP, BACKEND_LIVE, BackendEntry, BackendStats,
     ServiceEntry, ServiceStats, Settings, VipKey, address_words,
@@ -168,21 +168,19 @@ impl Datapath {
         match op {
             MapOp::ZeroBackendStats { id } => {
                 self.fold_backend_shares(*id)?;
-                let zero = PerCpuValues::try_from(vec![BackendStats::default(); self.nr_cpus])
-                    .map_err(|source| KernelError::PerCpuValues {
-                        map: lb_common::MAP_BACKEND_STATS,
-                        source,
-                    })?;
+                let zero = super::per_cpu(
+                    lb_common::MAP_BACKEND_STATS,
+                    vec![BackendStats::default(); self.nr_cpus],
+                )?;
                 let mut m: PerCpuArray<_, BackendStats> =
                     PerCpuArray::try_from(self.map_mut(lb_common::MAP_BACKEND_STATS)?)?;
                 m.set(*id, zero, 0)?;
             }
             MapOp::ZeroServiceStats { id } => {
-                let zero = PerCpuValues::try_from(vec![ServiceStats::default(); self.nr_cpus])
-                    .map_err(|source| KernelError::PerCpuValues {
-                        map: lb_common::MAP_SERVICE_STATS,
-                        source,
-                    })?;
+                let zero = super::per_cpu(
+                    lb_common::MAP_SERVICE_STATS,
+                    vec![ServiceStats::default(); self.nr_cpus],
+                )?;
                 let mut m: PerCpuArray<_, ServiceStats> =
                     PerCpuArray::try_from(self.map_mut(lb_common::MAP_SERVICE_STATS)?)?;
                 m.set(*id, zero, 0)?;
