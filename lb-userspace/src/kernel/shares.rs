@@ -16,18 +16,12 @@
 //! [`MapOp::ZeroBackendStats`]: crate::plan::MapOp::ZeroBackendStats
 //! [`MapOp::RetireBackend`]: crate::plan::MapOp::RetireBackend
 
-use aya::maps::{Array, PerCpuArray};
-use lb_common::{BackendEntry, BackendStats, GlobalCounter, ServiceStats};
+use aya::maps::PerCpuArray;
+use lb_common::{BackendStats, GlobalCounter, ServiceStats};
 
 use super::{Datapath, KernelError, per_cpu};
 
 impl Datapath {
-    /// Backend `id`'s entry.
-    pub(super) fn backend_entry(&mut self, id: u32) -> Result<BackendEntry, KernelError> {
-        let m: Array<_, BackendEntry> = Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
-        Ok(m.get(&id, 0)?)
-    }
-
     /// Moves backend `id`'s shares of the global counters (`conntrack_hit`,
     /// `tx`, `redirect`: [`BackendStats::global_share`]) into GLOBAL_STATS,
     /// CPU by CPU, before its record is zeroed for reuse, so that those

@@ -14,7 +14,7 @@
 
 use std::os::fd::{AsFd as _, OwnedFd};
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use aya::maps::{HashMap as BpfHashMap, MapData};
 use lb_common::{BackendEntry, FlowTableConfig, ServiceEntry, Settings, VipKey};
 
 use super::{Datapath, KernelError, inner_table, sys};
@@ -59,16 +59,25 @@ impl Datapath {
                 MapOp::SetVipFilterWord { word, .. } => Some(*word),
                 _ => None,
             });
-            let read = super::vip_filter::read_words(&mut self.ebpf, words).map_err(|e| (0, e))?;
-            journal.extend(
-                read.into_iter()
-                    .map(|(word, bits)| Undo::FilterWord { word, bits }),
-            );
-            return Ok(());
+            return self.record_filter_words(words, journal).map_err(|e| (0, e));
         }
         for (i, op) in run.iter().enumerate() {
             self.record(op, journal).map_err(|e| (i, e))?;
         }
+        Ok(())
+    }
+
+    /// Reads filter words `words` into `journal`, with one read of the filter.
+    fn record_filter_words(
+        &mut self,
+        words: impl IntoIterator<Item = u32>,
+        journal: &mut Vec<Undo>,
+    ) -> Result<(), KernelError> {
+        let read = super::vip_filter::read_words(&mut self.ebpf, words)?;
+        journal.extend(
+            read.into_iter()
+                .map(|(word, bits)| Undo::FilterWord { word, bits }),
+        );
         Ok(())
     }
 
@@ -84,18 +93,10 @@ impl Datapath {
                 journal.push(Undo::FlowTableConfig(config));
             }
             MapOp::PutBackend { id, .. } | MapOp::RetireBackend { id, .. } => {
-                let m: Array<_, BackendEntry> =
-                    Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
-                let entry = m.get(id, 0)?;
+                let entry = self.backend_entry(*id)?;
                 journal.push(Undo::Backend { id: *id, entry });
             }
-            MapOp::SetVipFilterWord { word, .. } => {
-                let read = super::vip_filter::read_words(&mut self.ebpf, [*word])?;
-                journal.extend(
-                    read.into_iter()
-                        .map(|(word, bits)| Undo::FilterWord { word, bits }),
-                );
-            }
+            MapOp::SetVipFilterWord { word, .. } => self.record_filter_words([*word], journal)?,
             MapOp::PutService { key, .. }
             | MapOp::PutServiceWithPrevious { key, .. }
             | MapOp::DeleteService { key } => {
@@ -155,11 +156,7 @@ impl Datapath {
 
     fn restore(&mut self, undo: Undo) -> Result<(), KernelError> {
         match undo {
-            Undo::Backend { id, entry } => {
-                let mut m: Array<_, BackendEntry> =
-                    Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
-                m.set(id, entry, 0)?;
-            }
+            Undo::Backend { id, entry } => self.write_backend(id, entry)?,
             Undo::Settings(settings) => super::live::put_settings(&mut self.ebpf, settings)?,
             Undo::FlowTableConfig(config) => {
                 super::live::put_flow_table_config(&mut self.ebpf, config)?;

@@ -34,7 +34,18 @@ impl Datapath {
         Ok(settings)
     }
 
-    fn write_backend(&mut self, id: u32, entry: BackendEntry) -> Result<(), KernelError> {
+    /// Backend `id`'s entry.
+    pub(super) fn backend_entry(&mut self, id: u32) -> Result<BackendEntry, KernelError> {
+        let m: Array<_, BackendEntry> = Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
+        Ok(m.get(&id, 0)?)
+    }
+
+    /// Writes backend `id`'s entry.
+    pub(super) fn write_backend(
+        &mut self,
+        id: u32,
+        entry: BackendEntry,
+    ) -> Result<(), KernelError> {
         let mut m: Array<_, BackendEntry> =
             Array::try_from(self.map_mut(lb_common::MAP_BACKENDS)?)?;
         m.set(id, entry, 0)?;
